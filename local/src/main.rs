@@ -1,0 +1,173 @@
+//! The local server: every admin route in one process on 127.0.0.1, routed as API
+//! Gateway would route them to the functions, on an embedded store with keys generated at
+//! start. With CALLSIGN_TABLE_NAME set it uses DynamoDB and Secrets Manager instead.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use callsign::api::{self, ApiRequest, App, Operation};
+use callsign::auth::AccessKeys;
+use callsign::config::Config;
+use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
+use callsign::service::IdentityService;
+use callsign::store::memory::MemoryStore;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() {
+    callsign::logging::init_local();
+    if let Err(e) = run().await {
+        eprintln!("callsign-local: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+async fn run() -> Result<(), Error> {
+    // The local server invents a resource id when none is configured.
+    let resource_id =
+        env("CALLSIGN_RESOURCE_ID").unwrap_or_else(|| callsign::ResourceId::random().to_string());
+    let config = Config::from_lookup(|name| match name {
+        "CALLSIGN_RESOURCE_ID" => Some(resource_id.clone()),
+        other => env(other),
+    })?;
+    let port: u16 = match env("CALLSIGN_PORT") {
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| format!("CALLSIGN_PORT must be a port number, not {raw}"))?,
+        None => 8080,
+    };
+
+    let (app, access_key, store_name) = if config.table_name.is_some() {
+        let sdk = callsign::aws::sdk_config().await;
+        if env("CALLSIGN_BOOTSTRAP").is_some_and(|v| v == "1" || v == "true") {
+            callsign::aws::bootstrap(&sdk, &config, env("CALLSIGN_ACCESS_KEY").as_deref()).await?;
+        }
+        let app = callsign::aws::build_app(&config, &sdk).await?;
+        let key = app.service.keys().access_keys().primary().to_owned();
+        (app, key, "DynamoDB + Secrets Manager")
+    } else {
+        let access_keys = match env("CALLSIGN_ACCESS_KEY") {
+            Some(primary) => AccessKeys::new(&primary, &callsign::auth::hmac::generate_key())?,
+            None => AccessKeys::generate(),
+        };
+        let key = access_keys.primary().to_owned();
+        let source = LocalKeySource::new(&StoredKeySet::generate()?, &access_keys);
+        let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl).await?;
+        let service =
+            IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token.clone());
+        let app = App {
+            service,
+            public_hosts: config.public_hosts.clone(),
+        };
+        (app, key, "embedded (in memory)")
+    };
+    let app = Arc::new(app);
+
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    announce(&endpoint, &access_key, &resource_id, store_name)?;
+    serve(listener, app).await
+}
+
+/// Prints what a developer needs, once, on stdout (the access key is meant to be copied
+/// from here; it never goes to the logs).
+fn announce(endpoint: &str, access_key: &str, resource_id: &str, store: &str) -> Result<(), Error> {
+    println!(
+        "callsign local server\n  endpoint:    {endpoint}\n  access key:  {access_key}\n  resource id: {resource_id}\n  store:       {store}\n\n\
+         Try it with the official Python SDK (pip install azure-communication-identity):\n\n\
+         from azure.communication.identity import CommunicationIdentityClient\n\
+         from azure.core.credentials import AzureKeyCredential\n\
+         client = CommunicationIdentityClient(\"{endpoint}\", AzureKeyCredential(\"{access_key}\"))\n\
+         user, token = client.create_user_and_token([\"chat\", \"voip\"])\n\
+         print(user.properties[\"id\"], token.expires_on)\n\n\
+         Ctrl-C stops the server."
+    );
+    if let Some(path) = env("CALLSIGN_READY_FILE") {
+        let ready = serde_json::json!({ "endpoint": endpoint, "accessKey": access_key, "resourceId": resource_id });
+        // Written whole, then renamed, so a watcher never reads half a file.
+        let partial = format!("{path}.partial");
+        std::fs::write(&partial, ready.to_string())?;
+        std::fs::rename(&partial, &path)?;
+    }
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, app: Arc<App>) -> Result<(), Error> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(route(&app, request).await) }
+                });
+                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// One request, through the same handler the Lambda functions run.
+async fn route(app: &Arc<App>, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    // Read at most one byte past the limit: enough for the handler to answer 413.
+    let body = match Limited::new(body, api::MAX_BODY_BYTES + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
+    };
+    let request = ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    };
+    api::handle(app, Operation::ALL, request)
+        .await
+        .map(Full::new)
+}

@@ -1,0 +1,532 @@
+//! The admin API over HTTP, independent of how requests arrive (Lambda or the local
+//! server): routing, HMAC authentication, api-version, body parsing, the ACS error
+//! envelope. Each handler parses, calls one use case and maps the result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value, json};
+
+use crate::auth::hmac::{self, HmacRequest};
+use crate::identity::{CustomId, Identity, IdentityId};
+use crate::scope::{InvalidScopes, Scopes};
+use crate::service::{CreateIdentity, IdentityService, ServiceError};
+use crate::store::StoreError;
+use crate::time;
+use crate::token::{AccessToken, TokenLifetime, TokenRequest};
+
+pub const SUPPORTED_API_VERSIONS: &[&str] = &[
+    "2021-03-07",
+    "2021-10-31-preview",
+    "2021-11-01",
+    "2022-06-01",
+    "2022-10-01",
+    "2023-08-01",
+    "2023-10-01",
+    "2025-03-02-preview",
+    "2025-06-30",
+];
+/// Bodies of this API are a few hundred bytes; anything much larger is refused unread.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
+
+/// An HTTP request as the function (or local server) received it.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// The raw path: percent-encoded or already decoded, depending on the front door.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub type ApiResponse = http::Response<Bytes>;
+
+/// The operations of the admin API; each Lambda function serves a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateIdentity,
+    GetIdentity,
+    DeleteIdentity,
+    IssueToken,
+    RevokeTokens,
+    LookupCustomId,
+}
+
+impl Operation {
+    pub const IDENTITIES: &'static [Operation] = &[
+        Operation::CreateIdentity,
+        Operation::GetIdentity,
+        Operation::DeleteIdentity,
+    ];
+    pub const ISSUE_TOKEN: &'static [Operation] = &[Operation::IssueToken];
+    pub const REVOKE_TOKENS: &'static [Operation] = &[Operation::RevokeTokens];
+    pub const CUSTOM_ID_LOOKUP: &'static [Operation] = &[Operation::LookupCustomId];
+    pub const ALL: &'static [Operation] = &[
+        Operation::CreateIdentity,
+        Operation::GetIdentity,
+        Operation::DeleteIdentity,
+        Operation::IssueToken,
+        Operation::RevokeTokens,
+        Operation::LookupCustomId,
+    ];
+
+    pub fn route_key(self) -> &'static str {
+        match self {
+            Operation::CreateIdentity => "POST /identities",
+            Operation::GetIdentity => "GET /identities/{id}",
+            Operation::DeleteIdentity => "DELETE /identities/{id}",
+            Operation::IssueToken => "POST /identities/{id}/:issueAccessToken",
+            Operation::RevokeTokens => "POST /identities/{id}/:revokeAccessTokens",
+            Operation::LookupCustomId => "GET /customIds/{customId}",
+        }
+    }
+}
+
+/// Everything a handler needs, built once per cold start.
+pub struct App {
+    pub service: IdentityService,
+    pub public_hosts: Vec<String>,
+}
+
+/// An error in the ACS envelope.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub target: Option<&'static str>,
+    allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            target: None,
+            allow: None,
+        }
+    }
+
+    fn validation(target: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            target: Some(target),
+            ..Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
+        }
+    }
+
+    fn denied() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Denied",
+            "Denied by the resource provider.",
+        )
+    }
+
+    fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "IdentityNotFound",
+            "Provided identity doesn't exist.",
+        )
+    }
+
+    fn into_response(self) -> ApiResponse {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(target) = self.target {
+            error["target"] = json!(target);
+        }
+        let mut response = json_response(self.status, &json!({ "error": error }));
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound => ApiError::not_found(),
+            ServiceError::NotOwned => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "IdentityNotOwned",
+                "Provided identity doesn't belong to the resource.",
+            ),
+            ServiceError::Store(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Retry the request.",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "An internal error occurred.",
+                )
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Bytes::from(body.to_string()))
+        .expect("static headers are valid")
+}
+
+fn empty_response(status: StatusCode) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .body(Bytes::new())
+        .expect("status only")
+}
+
+/// Serves one request for a function that owns `operations`.
+pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiRequest) -> ApiResponse {
+    let started = Instant::now();
+    let client_request_id = request.headers.get(CLIENT_REQUEST_ID).cloned();
+    let (operation, result) = match route(&request.method, &request.path) {
+        Ok((operation, target)) if operations.contains(&operation) => (
+            Some(operation),
+            serve(app, operation, target, &request).await,
+        ),
+        Ok(_) => (None, Err(unknown_route())),
+        Err(err) => (None, Err(err)),
+    };
+    let mut response = result.unwrap_or_else(ApiError::into_response);
+    if let Some(id) = client_request_id {
+        response.headers_mut().insert(CLIENT_REQUEST_ID, id);
+    }
+    tracing::info!(
+        method = %request.method,
+        route = operation.map_or("unmatched", Operation::route_key),
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn serve(
+    app: &Arc<App>,
+    operation: Operation,
+    target: Option<String>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        ));
+    }
+    authenticate(app, request)?;
+    check_api_version(request)?;
+    let service = &app.service;
+    match operation {
+        Operation::CreateIdentity => {
+            let create = parse_create(&request.body)?;
+            let created = service.create(create).await?;
+            let mut body = json!({ "identity": identity_body(&created.identity) });
+            if let Some(token) = &created.token {
+                body["accessToken"] = token_body(token);
+            }
+            Ok(json_response(StatusCode::CREATED, &body))
+        }
+        Operation::GetIdentity => {
+            let identity = service.get(&identity_id(target)?).await?;
+            Ok(json_response(StatusCode::OK, &identity_body(&identity)))
+        }
+        Operation::DeleteIdentity => {
+            service.delete(&identity_id(target)?).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Operation::IssueToken => {
+            let id = identity_id(target)?;
+            let token_request = parse_issue(&request.body)?;
+            let token = service.issue_token(&id, token_request).await?;
+            Ok(json_response(StatusCode::OK, &token_body(&token)))
+        }
+        Operation::RevokeTokens => {
+            service.revoke_tokens(&identity_id(target)?).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Operation::LookupCustomId => {
+            let raw = target.unwrap_or_default();
+            let custom_id = CustomId::parse(&raw)
+                .map_err(|e| ApiError::validation("customId", e.to_string()))?;
+            let identity = service.find_by_custom_id(&custom_id).await?;
+            Ok(json_response(StatusCode::OK, &identity_body(&identity)))
+        }
+    }
+}
+
+fn unknown_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No such route.")
+}
+
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("Allowed methods: {allow}."),
+        )
+    }
+}
+
+/// Matches a raw path: split on `/` first, then percent-decode the id segment, since ids
+/// contain `:` and action segments start with one. The customId is the rest of the path
+/// (a gateway that decodes `%2F` would otherwise split it).
+pub fn route(method: &Method, path: &str) -> Result<(Operation, Option<String>), ApiError> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let decode = |segment: &str| -> Result<String, ApiError> {
+        percent_decode_str(segment)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| ApiError::validation("id", "The path is not valid percent-encoded UTF-8."))
+    };
+    match segments.as_slice() {
+        ["identities"] => match *method {
+            Method::POST => Ok((Operation::CreateIdentity, None)),
+            _ => Err(method_not_allowed("POST")),
+        },
+        ["identities", id] if !id.is_empty() => match *method {
+            Method::GET => Ok((Operation::GetIdentity, Some(decode(id)?))),
+            Method::DELETE => Ok((Operation::DeleteIdentity, Some(decode(id)?))),
+            _ => Err(method_not_allowed("GET, DELETE")),
+        },
+        [
+            "identities",
+            id,
+            action @ (":issueAccessToken" | ":revokeAccessTokens"),
+        ] if !id.is_empty() => {
+            if *method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let operation = if *action == ":issueAccessToken" {
+                Operation::IssueToken
+            } else {
+                Operation::RevokeTokens
+            };
+            Ok((operation, Some(decode(id)?)))
+        }
+        ["customIds", rest @ ..] if !rest.is_empty() && !rest[0].is_empty() => match *method {
+            Method::GET => {
+                let joined = rest.join("/");
+                let custom_id = percent_decode_str(&joined).decode_utf8().map_err(|_| {
+                    ApiError::validation(
+                        "customId",
+                        "The customId is not valid percent-encoded UTF-8.",
+                    )
+                })?;
+                Ok((Operation::LookupCustomId, Some(custom_id.into_owned())))
+            }
+            _ => Err(method_not_allowed("GET")),
+        },
+        _ => Err(unknown_route()),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn authenticate(app: &Arc<App>, request: &ApiRequest) -> Result<(), ApiError> {
+    let keys = app.service.keys().access_keys();
+    let hmac_request = HmacRequest {
+        method: request.method.as_str(),
+        path: &request.path,
+        query: request.query.as_deref(),
+        host: header_str(&request.headers, "host"),
+        date: header_str(&request.headers, "x-ms-date"),
+        content_sha256: header_str(&request.headers, "x-ms-content-sha256"),
+        authorization: header_str(&request.headers, "authorization"),
+        body: &request.body,
+    };
+    hmac::verify(&keys, &hmac_request, &app.public_hosts, Utc::now()).map_err(|reason| {
+        // The reason stays in our logs; the client learns only that it was denied.
+        tracing::info!(%reason, "authentication denied");
+        ApiError::denied()
+    })
+}
+
+fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
+    let query = request.query.as_deref().unwrap_or("");
+    let version = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "api-version")
+        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy().into_owned());
+    match version {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )),
+        Some(version) if SUPPORTED_API_VERSIONS.contains(&version.as_str()) => Ok(()),
+        Some(version) => {
+            let uri: String = format!("{}?{query}", request.path)
+                .chars()
+                .take(300)
+                .collect();
+            let version: String = version.chars().take(64).collect();
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UnsupportedApiVersion",
+                format!(
+                    "The HTTP resource that matches the request URI '{uri}' does not support the API version '{version}'."
+                ),
+            ))
+        }
+    }
+}
+
+fn identity_id(target: Option<String>) -> Result<IdentityId, ApiError> {
+    let raw = target.unwrap_or_default();
+    IdentityId::parse(&raw).map_err(|e| ApiError::validation("id", e.to_string()))
+}
+
+/// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
+fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestBody",
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestBody",
+            format!("The request body is not valid JSON: {e}."),
+        )),
+    }
+}
+
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).filter(|v| !v.is_null())
+}
+
+fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError> {
+    let Some(value) = field(object, "expiresInMinutes") else {
+        return Ok(TokenLifetime::DEFAULT);
+    };
+    let out_of_range = || {
+        ApiError::validation(
+            "ExpiresInMinutes",
+            format!(
+                "ExpiresInMinutes value {value} is invalid. Value must be within the [{}, {}] interval.",
+                TokenLifetime::MIN_MINUTES,
+                TokenLifetime::MAX_MINUTES
+            ),
+        )
+    };
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(TokenLifetime::from_minutes)
+            .ok_or_else(out_of_range),
+        _ => Err(ApiError::validation(
+            "ExpiresInMinutes",
+            "ExpiresInMinutes must be a whole number of minutes.",
+        )),
+    }
+}
+
+fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(ApiError::validation(
+            target,
+            "Scopes must be an array of strings.",
+        ));
+    };
+    let names = items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .ok_or_else(|| ApiError::validation(target, "Scopes must be an array of strings."))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Scopes::parse(names).map_err(|e: InvalidScopes| ApiError::validation(target, e.to_string()))
+}
+
+fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
+    let object = parse_object(body)?;
+    let custom_id = match field(&object, "customId") {
+        None => None,
+        Some(Value::String(raw)) => Some(
+            CustomId::parse(raw).map_err(|e| ApiError::validation("customId", e.to_string()))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "customId",
+                "CustomId must be a string.",
+            ));
+        }
+    };
+    let lifetime = parse_lifetime(&object)?;
+    let token = field(&object, "createTokenWithScopes")
+        .map(|scopes| parse_scope_list(scopes, "createTokenWithScopes"))
+        .transpose()?
+        .map(|scopes| TokenRequest { scopes, lifetime });
+    Ok(CreateIdentity { custom_id, token })
+}
+
+fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
+    let object = parse_object(body)?;
+    let scopes = match field(&object, "scopes") {
+        None => {
+            return Err(ApiError::validation(
+                "Scopes",
+                "Scopes: The Scopes field is required.",
+            ));
+        }
+        Some(scopes) => parse_scope_list(scopes, "scopes")?,
+    };
+    Ok(TokenRequest {
+        scopes,
+        lifetime: parse_lifetime(&object)?,
+    })
+}
+
+fn identity_body(identity: &Identity) -> Value {
+    let mut body = json!({ "id": identity.id.as_str() });
+    if let Some(custom_id) = &identity.custom_id {
+        body["customId"] = json!(custom_id.as_str());
+    }
+    if let Some(at) = identity.last_token_issued_at {
+        body["lastTokenIssuedAt"] = json!(time::to_wire(at));
+    }
+    body
+}
+
+fn token_body(token: &AccessToken) -> Value {
+    json!({ "token": token.token, "expiresOn": time::epoch_seconds_to_wire(token.expires_on) })
+}

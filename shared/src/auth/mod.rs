@@ -1,0 +1,5 @@
+//! Request authentication for the admin API.
+
+pub mod hmac;
+
+pub use hmac::{AccessKeys, Denied, HmacRequest, sign_request};

@@ -1,0 +1,70 @@
+//! The Lambda front door: converts API Gateway (HTTP API, payload 2.0) requests to
+//! `ApiRequest` and back, and runs a function's handler.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use lambda_http::{Body, RequestExt, service_fn};
+
+use crate::api::{self, ApiRequest, ApiResponse, App, Operation};
+use crate::config::Config;
+
+pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
+    // The raw path as API Gateway delivered it (lambda_http's URI is re-normalised).
+    let path = match request.raw_http_path() {
+        "" => request.uri().path().to_owned(),
+        raw => raw.to_owned(),
+    };
+    let query = request.uri().query().map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    ApiRequest {
+        method: parts.method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub fn to_lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(bytes) => Body::Binary(bytes.into_bytes()),
+        }
+    };
+    lambda_http::Response::from_parts(parts, body)
+}
+
+/// Serves one Lambda request with `app`.
+pub async fn handle(
+    app: &Arc<App>,
+    operations: &[Operation],
+    request: lambda_http::Request,
+) -> lambda_http::Response<Body> {
+    to_lambda_response(api::handle(app, operations, to_api_request(request)).await)
+}
+
+/// A function's whole `main`: configuration, clients and keys once per cold start, then
+/// the handler for every invocation.
+pub async fn run(operations: &'static [Operation]) -> Result<(), lambda_http::Error> {
+    crate::logging::init_lambda();
+    let config = Config::from_env()?;
+    let sdk = crate::aws::sdk_config().await;
+    let app = Arc::new(crate::aws::build_app(&config, &sdk).await?);
+    lambda_http::run(service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handle(&app, operations, request).await) }
+    }))
+    .await
+}

@@ -1,0 +1,158 @@
+//! The use cases of the admin API, written against the ports only.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::identity::{CustomId, Identity, IdentityId};
+use crate::keys::KeyRing;
+use crate::store::{Created, IdentityStore, StoreError};
+use crate::token::{self, AccessToken, SigningError, TokenRequest, TokenSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("identity not found")]
+    NotFound,
+    #[error("identity belongs to another resource")]
+    NotOwned,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+/// A create request, validated.
+#[derive(Debug, Clone)]
+pub struct CreateIdentity {
+    pub custom_id: Option<CustomId>,
+    pub token: Option<TokenRequest>,
+}
+
+#[derive(Debug)]
+pub struct CreatedIdentity {
+    pub identity: Identity,
+    pub token: Option<AccessToken>,
+}
+
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
+    keys: Arc<KeyRing>,
+    settings: TokenSettings,
+}
+
+impl IdentityService {
+    pub fn new(store: Arc<dyn IdentityStore>, keys: Arc<KeyRing>, settings: TokenSettings) -> Self {
+        Self {
+            store,
+            keys,
+            settings,
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// Creates an identity (or returns the one its customId maps to), optionally with a
+    /// token. A new identity with a token is written with `lastTokenIssuedAt` already set:
+    /// one write in all.
+    pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
+        let now = Utc::now();
+        let mut identity = Identity::new_stable(
+            IdentityId::new(self.settings.resource_id),
+            request.custom_id,
+            now,
+        );
+        if request.token.is_some() {
+            identity.last_token_issued_at = Some(now);
+        }
+        let identity = match self.store.create(identity).await? {
+            Created::New(identity) => identity,
+            Created::Existing(existing) if request.token.is_some() => self
+                .store
+                .record_token_issue(&existing.id, now)
+                .await?
+                .ok_or(ServiceError::NotFound)?,
+            Created::Existing(existing) => existing,
+        };
+        let token = match request.token {
+            Some(token_request) => Some(self.sign(&identity, token_request, now)?),
+            None => None,
+        };
+        Ok(CreatedIdentity { identity, token })
+    }
+
+    pub async fn issue_token(
+        &self,
+        id: &IdentityId,
+        request: TokenRequest,
+    ) -> Result<AccessToken, ServiceError> {
+        self.check_owned(id)?;
+        let now = Utc::now();
+        let identity = self
+            .store
+            .record_token_issue(id, now)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        self.sign(&identity, request, now)
+    }
+
+    pub async fn revoke_tokens(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        self.check_owned(id)?;
+        self.store
+            .revoke_tokens(id)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn delete(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        self.check_owned(id)?;
+        self.store
+            .delete(id)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn get(&self, id: &IdentityId) -> Result<Identity, ServiceError> {
+        self.check_owned(id)?;
+        self.store.get(id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn find_by_custom_id(&self, custom_id: &CustomId) -> Result<Identity, ServiceError> {
+        self.store
+            .find_by_custom_id(custom_id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    fn check_owned(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        if id.belongs_to(self.settings.resource_id) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotOwned)
+        }
+    }
+
+    fn sign(
+        &self,
+        identity: &Identity,
+        request: TokenRequest,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<AccessToken, ServiceError> {
+        let keys = self.keys.signing_keys();
+        Ok(token::issue(
+            &self.settings,
+            &keys,
+            &identity.id,
+            request,
+            identity.revocation_epoch,
+            now,
+        )?)
+    }
+}

@@ -1,0 +1,128 @@
+//! An in-memory identity store with the DynamoDB adapter's semantics: for unit tests,
+//! benchmarks and the local server.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Created, IdentityStore, StoreError};
+use crate::identity::{CustomId, Identity, IdentityId};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    identities: HashMap<IdentityId, Identity>,
+    custom_ids: HashMap<CustomId, IdentityId>,
+}
+
+impl State {
+    fn live(&self, id: &IdentityId) -> Option<&Identity> {
+        self.identities.get(id).filter(|i| i.is_live_at(Utc::now()))
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every
+        // mutation below is a single insert/remove pair done after all checks.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl IdentityStore for MemoryStore {
+    async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
+        let mut state = self.state();
+        if let Some(existing) = identity
+            .custom_id
+            .as_ref()
+            .and_then(|custom_id| state.custom_ids.get(custom_id))
+            .and_then(|id| state.live(id))
+        {
+            return Ok(Created::Existing(existing.clone()));
+        }
+        if state.identities.contains_key(&identity.id) {
+            return Err(StoreError::Failed(format!(
+                "identity {} already exists",
+                identity.id
+            )));
+        }
+        if let Some(custom_id) = &identity.custom_id {
+            // Replaces a mapping to an expired identity, as the DynamoDB adapter does.
+            state
+                .custom_ids
+                .insert(custom_id.clone(), identity.id.clone());
+        }
+        state
+            .identities
+            .insert(identity.id.clone(), identity.clone());
+        Ok(Created::New(identity))
+    }
+
+    async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
+        Ok(self.state().live(id).cloned())
+    }
+
+    async fn find_by_custom_id(
+        &self,
+        custom_id: &CustomId,
+    ) -> Result<Option<Identity>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .custom_ids
+            .get(custom_id)
+            .and_then(|id| state.live(id))
+            .cloned())
+    }
+
+    async fn record_token_issue(
+        &self,
+        id: &IdentityId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Identity>, StoreError> {
+        let mut state = self.state();
+        if state.live(id).is_none() {
+            return Ok(None);
+        }
+        let identity = state.identities.get_mut(id).expect("checked live");
+        identity.last_token_issued_at = Some(at);
+        Ok(Some(identity.clone()))
+    }
+
+    async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.live(id).is_none() {
+            return Ok(false);
+        }
+        state
+            .identities
+            .get_mut(id)
+            .expect("checked live")
+            .revocation_epoch += 1;
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.live(id).is_none() {
+            return Ok(false);
+        }
+        let removed = state.identities.remove(id).expect("checked live");
+        if let Some(custom_id) = removed.custom_id {
+            if state.custom_ids.get(&custom_id) == Some(id) {
+                state.custom_ids.remove(&custom_id);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,58 @@
+//! The identity store port and its adapters (DynamoDB; in memory).
+
+pub mod dynamodb;
+pub mod memory;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::identity::{CustomId, Identity, IdentityId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store is throttling or unavailable; nothing was written. Worth a retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+/// The result of a create: a new identity, or the one its customId already maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(Identity),
+    Existing(Identity),
+}
+
+impl Created {
+    pub fn identity(&self) -> &Identity {
+        match self {
+            Created::New(identity) | Created::Existing(identity) => identity,
+        }
+    }
+}
+
+/// Everything the admin API does to identities. Adapters share one semantics, checked by
+/// the conformance suite in `tests/store_conformance.rs`:
+/// * an identity with a customId is written together with its mapping, atomically; a
+///   second create with that customId returns the first identity, also under races;
+/// * expired (ephemeral) identities are treated as absent by every operation;
+/// * delete removes the identity and its mapping together.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn create(&self, identity: Identity) -> Result<Created, StoreError>;
+    async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
+    async fn find_by_custom_id(&self, custom_id: &CustomId)
+    -> Result<Option<Identity>, StoreError>;
+    /// Records a token issue and returns the identity as it now is (None: no such live
+    /// identity). One round trip: its revocation epoch goes into the token.
+    async fn record_token_issue(
+        &self,
+        id: &IdentityId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Identity>, StoreError>;
+    /// Invalidates every token issued so far. False if there is no such live identity.
+    async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError>;
+    /// Deletes the identity and its customId mapping. False if there was none.
+    async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,39 @@
+//! Timestamps on the wire: RFC 3339 with seven fractional digits and an explicit offset,
+//! the way ACS writes them (`2026-11-21T13:57:04.4510000+00:00`).
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+pub fn to_wire(at: DateTime<Utc>) -> String {
+    // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks).
+    let nanos = at.timestamp_subsec_nanos() / 100;
+    format!("{}.{nanos:07}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// A whole-second instant (a token's `exp`) in wire form.
+pub fn epoch_seconds_to_wire(seconds: i64) -> String {
+    Utc.timestamp_opt(seconds, 0)
+        .single()
+        .map(to_wire)
+        .unwrap_or_else(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_acs() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T13:57:04.451Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(to_wire(at), "2026-11-21T13:57:04.4510000+00:00");
+        assert_eq!(
+            epoch_seconds_to_wire(1_700_000_000),
+            "2023-11-14T22:13:20.0000000+00:00"
+        );
+        assert_eq!(
+            DateTime::parse_from_rfc3339(&to_wire(at)).unwrap(),
+            at.fixed_offset()
+        );
+    }
+}
