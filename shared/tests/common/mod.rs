@@ -1,0 +1,157 @@
+//! Helpers shared by the integration tests: an app on the in-memory store, signed
+//! requests, and SDK clients for the real test servers that `scripts/test` starts.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use bytes::Bytes;
+use callsign::api::{self, ApiRequest, ApiResponse, App, Operation};
+use callsign::auth::hmac::http_date;
+use callsign::auth::{AccessKeys, sign_request};
+use callsign::config::Config;
+use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
+use callsign::service::IdentityService;
+use callsign::store::IdentityStore;
+use callsign::store::memory::MemoryStore;
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, Method};
+use serde_json::Value;
+
+pub const HOST: &str = "127.0.0.1:8080";
+pub const RESOURCE: &str = "2dee53b4-368b-45b4-ab52-8493fb117652";
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub store: Arc<MemoryStore>,
+    pub key: String,
+    pub config: Config,
+}
+
+pub fn config() -> Config {
+    Config::from_lookup(|name| (name == "CALLSIGN_RESOURCE_ID").then(|| RESOURCE.to_owned()))
+        .unwrap()
+}
+
+pub async fn memory_app() -> TestApp {
+    let config = config();
+    let access = AccessKeys::generate();
+    let key = access.primary().to_owned();
+    let source = LocalKeySource::new(&StoredKeySet::generate().unwrap(), &access);
+    let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl)
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let service = IdentityService::new(
+        store.clone() as Arc<dyn IdentityStore>,
+        keys,
+        config.token.clone(),
+    );
+    TestApp {
+        app: Arc::new(App {
+            service,
+            public_hosts: vec![],
+        }),
+        store,
+        key,
+        config,
+    }
+}
+
+/// A request as a client signs it: `path_and_query` exactly as on the wire.
+pub fn signed(key: &str, method: Method, path_and_query: &str, body: &str) -> ApiRequest {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (path_and_query.to_owned(), None),
+    };
+    let (date, hash, authorization) = sign_request(
+        key,
+        method.as_str(),
+        path_and_query,
+        HOST,
+        &http_date(Utc::now()),
+        body.as_bytes(),
+    )
+    .unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("host", HeaderValue::from_static(HOST));
+    headers.insert("x-ms-date", date.parse().unwrap());
+    headers.insert("x-ms-content-sha256", hash.parse().unwrap());
+    headers.insert("authorization", authorization.parse().unwrap());
+    if !body.is_empty() {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    ApiRequest {
+        method,
+        path,
+        query,
+        headers,
+        body: Bytes::from(body.to_owned()),
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, request: ApiRequest) -> ApiResponse {
+        api::handle(&self.app, Operation::ALL, request).await
+    }
+
+    pub async fn call(&self, method: Method, path_and_query: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .send(signed(&self.key, method, path_and_query, body))
+            .await;
+        split(response)
+    }
+
+    pub async fn create(&self, body: &str) -> Value {
+        let (status, body) = self
+            .call(Method::POST, "/identities?api-version=2023-10-01", body)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+pub fn split(response: ApiResponse) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.into_body();
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap()
+    };
+    (status, json)
+}
+
+/// Percent-encodes an id the way the SDKs put it in a path.
+pub fn encoded(id: &str) -> String {
+    id.replace(':', "%3A")
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with scripts/test, which starts DynamoDB Local and moto")
+    })
+}
+
+pub async fn aws_config(endpoint_env: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(required_env(endpoint_env))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&aws_config("CALLSIGN_TEST_DYNAMODB_ENDPOINT").await)
+}
+
+pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_config("CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT").await)
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,262 @@
+//! One conformance suite for every `IdentityStore` adapter: the in-memory store, and the
+//! DynamoDB adapter against DynamoDB Local (started by scripts/test).
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use callsign::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
+use callsign::store::dynamodb::DynamoDbStore;
+use callsign::store::memory::MemoryStore;
+use callsign::store::{Created, IdentityStore};
+use chrono::{Duration, Utc};
+
+fn resource() -> ResourceId {
+    common::RESOURCE.parse().unwrap()
+}
+
+fn stable(custom_id: Option<&str>) -> Identity {
+    Identity::new_stable(
+        IdentityId::new(resource()),
+        custom_id.map(|c| CustomId::parse(c).unwrap()),
+        Utc::now(),
+    )
+}
+
+fn expired(custom_id: Option<&str>) -> Identity {
+    let mut identity = stable(custom_id);
+    identity.kind = IdentityKind::Ephemeral {
+        expires_at: Utc::now() - Duration::seconds(5),
+    };
+    identity
+}
+
+async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
+    let identity = stable(None);
+    assert_eq!(
+        store.create(identity.clone()).await.unwrap(),
+        Created::New(identity.clone())
+    );
+    let stored = store
+        .get(&identity.id)
+        .await
+        .unwrap()
+        .expect("created identity is readable");
+    assert_eq!(stored.id, identity.id);
+    assert_eq!(stored.revocation_epoch, 0);
+    assert_eq!(stored.last_token_issued_at, None);
+
+    let at = Utc::now();
+    let issued = store
+        .record_token_issue(&identity.id, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        issued.last_token_issued_at.map(|t| t.timestamp_millis()),
+        Some(at.timestamp_millis())
+    );
+    assert_eq!(issued.revocation_epoch, 0);
+    assert!(store.revoke_tokens(&identity.id).await.unwrap());
+    assert!(store.revoke_tokens(&identity.id).await.unwrap());
+    let issued = store
+        .record_token_issue(&identity.id, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        issued.revocation_epoch, 2,
+        "each revoke bumps the epoch once"
+    );
+    assert_eq!(
+        store
+            .get(&identity.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revocation_epoch,
+        2
+    );
+
+    let unknown = IdentityId::new(resource());
+    assert_eq!(store.get(&unknown).await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_token_issue(&unknown, Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.revoke_tokens(&unknown).await.unwrap());
+    assert!(!store.delete(&unknown).await.unwrap());
+}
+
+async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore) {
+    let custom = common::unique("user");
+    let first = stable(Some(&custom));
+    assert!(matches!(
+        store.create(first.clone()).await.unwrap(),
+        Created::New(_)
+    ));
+    match store.create(stable(Some(&custom))).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.id, first.id),
+        other => panic!("second create made {other:?}"),
+    }
+    let custom_id = CustomId::parse(&custom).unwrap();
+    assert_eq!(
+        store
+            .find_by_custom_id(&custom_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+
+    assert!(store.delete(&first.id).await.unwrap());
+    assert_eq!(store.get(&first.id).await.unwrap(), None);
+    assert_eq!(store.find_by_custom_id(&custom_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_token_issue(&first.id, Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+
+    let fresh = stable(Some(&custom));
+    assert!(matches!(
+        store.create(fresh.clone()).await.unwrap(),
+        Created::New(_)
+    ));
+    assert_eq!(
+        store
+            .find_by_custom_id(&custom_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        fresh.id
+    );
+}
+
+async fn expired_identities_count_as_gone(store: &dyn IdentityStore) {
+    let gone = expired(None);
+    store.create(gone.clone()).await.unwrap();
+    assert_eq!(store.get(&gone.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_token_issue(&gone.id, Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.revoke_tokens(&gone.id).await.unwrap());
+    assert!(!store.delete(&gone.id).await.unwrap());
+
+    // A customId whose identity expired maps to a new identity on the next create.
+    let custom = common::unique("guest");
+    store.create(expired(Some(&custom))).await.unwrap();
+    let custom_id = CustomId::parse(&custom).unwrap();
+    assert_eq!(store.find_by_custom_id(&custom_id).await.unwrap(), None);
+    let next = stable(Some(&custom));
+    assert!(matches!(
+        store.create(next.clone()).await.unwrap(),
+        Created::New(_)
+    ));
+    assert_eq!(
+        store
+            .find_by_custom_id(&custom_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        next.id
+    );
+}
+
+/// 20 concurrent creates with one customId: one identity, everyone gets it.
+async fn concurrent_creates_agree(store: Arc<dyn IdentityStore>) -> String {
+    let custom = common::unique("race");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, identity) = (store.clone(), stable(Some(&custom)));
+            tokio::spawn(async move { store.create(identity).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    let mut new = 0;
+    for task in tasks {
+        let created = task.await.unwrap().expect("every racer gets an answer");
+        new += matches!(created, Created::New(_)) as usize;
+        ids.insert(created.identity().id.clone());
+    }
+    assert_eq!(new, 1, "exactly one racer creates");
+    assert_eq!(ids.len(), 1, "every racer sees the same identity");
+    custom
+}
+
+async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
+    create_get_and_token_bookkeeping(store.as_ref()).await;
+    custom_id_maps_to_one_identity_until_deleted(store.as_ref()).await;
+    expired_identities_count_as_gone(store.as_ref()).await;
+    concurrent_creates_agree(store).await
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    run_suite(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_store_conforms() {
+    let client = common::dynamodb().await;
+    let table = common::unique("conformance");
+    let store = DynamoDbStore::new(client.clone(), &table);
+    store.create_table_if_missing().await.unwrap();
+    store.create_table_if_missing().await.expect("idempotent");
+    let raced = run_suite(Arc::new(store)).await;
+
+    // What the table holds for the raced customId: one identity item, one mapping.
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let identities = items
+        .iter()
+        .filter(|item| item.get("customId") == Some(&AttributeValue::S(raced.clone())))
+        .count();
+    let mappings = items
+        .iter()
+        .filter(|item| item.get("pk") == Some(&AttributeValue::S(format!("CID#{raced}"))))
+        .count();
+    assert_eq!((identities, mappings), (1, 1));
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description.unwrap();
+    assert_eq!(
+        ttl.attribute_name.as_deref(),
+        Some(callsign::store::dynamodb::TTL_ATTRIBUTE)
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_store_reports_a_missing_table_as_an_error() {
+    let store = DynamoDbStore::new(common::dynamodb().await, common::unique("missing"));
+    let err = store.create(stable(None)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("ResourceNotFoundException"),
+        "{err}"
+    );
+}
