@@ -25,10 +25,30 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() {
     callsign::logging::init_local();
-    if let Err(e) = run().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None => run().await,
+        Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
+        Some(_) => Err(USAGE.into()),
+    };
+    if let Err(e) = result {
         eprintln!("callsign-local: {e}");
         std::process::exit(1);
     }
+}
+
+const USAGE: &str = "usage: callsign-local              run the local server
+       callsign-local sign-event FILE   print FILE (an events/ sample) signed with
+                                        CALLSIGN_ACCESS_KEY, for cargo lambda invoke";
+
+/// Signs a sample event with the access key in CALLSIGN_ACCESS_KEY and prints it.
+fn sign_event(path: &str) -> Result<(), Error> {
+    let key = env("CALLSIGN_ACCESS_KEY")
+        .ok_or("CALLSIGN_ACCESS_KEY must hold the access key to sign with")?;
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    callsign::lambda::sign_event(&mut event, &key, chrono::Utc::now())?;
+    println!("{}", serde_json::to_string_pretty(&event)?);
+    Ok(())
 }
 
 fn env(name: &str) -> Option<String> {

@@ -68,3 +68,43 @@ pub async fn run(operations: &'static [Operation]) -> Result<(), lambda_http::Er
     }))
     .await
 }
+
+/// Re-signs an API Gateway (payload 2.0) event with `access_key` at `now`, so that a sample
+/// event from `events/` passes HMAC authentication (`callsign-local sign-event`, tests).
+pub fn sign_event(
+    event: &mut serde_json::Value,
+    access_key: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), crate::keys::KeyError> {
+    use base64::Engine;
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let method = text("/requestContext/http/method");
+    let host = text("/headers/host");
+    let query = text("/rawQueryString");
+    let mut path_and_query = text("/rawPath");
+    if !query.is_empty() {
+        path_and_query = format!("{path_and_query}?{query}");
+    }
+    let body = text("/body");
+    let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .map_err(|_| crate::keys::KeyError::Invalid("event body is not base64".into()))?
+    } else {
+        body.into_bytes()
+    };
+    let date = crate::auth::hmac::http_date(now);
+    let (date, hash, authorization) =
+        crate::auth::sign_request(access_key, &method, &path_and_query, &host, &date, &body)?;
+    let headers = &mut event["headers"];
+    headers["x-ms-date"] = date.into();
+    headers["x-ms-content-sha256"] = hash.into();
+    headers["authorization"] = authorization.into();
+    Ok(())
+}

@@ -28,7 +28,7 @@ impl TokenLifetime {
     pub fn from_minutes(minutes: i64) -> Option<Self> {
         (Self::MIN_MINUTES..=Self::MAX_MINUTES)
             .contains(&minutes)
-            .then(|| Self(minutes as u32))
+            .then_some(Self(minutes as u32))
     }
 
     pub fn minutes(self) -> u32 {
@@ -317,7 +317,7 @@ mod tests {
 
     fn pad(b64: &str) -> String {
         let mut s = b64.to_owned();
-        while s.len() % 4 != 0 {
+        while !s.len().is_multiple_of(4) {
             s.push('=');
         }
         s

