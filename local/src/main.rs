@@ -119,7 +119,16 @@ fn announce(endpoint: &str, access_key: &str, resource_id: &str, store: &str) ->
         let ready = serde_json::json!({ "endpoint": endpoint, "accessKey": access_key, "resourceId": resource_id });
         // Written whole, then renamed, so a watcher never reads half a file.
         let partial = format!("{path}.partial");
-        std::fs::write(&partial, ready.to_string())?;
+        // It holds the access key: readable by this user only.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?
+            .write_all(ready.to_string().as_bytes())?;
         std::fs::rename(&partial, &path)?;
     }
     Ok(())

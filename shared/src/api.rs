@@ -34,8 +34,9 @@ pub const SUPPORTED_API_VERSIONS: &[&str] = &[
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
 
-/// An HTTP request as the function (or local server) received it.
-#[derive(Debug, Clone)]
+/// An HTTP request as the function (or local server) received it. Its Debug output leaves
+/// out headers and body: they carry signatures and tokens.
+#[derive(Clone)]
 pub struct ApiRequest {
     pub method: Method,
     /// The raw path: percent-encoded or already decoded, depending on the front door.
@@ -43,6 +44,65 @@ pub struct ApiRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiRequest {
+    /// A request signed the way the ACS SDKs sign, for tests, benchmarks and tools.
+    /// `path_and_query` is exactly what goes on the wire.
+    pub fn signed(
+        access_key: &str,
+        method: Method,
+        path_and_query: &str,
+        host: &str,
+        body: &str,
+    ) -> Result<Self, crate::keys::KeyError> {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+            None => (path_and_query.to_owned(), None),
+        };
+        let date = hmac::http_date(Utc::now());
+        let (date, hash, authorization) = hmac::sign_request(
+            access_key,
+            method.as_str(),
+            path_and_query,
+            host,
+            &date,
+            body.as_bytes(),
+        )?;
+        let value = |v: &str| {
+            HeaderValue::from_str(v)
+                .map_err(|_| crate::keys::KeyError::Invalid("not a header value".into()))
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, value(host)?);
+        headers.insert("x-ms-date", value(&date)?);
+        headers.insert("x-ms-content-sha256", value(&hash)?);
+        headers.insert(header::AUTHORIZATION, value(&authorization)?);
+        if !body.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        Ok(Self {
+            method,
+            path,
+            query,
+            headers,
+            body: Bytes::from(body.to_owned()),
+        })
+    }
 }
 
 pub type ApiResponse = http::Response<Bytes>;
@@ -206,12 +266,11 @@ fn empty_response(status: StatusCode) -> ApiResponse {
 pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiRequest) -> ApiResponse {
     let started = Instant::now();
     let client_request_id = request.headers.get(CLIENT_REQUEST_ID).cloned();
-    let (operation, result) = match route(&request.method, &request.path) {
-        Ok((operation, target)) if operations.contains(&operation) => (
+    let (operation, result) = match admit(app, operations, &request) {
+        Ok((operation, target)) => (
             Some(operation),
             serve(app, operation, target, &request).await,
         ),
-        Ok(_) => (None, Err(unknown_route())),
         Err(err) => (None, Err(err)),
     };
     let mut response = result.unwrap_or_else(ApiError::into_response);
@@ -228,12 +287,13 @@ pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiReques
     response
 }
 
-async fn serve(
+/// The checks before any work: size (unhashed), authentication (so that unauthenticated
+/// callers learn nothing of the routes), route, api-version.
+fn admit(
     app: &Arc<App>,
-    operation: Operation,
-    target: Option<String>,
+    operations: &[Operation],
     request: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+) -> Result<(Operation, Option<String>), ApiError> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -242,7 +302,20 @@ async fn serve(
         ));
     }
     authenticate(app, request)?;
+    let (operation, target) = route(&request.method, &request.path)?;
+    if !operations.contains(&operation) {
+        return Err(unknown_route());
+    }
     check_api_version(request)?;
+    Ok((operation, target))
+}
+
+async fn serve(
+    app: &Arc<App>,
+    operation: Operation,
+    target: Option<String>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
     let service = &app.service;
     match operation {
         Operation::CreateIdentity => {
@@ -383,8 +456,11 @@ fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
     match version {
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
+            "UnsupportedApiVersion",
+            format!(
+                "The api-version query parameter (?api-version=) is required. Supported versions: {}.",
+                SUPPORTED_API_VERSIONS.join(", ")
+            ),
         )),
         Some(version) if SUPPORTED_API_VERSIONS.contains(&version.as_str()) => Ok(()),
         Some(version) => {

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AccessKeys;
 
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key material is invalid: {0}")]
@@ -116,8 +118,14 @@ impl KeySet {
     }
 
     pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
-        let stored: StoredKeySet = serde_json::from_str(secret)
-            .map_err(|e| KeyError::Invalid(format!("signing key set secret: {e}")))?;
+        // serde's message could quote the secret: say only where it broke.
+        let stored: StoredKeySet = serde_json::from_str(secret).map_err(|e| {
+            KeyError::Invalid(format!(
+                "signing key set secret is not the documented JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         Ok(Self {
             current: SigningKey::from_stored(&stored.current)?,
             previous: stored
@@ -239,11 +247,14 @@ impl<T> Cached<T> {
 
     /// Finish a refresh claimed through `get`: store the new value, or on failure keep the
     /// old one and wait another `ttl` before retrying.
-    pub fn finish_refresh(&self, fresh: Option<T>) {
+    pub fn finish_refresh(&self, fresh: Result<T, KeyError>, what: &str) {
         {
             let mut entry = self.entry.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(value) = fresh {
-                entry.0 = Arc::new(value);
+            match fresh {
+                Ok(value) => entry.0 = Arc::new(value),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} key refresh failed; keeping the cached keys")
+                }
             }
             entry.1 = Instant::now();
         }
@@ -261,8 +272,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub async fn load(source: Arc<dyn KeySource>, ttl: Duration) -> Result<Arc<Self>, KeyError> {
-        let signing = source.signing_keys().await?;
-        let access = source.access_keys().await?;
+        let (signing, access) = tokio::try_join!(source.signing_keys(), source.access_keys())?;
         Ok(Arc::new(Self {
             source,
             signing: Cached::new(signing, ttl),
@@ -275,11 +285,8 @@ impl KeyRing {
         if refresh {
             let ring = self.clone();
             tokio::spawn(async move {
-                let fresh = ring.source.signing_keys().await;
-                if let Err(e) = &fresh {
-                    tracing::warn!(error = %e, "signing key refresh failed; keeping cached keys");
-                }
-                ring.signing.finish_refresh(fresh.ok());
+                let fresh = bounded(ring.source.signing_keys()).await;
+                ring.signing.finish_refresh(fresh, "signing");
             });
         }
         keys
@@ -290,15 +297,20 @@ impl KeyRing {
         if refresh {
             let ring = self.clone();
             tokio::spawn(async move {
-                let fresh = ring.source.access_keys().await;
-                if let Err(e) = &fresh {
-                    tracing::warn!(error = %e, "access key refresh failed; keeping cached keys");
-                }
-                ring.access.finish_refresh(fresh.ok());
+                let fresh = bounded(ring.source.access_keys()).await;
+                ring.access.finish_refresh(fresh, "access");
             });
         }
         keys
     }
+}
+
+/// A refresh that hangs (say, on a connection that died while the sandbox was frozen)
+/// must not block every later refresh.
+async fn bounded<T>(fetch: impl Future<Output = Result<T, KeyError>>) -> Result<T, KeyError> {
+    tokio::time::timeout(REFRESH_TIMEOUT, fetch)
+        .await
+        .unwrap_or_else(|_| Err(KeyError::Source("refresh timed out".into())))
 }
 
 #[cfg(test)]
@@ -342,9 +354,9 @@ mod tests {
         assert_eq!(*value, 1);
         assert!(first);
         assert!(!second, "a second refresh was claimed while one is running");
-        cache.finish_refresh(Some(2));
+        cache.finish_refresh(Ok(2), "test");
         assert_eq!(*cache.get().0, 2);
-        cache.finish_refresh(None);
+        cache.finish_refresh(Err(KeyError::Source("down".into())), "test");
         assert_eq!(
             *cache.get().0,
             2,

@@ -4,7 +4,13 @@
 use tracing_subscriber::EnvFilter;
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The runtime traces whole events (headers, bodies, bearer tokens): never below info.
+    ["lambda_runtime=info", "lambda_http=info"]
+        .into_iter()
+        .fold(filter, |f, directive| {
+            f.add_directive(directive.parse().expect("static directive"))
+        })
 }
 
 pub fn init_lambda() {

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::identity::{CustomId, Identity, IdentityId};
 use crate::keys::KeyRing;
 use crate::store::{Created, IdentityStore, StoreError};
+use crate::time;
 use crate::token::{self, AccessToken, SigningError, TokenRequest, TokenSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +59,10 @@ impl IdentityService {
     }
 
     /// Creates an identity (or returns the one its customId maps to), optionally with a
-    /// token. A new identity with a token is written with `lastTokenIssuedAt` already set:
-    /// one write in all.
+    /// token. The token issue is recorded in the same write: one round trip for a new
+    /// identity.
     pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
-        let now = Utc::now();
+        let now = time::now();
         let mut identity = Identity::new_stable(
             IdentityId::new(self.settings.resource_id),
             request.custom_id,
@@ -71,13 +72,7 @@ impl IdentityService {
             identity.last_token_issued_at = Some(now);
         }
         let identity = match self.store.create(identity).await? {
-            Created::New(identity) => identity,
-            Created::Existing(existing) if request.token.is_some() => self
-                .store
-                .record_token_issue(&existing.id, now)
-                .await?
-                .ok_or(ServiceError::NotFound)?,
-            Created::Existing(existing) => existing,
+            Created::New(identity) | Created::Existing(identity) => identity,
         };
         let token = match request.token {
             Some(token_request) => Some(self.sign(&identity, token_request, now)?),
@@ -92,7 +87,7 @@ impl IdentityService {
         request: TokenRequest,
     ) -> Result<AccessToken, ServiceError> {
         self.check_owned(id)?;
-        let now = Utc::now();
+        let now = time::now();
         let identity = self
             .store
             .record_token_issue(id, now)
@@ -143,7 +138,7 @@ impl IdentityService {
         &self,
         identity: &Identity,
         request: TokenRequest,
-        now: chrono::DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<AccessToken, ServiceError> {
         let keys = self.keys.signing_keys();
         Ok(token::issue(

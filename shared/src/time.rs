@@ -1,7 +1,13 @@
 //! Timestamps on the wire: RFC 3339 with seven fractional digits and an explicit offset,
 //! the way ACS writes them (`2026-11-21T13:57:04.4510000+00:00`).
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Utc};
+
+/// Now, to the millisecond: the precision the stores keep.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1_000_000))
+}
 
 pub fn to_wire(at: DateTime<Utc>) -> String {
     // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks).
@@ -11,15 +17,18 @@ pub fn to_wire(at: DateTime<Utc>) -> String {
 
 /// A whole-second instant (a token's `exp`) in wire form.
 pub fn epoch_seconds_to_wire(seconds: i64) -> String {
-    Utc.timestamp_opt(seconds, 0)
-        .single()
-        .map(to_wire)
-        .unwrap_or_else(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true))
+    // Token expiries are computed from the clock plus at most a day: always representable.
+    to_wire(DateTime::from_timestamp(seconds, 0).expect("a token expiry is a valid instant"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_is_whole_milliseconds() {
+        assert_eq!(now().timestamp_subsec_nanos() % 1_000_000, 0);
+    }
 
     #[test]
     fn formats_like_acs() {

@@ -341,8 +341,9 @@ async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
         )
         .await;
     assert_eq!(s, 204);
+    let after_delete = t.app.service.get(&identity_id).await.ok();
     assert_eq!(
-        token::check_revocation(&verify(&second), None, Utc::now()),
+        token::check_revocation(&verify(&second), after_delete.as_ref(), Utc::now()),
         Err(TokenRejection::IdentityDeleted)
     );
     let (s, b) = t.call(Method::POST, &issue, body).await;
@@ -401,7 +402,7 @@ async fn custom_id_returns_the_same_identity_until_deleted() {
     assert_ne!(fresh["identity"]["id"], first["identity"]["id"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_with_one_custom_id_yield_one_identity() {
     let t = Arc::new(memory_app().await);
     let body = json!({ "customId": "race" }).to_string();
@@ -512,7 +513,7 @@ async fn api_versions_are_checked() {
             .contains("'2020-01-01'")
     );
     let (s, b) = t.call(Method::POST, "/identities", "").await;
-    assert_error(s, &b, 400, "MissingApiVersionParameter", None);
+    assert_error(s, &b, 400, "UnsupportedApiVersion", None);
 }
 
 #[tokio::test]
@@ -543,6 +544,13 @@ async fn client_request_id_is_echoed_on_success_and_error() {
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_oversized_bodies() {
     let t = memory_app().await;
+    // Unauthenticated callers learn nothing about routes.
+    let stranger = callsign::auth::hmac::generate_key();
+    let (s, b) = split(
+        t.send(signed(&stranger, Method::GET, &format!("/nothing?{V}"), ""))
+            .await,
+    );
+    assert_error(s, &b, 401, "Denied", None);
     let (s, b) = t.call(Method::GET, &format!("/nothing?{V}"), "").await;
     assert_error(s, &b, 404, "NotFound", None);
     let response = t

@@ -21,7 +21,7 @@ fn stable(custom_id: Option<&str>) -> Identity {
     Identity::new_stable(
         IdentityId::new(resource()),
         custom_id.map(|c| CustomId::parse(c).unwrap()),
-        Utc::now(),
+        callsign::time::now(),
     )
 }
 
@@ -48,16 +48,13 @@ async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
     assert_eq!(stored.revocation_epoch, 0);
     assert_eq!(stored.last_token_issued_at, None);
 
-    let at = Utc::now();
+    let at = callsign::time::now();
     let issued = store
         .record_token_issue(&identity.id, at)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        issued.last_token_issued_at.map(|t| t.timestamp_millis()),
-        Some(at.timestamp_millis())
-    );
+    assert_eq!(issued.last_token_issued_at, Some(at));
     assert_eq!(issued.revocation_epoch, 0);
     assert!(store.revoke_tokens(&identity.id).await.unwrap());
     assert!(store.revoke_tokens(&identity.id).await.unwrap());
@@ -91,6 +88,52 @@ async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
     );
     assert!(!store.revoke_tokens(&unknown).await.unwrap());
     assert!(!store.delete(&unknown).await.unwrap());
+}
+
+async fn writing_the_same_identity_again_is_idempotent(store: &dyn IdentityStore) {
+    for identity in [stable(None), stable(Some(&common::unique("retry")))] {
+        assert_eq!(
+            store.create(identity.clone()).await.unwrap(),
+            Created::New(identity.clone())
+        );
+        // An SDK-level retry of a write that landed: the same identity, nothing new.
+        let again = store.create(identity.clone()).await.unwrap();
+        assert_eq!(again.identity().id, identity.id);
+        assert_eq!(
+            store.get(&identity.id).await.unwrap().unwrap().created_at,
+            identity.created_at
+        );
+    }
+}
+
+async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &dyn IdentityStore) {
+    let custom = common::unique("token");
+    let first = stable(Some(&custom));
+    store.create(first.clone()).await.unwrap();
+    store.revoke_tokens(&first.id).await.unwrap();
+    let mut again = stable(Some(&custom));
+    let issued_at = callsign::time::now();
+    again.last_token_issued_at = Some(issued_at);
+    match store.create(again).await.unwrap() {
+        Created::Existing(existing) => {
+            assert_eq!(existing.id, first.id);
+            assert_eq!(existing.last_token_issued_at, Some(issued_at));
+            assert_eq!(
+                existing.revocation_epoch, 1,
+                "the epoch a new token must carry"
+            );
+        }
+        other => panic!("expected the existing identity, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .get(&first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_token_issued_at,
+        Some(issued_at)
+    );
 }
 
 async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore) {
@@ -200,12 +243,14 @@ async fn concurrent_creates_agree(store: Arc<dyn IdentityStore>) -> String {
 
 async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
     create_get_and_token_bookkeeping(store.as_ref()).await;
+    writing_the_same_identity_again_is_idempotent(store.as_ref()).await;
+    create_with_a_token_records_the_issue_on_an_existing_identity(store.as_ref()).await;
     custom_id_maps_to_one_identity_until_deleted(store.as_ref()).await;
     expired_identities_count_as_gone(store.as_ref()).await;
     concurrent_creates_agree(store).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
     run_suite(Arc::new(MemoryStore::new())).await;
 }
@@ -259,4 +304,44 @@ async fn dynamodb_store_reports_a_missing_table_as_an_error() {
         err.to_string().contains("ResourceNotFoundException"),
         "{err}"
     );
+}
+
+/// A mapping that points at another identity (never made by callsign itself, but possible
+/// in hand-edited or migrated data) must not make the identity undeletable.
+#[tokio::test]
+async fn dynamodb_delete_keeps_a_mapping_that_belongs_to_another_identity() {
+    let client = common::dynamodb().await;
+    let table = common::unique("foreign");
+    let store = DynamoDbStore::new(client.clone(), &table);
+    store.create_table_if_missing().await.unwrap();
+    let custom = common::unique("shared");
+    let owner = stable(Some(&custom));
+    store.create(owner.clone()).await.unwrap();
+    let other = IdentityId::new(resource());
+    client
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("CID#{custom}")))
+        .update_expression("SET identityId = :other")
+        .expression_attribute_values(":other", AttributeValue::S(other.to_string()))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(store.delete(&owner.id).await.unwrap());
+    assert_eq!(store.get(&owner.id).await.unwrap(), None);
+    let mapping = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("CID#{custom}")))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the foreign mapping stays");
+    assert_eq!(
+        mapping.get("identityId"),
+        Some(&AttributeValue::S(other.to_string()))
+    );
+    assert!(!store.delete(&owner.id).await.unwrap());
 }

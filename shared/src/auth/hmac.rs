@@ -72,8 +72,14 @@ impl AccessKeys {
     }
 
     pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
-        let stored: StoredAccessKeys = serde_json::from_str(secret)
-            .map_err(|e| KeyError::Invalid(format!("access key secret: {e}")))?;
+        // serde's message could quote the secret: say only where it broke.
+        let stored: StoredAccessKeys = serde_json::from_str(secret).map_err(|e| {
+            KeyError::Invalid(format!(
+                "access key secret is not the documented JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         Self::new(&stored.primary_key, &stored.secondary_key)
     }
 

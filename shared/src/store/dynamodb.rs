@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, KeySchemaElement,
@@ -130,7 +131,8 @@ fn encode<T: Serialize>(value: &T) -> Item {
     serde_dynamo::to_item(value).expect("plain records serialize")
 }
 
-/// Throttling and transient failures mean nothing was written: callers may retry.
+/// Throttling, conflicts and transient failures are worth a retry (writes that may have
+/// landed are read back by their callers before answering).
 fn store_error<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> StoreError {
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
@@ -141,6 +143,7 @@ fn store_error<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> StoreError {
                 code @ ("ProvisionedThroughputExceededException"
                 | "RequestLimitExceeded"
                 | "ThrottlingException"
+                | "TransactionConflictException"
                 | "InternalServerError"),
             ) => StoreError::Unavailable(code.to_owned()),
             code => StoreError::Failed(format!(
@@ -168,9 +171,31 @@ fn now_value() -> AttributeValue {
     AttributeValue::N(Utc::now().timestamp().to_string())
 }
 
-/// How a transaction was cancelled, per item.
-fn reason_codes(reasons: &[CancellationReason]) -> Vec<&str> {
-    reasons.iter().map(|r| r.code().unwrap_or("None")).collect()
+/// True when a call was refused only because its condition did not hold.
+fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The per-item reasons of a cancelled transaction; any other failure as a `StoreError`.
+fn cancellation_reasons<R>(
+    err: SdkError<TransactWriteItemsError, R>,
+) -> Result<Vec<CancellationReason>, StoreError> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+            Ok(canceled.cancellation_reasons().to_vec())
+        }
+        _ => Err(store_error(err)),
+    }
+}
+
+fn reason_code(reasons: &[CancellationReason], index: usize) -> &str {
+    reasons.get(index).and_then(|r| r.code()).unwrap_or("None")
+}
+
+fn is_conflict(reasons: &[CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
 }
 
 impl DynamoDbStore {
@@ -199,26 +224,33 @@ impl DynamoDbStore {
 
     async fn get_live(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
         let item: Option<IdentityItem> = self.get_item(identity_key(id)).await?;
-        let identity = item.map(IdentityItem::into_identity).transpose()?;
-        Ok(identity.filter(|i| i.is_live_at(Utc::now())))
+        live(item)
     }
 
-    /// The identity a customId mapping points at, if the mapping exists.
-    async fn mapped_identity(
+    /// After a failed write of a fresh identity: did it land anyway (an SDK retry of a
+    /// write that had succeeded, or a timeout after the write)? The id is random and
+    /// `createdAt` ours, so a match is our own write.
+    async fn landed(&self, identity: &Identity) -> bool {
+        matches!(
+            self.get_item::<IdentityItem>(identity_key(&identity.id)).await,
+            Ok(Some(item)) if item.created_at == identity.created_at.timestamp_millis()
+        )
+    }
+
+    /// The identity a customId maps to; with `issued_at`, records a token issue on it in
+    /// the same round trip.
+    async fn existing_for(
         &self,
-        custom_id: &CustomId,
-    ) -> Result<Option<(String, Option<Identity>)>, StoreError> {
-        let Some(mapping) = self
-            .get_item::<CustomIdItem>(custom_id_key(custom_id))
-            .await?
-        else {
+        mapped_id: &str,
+        issued_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Identity>, StoreError> {
+        let Ok(id) = IdentityId::parse(mapped_id) else {
             return Ok(None);
         };
-        let identity = match IdentityId::parse(&mapping.identity_id) {
-            Ok(id) => self.get_live(&id).await?,
-            Err(_) => None,
-        };
-        Ok(Some((mapping.identity_id, identity)))
+        match issued_at {
+            Some(at) => self.record_token_issue(&id, at).await,
+            None => self.get_live(&id).await,
+        }
     }
 
     /// Removes a mapping whose identity is gone (expired), unless it changed meanwhile.
@@ -238,13 +270,23 @@ impl DynamoDbStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if condition_failed(&err) => Ok(()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn create_plain(&self, identity: Identity) -> Result<Created, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(&IdentityItem::from_identity(&identity))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New(identity)),
+            Err(_) if self.landed(&identity).await => Ok(Created::New(identity)),
             Err(err) => Err(store_error(err)),
         }
     }
@@ -293,27 +335,134 @@ impl DynamoDbStore {
                 Ok(_) => return Ok(Created::New(identity)),
                 Err(err) => err,
             };
-            let canceled = match err.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(canceled) => canceled,
-                other => return Err(store_error(SdkError::<_, ()>::service_error(other, ()))),
+            let reasons = match cancellation_reasons(err) {
+                Ok(reasons) => reasons,
+                Err(_) if self.landed(&identity).await => return Ok(Created::New(identity)),
+                Err(err) => return Err(err),
             };
-            let codes = reason_codes(canceled.cancellation_reasons());
-            tracing::debug!(?codes, attempt, "customId create cancelled");
-            if codes.get(1) == Some(&"ConditionalCheckFailed") {
+            tracing::debug!(codes = ?reasons.iter().map(|r| r.code()).collect::<Vec<_>>(), attempt, "customId create cancelled");
+            if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
                 // The customId is taken: answer with its identity, unless that one expired.
-                match self.mapped_identity(custom_id).await? {
-                    Some((_, Some(existing))) => return Ok(Created::Existing(existing)),
-                    Some((stale, None)) => self.remove_stale_mapping(custom_id, &stale).await?,
-                    None => {} // deleted meanwhile: try again
+                let returned = reasons[1]
+                    .item()
+                    .and_then(|item| item.get("identityId"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                let mapped = match returned {
+                    Some(id) => Some(id),
+                    None => self
+                        .get_item::<CustomIdItem>(custom_id_key(custom_id))
+                        .await?
+                        .map(|m| m.identity_id),
+                };
+                if let Some(mapped) = mapped {
+                    match self
+                        .existing_for(&mapped, identity.last_token_issued_at)
+                        .await?
+                    {
+                        Some(existing) => return Ok(Created::Existing(existing)),
+                        None => self.remove_stale_mapping(custom_id, &mapped).await?,
+                    }
                 }
-            } else if !codes.contains(&"TransactionConflict") {
-                return Err(StoreError::Failed(format!("create cancelled: {codes:?}")));
+                // The mapping was gone or stale: try again.
+            } else if !is_conflict(&reasons) {
+                return Err(StoreError::Failed(format!(
+                    "create cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                )));
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
         Err(StoreError::Unavailable(
             "customId create kept conflicting".into(),
         ))
+    }
+
+    /// Deletes an identity whose item says it has a customId, with its mapping, in one
+    /// transaction. Ok(None): the mapping belongs to someone else; delete the identity alone.
+    async fn delete_with_mapping(
+        &self,
+        id: &IdentityId,
+        custom_id: &CustomId,
+    ) -> Result<Option<bool>, StoreError> {
+        let delete_identity = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(identity_key(id))))
+            .condition_expression(LIVE)
+            .expression_attribute_values(":now", now_value())
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let delete_mapping = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(custom_id_key(custom_id))))
+            .condition_expression("attribute_not_exists(pk) OR identityId = :id")
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .delete(delete_identity.clone())
+                        .build(),
+                )
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .delete(delete_mapping.clone())
+                        .build(),
+                )
+                .send()
+                .await;
+            let reasons = match result {
+                Ok(_) => return Ok(Some(true)),
+                Err(err) => cancellation_reasons(err)?,
+            };
+            match (reason_code(&reasons, 0), reason_code(&reasons, 1)) {
+                ("ConditionalCheckFailed", _) => return Ok(Some(false)), // gone meanwhile
+                (_, "ConditionalCheckFailed") => return Ok(None),
+                _ if is_conflict(&reasons) => tokio::time::sleep(backoff(attempt)).await,
+                (first, second) => {
+                    return Err(StoreError::Failed(format!(
+                        "delete cancelled: {first}, {second}"
+                    )));
+                }
+            }
+        }
+        Err(StoreError::Unavailable("delete kept conflicting".into()))
+    }
+
+    /// One conditional DeleteItem. `only_without_custom_id`: refuse (and return the item)
+    /// when the identity has a customId, whose mapping must go in the same transaction.
+    async fn delete_item(
+        &self,
+        id: &IdentityId,
+        only_without_custom_id: bool,
+    ) -> Result<Result<(), Option<Item>>, StoreError> {
+        let condition = if only_without_custom_id {
+            format!("attribute_not_exists(customId) AND {LIVE}")
+        } else {
+            LIVE.to_owned()
+        };
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(identity_key(id))))
+            .condition_expression(condition)
+            .expression_attribute_values(":now", now_value())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) if condition_failed(&err) => Ok(Err(match err.into_service_error() {
+                DeleteItemError::ConditionalCheckFailedException(e) => e.item,
+                _ => None,
+            })),
+            Err(err) => Err(store_error(err)),
+        }
     }
 
     /// Creates the table (on-demand, TTL on `expiresAt`) if it does not exist yet: for
@@ -366,6 +515,11 @@ impl DynamoDbStore {
     }
 }
 
+fn live(item: Option<IdentityItem>) -> Result<Option<Identity>, StoreError> {
+    let identity = item.map(IdentityItem::into_identity).transpose()?;
+    Ok(identity.filter(|i| i.is_live_at(Utc::now())))
+}
+
 fn backoff(attempt: u32) -> Duration {
     // 5, 10, 20, … ms with jitter, so racing creators do not collide in lockstep.
     let base = 5u64 << attempt.min(6);
@@ -375,18 +529,10 @@ fn backoff(attempt: u32) -> Duration {
 #[async_trait]
 impl IdentityStore for DynamoDbStore {
     async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
-        if let Some(custom_id) = identity.custom_id.clone() {
-            return self.create_with_custom_id(identity, &custom_id).await;
+        match identity.custom_id.clone() {
+            Some(custom_id) => self.create_with_custom_id(identity, &custom_id).await,
+            None => self.create_plain(identity).await,
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(&IdentityItem::from_identity(&identity))))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(Created::New(identity))
     }
 
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
@@ -397,10 +543,13 @@ impl IdentityStore for DynamoDbStore {
         &self,
         custom_id: &CustomId,
     ) -> Result<Option<Identity>, StoreError> {
-        Ok(self
-            .mapped_identity(custom_id)
+        match self
+            .get_item::<CustomIdItem>(custom_id_key(custom_id))
             .await?
-            .and_then(|(_, identity)| identity))
+        {
+            Some(mapping) => self.existing_for(&mapping.identity_id, None).await,
+            None => Ok(None),
+        }
     }
 
     async fn record_token_issue(
@@ -430,13 +579,7 @@ impl IdentityStore for DynamoDbStore {
                 })?;
                 Ok(Some(decode::<IdentityItem>(item)?.into_identity()?))
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(err) if condition_failed(&err) => Ok(None),
             Err(err) => Err(store_error(err)),
         }
     }
@@ -455,62 +598,34 @@ impl IdentityStore for DynamoDbStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(store_error(err)),
         }
     }
 
+    /// One round trip for an identity without customId; with one, the refused delete
+    /// returns the item and a transaction removes identity and mapping together.
     async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError> {
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let Some(identity) = self.get_live(id).await? else {
-                return Ok(false);
-            };
-            let delete_identity = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(identity_key(id))))
-                .condition_expression("attribute_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            let mut transaction = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().delete(delete_identity).build());
-            if let Some(custom_id) = &identity.custom_id {
-                // The mapping goes too, unless it already points elsewhere.
-                let delete_mapping = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(custom_id_key(custom_id))))
-                    .condition_expression("attribute_not_exists(pk) OR identityId = :id")
-                    .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                transaction = transaction
-                    .transact_items(TransactWriteItem::builder().delete(delete_mapping).build());
-            }
-            let err = match transaction.send().await {
-                Ok(_) => return Ok(true),
-                Err(err) => err,
-            };
-            let canceled = match err.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(canceled) => canceled,
-                other => return Err(store_error(SdkError::<_, ()>::service_error(other, ()))),
-            };
-            let codes = reason_codes(canceled.cancellation_reasons());
-            match codes.first() {
-                Some(&"ConditionalCheckFailed") => return Ok(false), // deleted meanwhile
-                _ if codes.contains(&"TransactionConflict") => {
-                    tokio::time::sleep(backoff(attempt)).await
-                }
-                _ => return Err(StoreError::Failed(format!("delete cancelled: {codes:?}"))),
-            }
+        let refused = match self.delete_item(id, true).await? {
+            Ok(()) => return Ok(true),
+            Err(item) => item,
+        };
+        let item = match refused {
+            Some(item) => Some(decode::<IdentityItem>(item)?),
+            None => self.get_item(identity_key(id)).await?,
+        };
+        let Some(identity) = live(item)? else {
+            return Ok(false);
+        };
+        let deleted = match &identity.custom_id {
+            Some(custom_id) => self.delete_with_mapping(id, custom_id).await?,
+            None => None, // expired between the two calls, or raced: plain delete decides
+        };
+        match deleted {
+            Some(deleted) => Ok(deleted),
+            // The mapping points elsewhere (never in normal operation): the identity goes alone.
+            None => Ok(self.delete_item(id, false).await?.is_ok()),
         }
-        Err(StoreError::Unavailable("delete kept conflicting".into()))
     }
 }
 

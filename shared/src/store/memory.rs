@@ -43,19 +43,29 @@ impl MemoryStore {
 impl IdentityStore for MemoryStore {
     async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
         let mut state = self.state();
-        if let Some(existing) = identity
+        let existing = identity
             .custom_id
             .as_ref()
             .and_then(|custom_id| state.custom_ids.get(custom_id))
-            .and_then(|id| state.live(id))
-        {
+            .filter(|id| state.live(id).is_some())
+            .cloned();
+        if let Some(existing) = existing {
+            let existing = state.identities.get_mut(&existing).expect("checked live");
+            if identity.last_token_issued_at.is_some() {
+                existing.last_token_issued_at = identity.last_token_issued_at;
+            }
             return Ok(Created::Existing(existing.clone()));
         }
-        if state.identities.contains_key(&identity.id) {
-            return Err(StoreError::Failed(format!(
-                "identity {} already exists",
-                identity.id
-            )));
+        if let Some(stored) = state.identities.get(&identity.id) {
+            // The same write again (a retry) is answered as the first one was.
+            return if stored.created_at == identity.created_at {
+                Ok(Created::New(stored.clone()))
+            } else {
+                Err(StoreError::Failed(format!(
+                    "identity {} already exists",
+                    identity.id
+                )))
+            };
         }
         if let Some(custom_id) = &identity.custom_id {
             // Replaces a mapping to an expired identity, as the DynamoDB adapter does.

@@ -40,6 +40,10 @@ impl Created {
 /// * delete removes the identity and its mapping together.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
+    /// Writes a new identity (with its customId mapping). If the customId already maps to
+    /// a live identity, returns that one instead, and when `identity` carries
+    /// `last_token_issued_at` records that token issue on it (as `record_token_issue`).
+    /// Writing the very same identity again (a retry) answers `New` again.
     async fn create(&self, identity: Identity) -> Result<Created, StoreError>;
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
     async fn find_by_custom_id(&self, custom_id: &CustomId)

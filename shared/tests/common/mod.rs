@@ -5,17 +5,14 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use bytes::Bytes;
 use callsign::api::{self, ApiRequest, ApiResponse, App, Operation};
-use callsign::auth::hmac::http_date;
-use callsign::auth::{AccessKeys, sign_request};
+use callsign::auth::AccessKeys;
 use callsign::config::Config;
 use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
 use callsign::service::IdentityService;
 use callsign::store::IdentityStore;
 use callsign::store::memory::MemoryStore;
-use chrono::Utc;
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
 use serde_json::Value;
 
 pub const HOST: &str = "127.0.0.1:8080";
@@ -60,34 +57,7 @@ pub async fn memory_app() -> TestApp {
 
 /// A request as a client signs it: `path_and_query` exactly as on the wire.
 pub fn signed(key: &str, method: Method, path_and_query: &str, body: &str) -> ApiRequest {
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (path_and_query.to_owned(), None),
-    };
-    let (date, hash, authorization) = sign_request(
-        key,
-        method.as_str(),
-        path_and_query,
-        HOST,
-        &http_date(Utc::now()),
-        body.as_bytes(),
-    )
-    .unwrap();
-    let mut headers = HeaderMap::new();
-    headers.insert("host", HeaderValue::from_static(HOST));
-    headers.insert("x-ms-date", date.parse().unwrap());
-    headers.insert("x-ms-content-sha256", hash.parse().unwrap());
-    headers.insert("authorization", authorization.parse().unwrap());
-    if !body.is_empty() {
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-    }
-    ApiRequest {
-        method,
-        path,
-        query,
-        headers,
-        body: Bytes::from(body.to_owned()),
-    }
+    ApiRequest::signed(key, method, path_and_query, HOST, body).unwrap()
 }
 
 impl TestApp {
