@@ -75,8 +75,13 @@ async fn run() -> Result<(), Error> {
         if env("CALLSIGN_BOOTSTRAP").is_some_and(|v| v == "1" || v == "true") {
             callsign::aws::bootstrap(&sdk, &config, env("CALLSIGN_ACCESS_KEY").as_deref()).await?;
         }
-        let app = callsign::aws::build_app(&config, &sdk).await?;
-        let key = app.service.keys().access_keys().primary().to_owned();
+        let app = callsign::aws::build_app(&config, &sdk, true).await?;
+        let key = app
+            .service
+            .keys()
+            .access_keys()
+            .map(|keys| keys.primary().to_owned())
+            .unwrap_or_default();
         (app, key, "DynamoDB + Secrets Manager")
     } else {
         let access_keys = match env("CALLSIGN_ACCESS_KEY") {
@@ -84,13 +89,17 @@ async fn run() -> Result<(), Error> {
             None => AccessKeys::generate(),
         };
         let key = access_keys.primary().to_owned();
-        let source = LocalKeySource::new(&StoredKeySet::generate()?, &access_keys);
+        let source = LocalKeySource::new(
+            &StoredKeySet::generate(config.signing_algorithm)?,
+            &access_keys,
+        );
         let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl).await?;
         let service =
             IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token.clone());
         let app = App {
             service,
             public_hosts: config.public_hosts.clone(),
+            public_base_url: config.public_base_url.clone(),
         };
         (app, key, "embedded (in memory)")
     };
@@ -189,11 +198,16 @@ async fn route(app: &Arc<App>, request: hyper::Request<Incoming>) -> hyper::Resp
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
     };
+    let mut headers = parts.headers;
+    // Tells discovery metadata that this front door speaks plain http.
+    headers
+        .entry("x-forwarded-proto")
+        .or_insert(http::HeaderValue::from_static("http"));
     let request = ApiRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
+        headers,
         body,
     };
     api::handle(app, Operation::ALL, request)

@@ -10,7 +10,7 @@ use callsign::api::{self, ApiRequest, App, Operation};
 use callsign::auth::AccessKeys;
 use callsign::config::Config;
 use callsign::identity::{Identity, IdentityId};
-use callsign::keys::{KeyRing, KeySet, LocalKeySource, StoredKeySet};
+use callsign::keys::{KeyRing, KeySet, LocalKeySource, SigningAlgorithm, StoredKeySet};
 use callsign::scope::Scopes;
 use callsign::service::IdentityService;
 use callsign::store::IdentityStore;
@@ -43,7 +43,7 @@ fn fixture() -> Fixture {
         Config::from_lookup(|n| (n == "CALLSIGN_RESOURCE_ID").then(|| RESOURCE.to_owned()))
             .unwrap();
     let access = AccessKeys::generate();
-    let stored = StoredKeySet::generate().unwrap();
+    let stored = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
     let source = LocalKeySource::new(&stored, &access);
     let store = Arc::new(MemoryStore::new());
     let id = IdentityId::new(config.token.resource_id);
@@ -58,6 +58,7 @@ fn fixture() -> Fixture {
         Arc::new(App {
             service: IdentityService::new(store, keys, config.token.clone()),
             public_hosts: vec![],
+            public_base_url: None,
         })
     });
     // Signed as the SDKs sign (encoded id); delivered decoded, as API Gateway does.

@@ -1,6 +1,7 @@
 //! AWS wiring: SDK clients, the Secrets Manager key source, and the app as a Lambda
 //! function builds it at cold start.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use crate::api::App;
 use crate::auth::AccessKeys;
 use crate::config::{Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, KeySet, KeySource, StoredKeySet};
+use crate::rotation::{self, RotationError, VersionedSecret};
 use crate::service::IdentityService;
 use crate::store::dynamodb::DynamoDbStore;
 
@@ -24,19 +26,19 @@ pub async fn sdk_config() -> SdkConfig {
 pub struct SecretsManagerKeySource {
     client: SecretsClient,
     signing_keys_secret_id: String,
-    access_keys_secret_id: String,
+    access_keys_secret_id: Option<String>,
 }
 
 impl SecretsManagerKeySource {
     pub fn new(
         client: SecretsClient,
         signing_keys_secret_id: &str,
-        access_keys_secret_id: &str,
+        access_keys_secret_id: Option<&str>,
     ) -> Self {
         Self {
             client,
             signing_keys_secret_id: signing_keys_secret_id.to_owned(),
-            access_keys_secret_id: access_keys_secret_id.to_owned(),
+            access_keys_secret_id: access_keys_secret_id.map(str::to_owned),
         }
     }
 
@@ -69,7 +71,11 @@ impl KeySource for SecretsManagerKeySource {
     }
 
     async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
-        AccessKeys::from_secret(&self.current(&self.access_keys_secret_id).await?)
+        let secret_id = self
+            .access_keys_secret_id
+            .as_deref()
+            .ok_or_else(|| KeyError::Source("CALLSIGN_ACCESS_KEYS_SECRET_ID is not set".into()))?;
+        AccessKeys::from_secret(&self.current(secret_id).await?)
     }
 }
 
@@ -120,7 +126,7 @@ pub async fn bootstrap(
         .await?;
     let secrets = SecretsClient::new(sdk);
     create_secret_if_missing(&secrets, aws.signing_keys_secret_id, || {
-        StoredKeySet::generate()
+        StoredKeySet::generate(config.signing_algorithm)
             .expect("key generation")
             .to_secret()
     })
@@ -129,17 +135,19 @@ pub async fn bootstrap(
         Some(primary) => AccessKeys::new(primary, &crate::auth::hmac::generate_key())?,
         None => AccessKeys::generate(),
     };
-    create_secret_if_missing(&secrets, aws.access_keys_secret_id, || {
-        access_keys.to_secret()
-    })
-    .await?;
+    let access_keys_secret_id = aws
+        .access_keys_secret_id
+        .ok_or_else(|| ConfigError("CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into()))?;
+    create_secret_if_missing(&secrets, access_keys_secret_id, || access_keys.to_secret()).await?;
     Ok(())
 }
 
-/// The app on DynamoDB and Secrets Manager; keys are loaded here, once.
+/// The app on DynamoDB and Secrets Manager; keys are loaded here, once. Access keys only
+/// when the function serves HMAC-authenticated routes.
 pub async fn build_app(
     config: &Config,
     sdk: &SdkConfig,
+    with_access_keys: bool,
 ) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
     let aws = config
         .aws()
@@ -150,9 +158,124 @@ pub async fn build_app(
         aws.signing_keys_secret_id,
         aws.access_keys_secret_id,
     );
-    let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl).await?;
+    let keys = if with_access_keys {
+        if aws.access_keys_secret_id.is_none() {
+            return Err(Box::new(ConfigError(
+                "CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into(),
+            )));
+        }
+        KeyRing::load(Arc::new(source), config.key_cache_ttl).await?
+    } else {
+        KeyRing::load_signing_only(Arc::new(source), config.key_cache_ttl).await?
+    };
     Ok(App {
         service: IdentityService::new(Arc::new(store), keys, config.token.clone()),
         public_hosts: config.public_hosts.clone(),
+        public_base_url: config.public_base_url.clone(),
     })
+}
+
+/// One Secrets Manager secret, as the rotation code sees it.
+pub struct SecretsManagerSecret {
+    client: SecretsClient,
+    secret_id: String,
+}
+
+impl SecretsManagerSecret {
+    pub fn new(client: SecretsClient, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+fn rotation_error<
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
+    what: &str,
+    err: aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> RotationError {
+    RotationError::Store(format!(
+        "{what}: {}",
+        aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+    ))
+}
+
+#[async_trait]
+impl VersionedSecret for SecretsManagerSecret {
+    async fn versions(&self) -> Result<HashMap<String, Vec<String>>, RotationError> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| rotation_error("DescribeSecret", e))?;
+        Ok(described.version_ids_to_stages.unwrap_or_default())
+    }
+
+    async fn value(
+        &self,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>, RotationError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.secret_string),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(rotation_error("GetSecretValue", err)),
+        }
+    }
+
+    async fn put_pending(&self, token: &str, value: &str) -> Result<(), RotationError> {
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(rotation::PENDING)
+            .send()
+            .await
+            .map_err(|e| rotation_error("PutSecretValue", e))?;
+        Ok(())
+    }
+
+    async fn promote(&self, token: &str, from: &str) -> Result<(), RotationError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage(rotation::CURRENT)
+            .move_to_version_id(token)
+            .remove_from_version_id(from)
+            .send()
+            .await
+            .map_err(|e| rotation_error("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+
+    async fn put_current(&self, value: &str) -> Result<(), RotationError> {
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| rotation_error("PutSecretValue", e))?;
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::identity::ResourceId;
+use crate::keys::SigningAlgorithm;
 use crate::token::{TokenSettings, is_token_safe};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +20,11 @@ pub struct Config {
     pub access_keys_secret_id: Option<String>,
     /// Hosts accepted in HMAC signatures besides the request's Host header.
     pub public_hosts: Vec<String>,
+    /// Base URL in discovery metadata (`jwks_uri`); None: derived from each request.
+    pub public_base_url: Option<String>,
     pub key_cache_ttl: Duration,
+    /// Algorithm of newly generated signing keys (bootstrap, rotation).
+    pub signing_algorithm: SigningAlgorithm,
 }
 
 impl Config {
@@ -79,7 +84,17 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            public_base_url: get("CALLSIGN_PUBLIC_BASE_URL")
+                .map(|url| url.trim().trim_end_matches('/').to_owned()),
             key_cache_ttl: Duration::from_secs(ttl_seconds),
+            signing_algorithm: match get("CALLSIGN_SIGNING_ALGORITHM") {
+                Some(name) => SigningAlgorithm::parse(name.trim()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "CALLSIGN_SIGNING_ALGORITHM must be ES256, RS256 or EdDSA, not {name}"
+                    ))
+                })?,
+                None => SigningAlgorithm::Es256,
+            },
         })
     }
 
@@ -96,10 +111,7 @@ impl Config {
                 &self.signing_keys_secret_id,
                 "CALLSIGN_SIGNING_KEYS_SECRET_ID",
             )?,
-            access_keys_secret_id: need(
-                &self.access_keys_secret_id,
-                "CALLSIGN_ACCESS_KEYS_SECRET_ID",
-            )?,
+            access_keys_secret_id: self.access_keys_secret_id.as_deref(),
         })
     }
 }
@@ -107,7 +119,8 @@ impl Config {
 pub struct AwsSettings<'a> {
     pub table_name: &'a str,
     pub signing_keys_secret_id: &'a str,
-    pub access_keys_secret_id: &'a str,
+    /// Only functions with HMAC-authenticated routes need it.
+    pub access_keys_secret_id: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -146,6 +159,9 @@ mod tests {
         assert!(config(&[id, ("CALLSIGN_TOKEN_ISSUER", "https://x?y")]).is_err());
         assert!(config(&[id, ("CALLSIGN_KEY_CACHE_TTL_SECONDS", "soon")]).is_err());
         assert!(config(&[("CALLSIGN_RESOURCE_ID", "not-a-guid")]).is_err());
+        assert!(config(&[id, ("CALLSIGN_SIGNING_ALGORITHM", "HS256")]).is_err());
+        let rsa = config(&[id, ("CALLSIGN_SIGNING_ALGORITHM", "RS256")]).unwrap();
+        assert_eq!(rsa.signing_algorithm, SigningAlgorithm::Rs256);
         let c = config(&[
             id,
             ("CALLSIGN_PUBLIC_HOSTS", "api.example.com/, other.example "),

@@ -4,8 +4,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+};
+use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent;
 use bytes::Bytes;
-use lambda_http::{Body, RequestExt, service_fn};
+use lambda_http::{Body, RequestExt, lambda_runtime, service_fn};
 
 use crate::api::{self, ApiRequest, ApiResponse, App, Operation};
 use crate::config::Config;
@@ -61,7 +65,8 @@ pub async fn run(operations: &'static [Operation]) -> Result<(), lambda_http::Er
     crate::logging::init_lambda();
     let config = Config::from_env()?;
     let sdk = crate::aws::sdk_config().await;
-    let app = Arc::new(crate::aws::build_app(&config, &sdk).await?);
+    let with_access_keys = operations.iter().any(|op| !op.is_public());
+    let app = Arc::new(crate::aws::build_app(&config, &sdk, with_access_keys).await?);
     lambda_http::run(service_fn(move |request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(&app, operations, request).await) }
@@ -107,4 +112,118 @@ pub fn sign_event(
     headers["x-ms-content-sha256"] = hash.into();
     headers["authorization"] = authorization.into();
     Ok(())
+}
+
+/// One authorizer decision for an API Gateway request (payload 2.0, simple response).
+pub async fn authorize_event(
+    authorizer: &crate::authorizer::Authorizer,
+    request: &ApiGatewayV2CustomAuthorizerV2Request,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+    let route_key = request.route_key.as_deref().unwrap_or_default();
+    let authorization = request
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            request
+                .identity_source
+                .as_ref()?
+                .first()
+                .map(String::as_str)
+        });
+    let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
+    match authorizer
+        .authorize(route_key, authorization, chrono::Utc::now())
+        .await
+    {
+        Ok(allowed) => {
+            tracing::info!(
+                route = route_key,
+                capability = allowed.capability.as_str(),
+                "allowed"
+            );
+            response.is_authorized = true;
+            response.context = serde_json::json!({
+                "identityId": allowed.identity.as_str(),
+                "scopes": allowed.scopes,
+                "capability": allowed.capability.as_str(),
+            });
+        }
+        Err(denial) => tracing::info!(route = route_key, ?denial, "denied"),
+    }
+    response
+}
+
+/// The authorizer function's `main`.
+pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
+    use crate::authorizer::{Authorizer, RevocationCache};
+    use crate::capability::RoutePolicy;
+    crate::logging::init_lambda();
+    let config = Config::from_env()?;
+    let policy = match std::env::var("CALLSIGN_AUTHORIZER_ROUTES") {
+        Ok(json) if !json.trim().is_empty() => RoutePolicy::from_json(&json)?,
+        _ => RoutePolicy::default_routes(),
+    };
+    let max_age = std::env::var("CALLSIGN_REVOCATION_CACHE_SECONDS")
+        .ok()
+        .map(|raw| raw.trim().parse::<u64>())
+        .transpose()
+        .map_err(|_| "CALLSIGN_REVOCATION_CACHE_SECONDS must be a whole number of seconds")?
+        .unwrap_or(30);
+    let sdk = crate::aws::sdk_config().await;
+    let app = crate::aws::build_app(&config, &sdk, false).await?;
+    let authorizer = Arc::new(Authorizer::new(
+        app.service.verifier(),
+        policy,
+        RevocationCache::new(
+            app.service.store(),
+            std::time::Duration::from_secs(max_age),
+            10_000,
+        ),
+    ));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+            let authorizer = authorizer.clone();
+            async move { Ok::<_, Infallible>(authorize_event(&authorizer, &event.payload).await) }
+        },
+    ))
+    .await
+}
+
+/// One step of a signing-key rotation, as Secrets Manager invokes it.
+pub async fn rotate_event(
+    secret: &dyn crate::rotation::VersionedSecret,
+    event: &SecretsManagerSecretRotationEvent,
+    algorithm: crate::keys::SigningAlgorithm,
+) -> Result<(), crate::rotation::RotationError> {
+    let step = crate::rotation::Step::parse(&event.step).ok_or_else(|| {
+        crate::rotation::RotationError::Invalid(format!("unknown rotation step {}", event.step))
+    })?;
+    tracing::info!(step = %event.step, "rotation step");
+    crate::rotation::rotate_signing_keys(secret, step, &event.client_request_token, algorithm).await
+}
+
+/// The rotation function's `main`: the secret comes with each event.
+pub async fn run_rotation() -> Result<(), lambda_http::Error> {
+    crate::logging::init_lambda();
+    let algorithm = match std::env::var("CALLSIGN_SIGNING_ALGORITHM") {
+        Ok(name) if !name.trim().is_empty() => crate::keys::SigningAlgorithm::parse(name.trim())
+            .ok_or("CALLSIGN_SIGNING_ALGORITHM must be ES256, RS256 or EdDSA")?,
+        _ => crate::keys::SigningAlgorithm::Es256,
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SecretsManagerSecretRotationEvent>| {
+            let client = client.clone();
+            async move {
+                let secret =
+                    crate::aws::SecretsManagerSecret::new(client, &event.payload.secret_id);
+                // Secrets Manager retries a failed step; the error is reported to it as is.
+                rotate_event(&secret, &event.payload, algorithm)
+                    .await
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            }
+        },
+    ))
+    .await
 }

@@ -4,17 +4,21 @@
 
 pub mod api;
 pub mod auth;
+pub mod authorizer;
 pub mod aws;
+pub mod capability;
 pub mod config;
 pub mod identity;
 pub mod keys;
 pub mod lambda;
 pub mod logging;
+pub mod rotation;
 pub mod scope;
 pub mod service;
 pub mod store;
 pub mod time;
 pub mod token;
+pub mod verifier;
 
 pub use config::Config;
 pub use identity::{CustomId, Identity, IdentityId, ResourceId};

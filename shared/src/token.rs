@@ -5,12 +5,14 @@
 //! JSON with no `>`, `?`, `~` (the only ASCII bytes whose base64url has `-` or `_`), and
 //! carries no user-supplied text.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, IdentityId, ResourceId};
-use crate::keys::KeySet;
+use crate::keys::{KeySet, PublicKeys, SigningAlgorithm};
 use crate::scope::Scopes;
 
 /// ACS's fixed `scp` claim value.
@@ -133,7 +135,7 @@ pub fn issue(
         rev: revocation_epoch,
     };
     let key = &keys.current;
-    let mut header = Header::new(key.algorithm());
+    let mut header = Header::new(key.algorithm().jwt());
     header.kid = Some(key.kid().to_owned());
     let token = jsonwebtoken::encode(&header, &claims, key.encoding_key())?;
     Ok(AccessToken {
@@ -175,45 +177,91 @@ pub struct VerifiedToken {
     pub claims: Claims,
 }
 
-/// Checks signature (against current and previous keys), issuer, audience and time.
+/// What a verifier expects of a token besides a good signature.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: i64,
+}
+
+impl TokenSettings {
+    pub fn expectations(&self, leeway_seconds: i64) -> Expectations {
+        Expectations {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway_seconds,
+        }
+    }
+}
+
+/// The header fields verification needs, read before any key is chosen.
+fn header_alg_and_kid(token: &str) -> Result<(String, Option<String>), TokenRejection> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenRejection::Malformed);
+    };
+    let header = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .ok_or(TokenRejection::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(|v| v.as_str())
+        .ok_or(TokenRejection::Malformed)?;
+    let kid = header
+        .get("kid")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    Ok((alg.to_owned(), kid))
+}
+
+/// Checks signature (the key named by `kid`, with the algorithm that key is for: never
+/// `none`, never a symmetric one), issuer, audience and time.
 pub fn verify(
     token: &str,
-    settings: &TokenSettings,
-    keys: &KeySet,
+    expected: &Expectations,
+    keys: &PublicKeys,
     now: DateTime<Utc>,
-    leeway_seconds: i64,
 ) -> Result<VerifiedToken, TokenRejection> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
-    let kid = header.kid.ok_or(TokenRejection::UnknownKey)?;
+    let (alg, kid) = header_alg_and_kid(token)?;
+    // `none`, HS256 and anything else outside the allow-list cannot carry a valid signature.
+    let alg = SigningAlgorithm::parse(&alg).ok_or(TokenRejection::BadSignature)?;
+    let kid = kid.ok_or(TokenRejection::UnknownKey)?;
     let key = keys.find(&kid).ok_or(TokenRejection::UnknownKey)?;
-    if header.alg != key.algorithm() {
+    if key.algorithm() != alg {
         return Err(TokenRejection::BadSignature);
     }
-    // jsonwebtoken checks the signature and algorithm; times are checked below against
-    // the caller's clock so that the rules are testable and explicit.
-    let mut validation = Validation::new(key.algorithm());
+    // jsonwebtoken checks the signature; times are checked below against the caller's
+    // clock so that the rules are explicit and testable.
+    let mut validation = Validation::new(alg.jwt());
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let data = jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &validation).map_err(
         |e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenRejection::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidSignature
+            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenRejection::BadSignature,
             _ => TokenRejection::Malformed,
         },
     )?;
     let claims = data.claims;
-    if claims.iss != settings.issuer {
+    if claims.iss != expected.issuer {
         return Err(TokenRejection::WrongIssuer);
     }
-    if claims.aud != settings.audience {
+    if claims.aud != expected.audience {
         return Err(TokenRejection::WrongAudience);
     }
     let now = now.timestamp();
-    if claims.exp + leeway_seconds <= now {
+    if claims.exp + expected.leeway_seconds <= now {
         return Err(TokenRejection::Expired);
     }
-    if claims.nbf - leeway_seconds > now {
+    if claims.nbf - expected.leeway_seconds > now {
         return Err(TokenRejection::NotYetValid);
     }
     let identity = IdentityId::parse(&claims.sub).map_err(|_| TokenRejection::Malformed)?;
@@ -248,8 +296,7 @@ pub fn check_revocation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KeySet, StoredKeySet};
-    use base64::Engine;
+    use crate::keys::{KeySet, SigningAlgorithm, StoredKeySet};
     use base64::engine::general_purpose::STANDARD;
     use chrono::TimeZone;
     use proptest::prelude::*;
@@ -265,7 +312,26 @@ mod tests {
     }
 
     fn keys() -> KeySet {
-        KeySet::from_secret(&StoredKeySet::generate().unwrap().to_secret()).unwrap()
+        keys_of(SigningAlgorithm::Es256)
+    }
+
+    fn keys_of(algorithm: SigningAlgorithm) -> KeySet {
+        KeySet::from_secret(&StoredKeySet::generate(algorithm).unwrap().to_secret()).unwrap()
+    }
+
+    fn check(
+        token: &str,
+        settings: &TokenSettings,
+        keys: &KeySet,
+        now: DateTime<Utc>,
+        leeway: i64,
+    ) -> Result<VerifiedToken, TokenRejection> {
+        verify(
+            token,
+            &settings.expectations(leeway),
+            keys.public_keys(),
+            now,
+        )
     }
 
     fn request(scopes: &[&str], minutes: i64) -> TokenRequest {
@@ -313,6 +379,22 @@ mod tests {
         let header = jsonwebtoken::decode_header(&token.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(keys.current.kid()));
         assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies() {
+        let settings = settings();
+        let id = IdentityId::new(settings.resource_id);
+        let now = Utc::now();
+        for algorithm in SigningAlgorithm::ALL {
+            let keys = keys_of(algorithm);
+            let token = issue(&settings, &keys, &id, request(&["chat"], 60), 0, now).unwrap();
+            let header = jsonwebtoken::decode_header(&token.token).unwrap();
+            assert_eq!(header.alg, algorithm.jwt());
+            let verified = check(&token.token, &settings, &keys, now, 0).unwrap();
+            assert_eq!(verified.identity, id);
+            assert!(!payload(&token.token).contains(['-', '_']));
+        }
     }
 
     fn pad(b64: &str) -> String {
@@ -386,8 +468,8 @@ mod tests {
         let record_after_revoke = identity(&id, 1);
         let after = issue(&settings, &keys, &id, request(&["chat"], 60), 1, now).unwrap();
 
-        let before = verify(&before.token, &settings, &keys, now, 0).unwrap();
-        let after = verify(&after.token, &settings, &keys, now, 0).unwrap();
+        let before = check(&before.token, &settings, &keys, now, 0).unwrap();
+        let after = check(&after.token, &settings, &keys, now, 0).unwrap();
         assert_eq!(
             check_revocation(&before, Some(&record_after_revoke), now),
             Err(TokenRejection::Revoked)
@@ -405,7 +487,7 @@ mod tests {
         let now = Utc::now();
         for epoch in [0, 1, 7] {
             let token = issue(&settings, &keys, &id, request(&["voip"], 60), epoch, now).unwrap();
-            let token = verify(&token.token, &settings, &keys, now, 0).unwrap();
+            let token = check(&token.token, &settings, &keys, now, 0).unwrap();
             assert_eq!(
                 check_revocation(&token, Some(&identity(&id, epoch)), now),
                 Ok(())
@@ -434,35 +516,35 @@ mod tests {
 
         let later = now + chrono::Duration::minutes(61);
         assert_eq!(
-            verify(&token, &settings, &keys, later, 0).unwrap_err(),
+            check(&token, &settings, &keys, later, 0).unwrap_err(),
             TokenRejection::Expired
         );
         let earlier = now - chrono::Duration::minutes(1);
         assert_eq!(
-            verify(&token, &settings, &keys, earlier, 0).unwrap_err(),
+            check(&token, &settings, &keys, earlier, 0).unwrap_err(),
             TokenRejection::NotYetValid
         );
         assert!(
-            verify(&token, &settings, &keys, earlier, 120).is_ok(),
+            check(&token, &settings, &keys, earlier, 120).is_ok(),
             "leeway applies"
         );
 
         let other_keys = self::keys();
         assert_eq!(
-            verify(&token, &settings, &other_keys, now, 0).unwrap_err(),
+            check(&token, &settings, &other_keys, now, 0).unwrap_err(),
             TokenRejection::UnknownKey
         );
 
         let mut wrong = settings.clone();
         wrong.issuer = "https://elsewhere".into();
         assert_eq!(
-            verify(&token, &wrong, &keys, now, 0).unwrap_err(),
+            check(&token, &wrong, &keys, now, 0).unwrap_err(),
             TokenRejection::WrongIssuer
         );
         let mut wrong = settings.clone();
         wrong.audience = "other".into();
         assert_eq!(
-            verify(&token, &wrong, &keys, now, 0).unwrap_err(),
+            check(&token, &wrong, &keys, now, 0).unwrap_err(),
             TokenRejection::WrongAudience
         );
 
@@ -471,11 +553,11 @@ mod tests {
         signature[10] = if signature[10] == b'A' { b'B' } else { b'A' };
         parts[2] = String::from_utf8(signature).unwrap();
         assert_eq!(
-            verify(&parts.join("."), &settings, &keys, now, 0).unwrap_err(),
+            check(&parts.join("."), &settings, &keys, now, 0).unwrap_err(),
             TokenRejection::BadSignature
         );
         assert_eq!(
-            verify("not.a.token", &settings, &keys, now, 0).unwrap_err(),
+            check("not.a.token", &settings, &keys, now, 0).unwrap_err(),
             TokenRejection::Malformed
         );
     }
@@ -483,16 +565,13 @@ mod tests {
     #[test]
     fn previous_key_still_verifies_after_rotation() {
         let settings = settings();
-        let old = StoredKeySet::generate().unwrap();
+        let old = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
         let old_keys = KeySet::from_secret(&old.to_secret()).unwrap();
         let id = IdentityId::new(settings.resource_id);
         let now = Utc::now();
         let token = issue(&settings, &old_keys, &id, request(&["chat"], 60), 0, now).unwrap();
-        let rotated = StoredKeySet {
-            current: StoredKeySet::generate().unwrap().current,
-            previous: Some(old.current.clone()),
-        };
+        let rotated = old.rotated(SigningAlgorithm::EdDsa).unwrap();
         let rotated = KeySet::from_secret(&rotated.to_secret()).unwrap();
-        assert!(verify(&token.token, &settings, &rotated, now, 0).is_ok());
+        assert!(check(&token.token, &settings, &rotated, now, 0).is_ok());
     }
 }

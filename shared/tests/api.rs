@@ -317,10 +317,9 @@ async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
     let verify = |token: &Value| {
         token::verify(
             token["token"].as_str().unwrap(),
-            settings,
-            &keys,
+            &settings.expectations(0),
+            keys.public_keys(),
             Utc::now(),
-            0,
         )
         .unwrap()
     };

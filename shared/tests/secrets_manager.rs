@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use callsign::auth::AccessKeys;
 use callsign::aws::{SecretsManagerKeySource, create_secret_if_missing};
-use callsign::keys::{KeyError, KeyRing, KeySource, StoredKeySet};
+use callsign::keys::{KeyError, KeyRing, KeySource, SigningAlgorithm, StoredKeySet};
 
 async fn secrets(
     signing: &StoredKeySet,
@@ -35,9 +35,12 @@ async fn secrets(
 
 #[tokio::test]
 async fn loads_both_key_sets() {
-    let (signing, access) = (StoredKeySet::generate().unwrap(), AccessKeys::generate());
+    let (signing, access) = (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    );
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
-    let source = SecretsManagerKeySource::new(client, &signing_id, &access_id);
+    let source = SecretsManagerKeySource::new(client, &signing_id, Some(&access_id));
     assert_eq!(
         source.signing_keys().await.unwrap().current.kid(),
         signing.current.kid
@@ -51,18 +54,23 @@ async fn loads_both_key_sets() {
 
 #[tokio::test]
 async fn follows_awscurrent_after_a_rotation_and_the_ring_refreshes_in_the_background() {
-    let (signing, access) = (StoredKeySet::generate().unwrap(), AccessKeys::generate());
+    let (signing, access) = (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    );
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
     let source = Arc::new(SecretsManagerKeySource::new(
         client.clone(),
         &signing_id,
-        &access_id,
+        Some(&access_id),
     ));
     let ring = KeyRing::load(source.clone(), Duration::ZERO).await.unwrap();
 
     // A rotation: the new set goes to AWSPENDING, then AWSCURRENT moves to it.
     let rotated = StoredKeySet {
-        current: StoredKeySet::generate().unwrap().current,
+        current: StoredKeySet::generate(SigningAlgorithm::Es256)
+            .unwrap()
+            .current,
         previous: Some(signing.current.clone()),
     };
     let put = client
@@ -121,7 +129,7 @@ async fn missing_and_malformed_secrets_are_clear_errors() {
     let source = SecretsManagerKeySource::new(
         client.clone(),
         &common::unique("absent"),
-        &common::unique("absent"),
+        Some(&common::unique("absent")),
     );
     assert!(matches!(
         source.signing_keys().await,
@@ -137,7 +145,7 @@ async fn missing_and_malformed_secrets_are_clear_errors() {
     create_secret_if_missing(&client, &junk, || "{\"current\":1}".into())
         .await
         .unwrap();
-    let source = SecretsManagerKeySource::new(client, &junk, &junk);
+    let source = SecretsManagerKeySource::new(client, &junk, Some(&junk));
     assert!(matches!(
         source.signing_keys().await,
         Err(KeyError::Invalid(_))

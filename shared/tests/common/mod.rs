@@ -8,7 +8,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use callsign::api::{self, ApiRequest, ApiResponse, App, Operation};
 use callsign::auth::AccessKeys;
 use callsign::config::Config;
-use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
+use callsign::keys::{KeyRing, LocalKeySource, SigningAlgorithm, StoredKeySet};
 use callsign::service::IdentityService;
 use callsign::store::IdentityStore;
 use callsign::store::memory::MemoryStore;
@@ -34,7 +34,10 @@ pub async fn memory_app() -> TestApp {
     let config = config();
     let access = AccessKeys::generate();
     let key = access.primary().to_owned();
-    let source = LocalKeySource::new(&StoredKeySet::generate().unwrap(), &access);
+    let source = LocalKeySource::new(
+        &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        &access,
+    );
     let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl)
         .await
         .unwrap();
@@ -48,6 +51,7 @@ pub async fn memory_app() -> TestApp {
         app: Arc::new(App {
             service,
             public_hosts: vec![],
+            public_base_url: None,
         }),
         store,
         key,

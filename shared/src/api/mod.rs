@@ -9,15 +9,17 @@ use bytes::Bytes;
 use chrono::Utc;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::auth::hmac::{self, HmacRequest};
-use crate::identity::{CustomId, Identity, IdentityId};
-use crate::scope::{InvalidScopes, Scopes};
-use crate::service::{CreateIdentity, IdentityService, ServiceError};
+use crate::identity::CustomId;
+use crate::service::{IdentityService, ServiceError};
 use crate::store::StoreError;
-use crate::time;
-use crate::token::{AccessToken, TokenLifetime, TokenRequest};
+
+mod identities;
+mod verification;
+
+use identities::{identity_body, identity_id, parse_create, parse_issue, token_body};
 
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
     "2021-03-07",
@@ -116,6 +118,9 @@ pub enum Operation {
     IssueToken,
     RevokeTokens,
     LookupCustomId,
+    Jwks,
+    OpenIdConfiguration,
+    IntrospectToken,
 }
 
 impl Operation {
@@ -127,6 +132,8 @@ impl Operation {
     pub const ISSUE_TOKEN: &'static [Operation] = &[Operation::IssueToken];
     pub const REVOKE_TOKENS: &'static [Operation] = &[Operation::RevokeTokens];
     pub const CUSTOM_ID_LOOKUP: &'static [Operation] = &[Operation::LookupCustomId];
+    pub const JWKS: &'static [Operation] = &[Operation::Jwks, Operation::OpenIdConfiguration];
+    pub const INTROSPECT: &'static [Operation] = &[Operation::IntrospectToken];
     pub const ALL: &'static [Operation] = &[
         Operation::CreateIdentity,
         Operation::GetIdentity,
@@ -134,7 +141,15 @@ impl Operation {
         Operation::IssueToken,
         Operation::RevokeTokens,
         Operation::LookupCustomId,
+        Operation::Jwks,
+        Operation::OpenIdConfiguration,
+        Operation::IntrospectToken,
     ];
+
+    /// Public routes need neither HMAC authentication nor an api-version.
+    pub fn is_public(self) -> bool {
+        matches!(self, Operation::Jwks | Operation::OpenIdConfiguration)
+    }
 
     pub fn route_key(self) -> &'static str {
         match self {
@@ -144,6 +159,9 @@ impl Operation {
             Operation::IssueToken => "POST /identities/{id}/:issueAccessToken",
             Operation::RevokeTokens => "POST /identities/{id}/:revokeAccessTokens",
             Operation::LookupCustomId => "GET /customIds/{customId}",
+            Operation::Jwks => "GET /.well-known/jwks.json",
+            Operation::OpenIdConfiguration => "GET /.well-known/openid-configuration",
+            Operation::IntrospectToken => "POST /tokens/:introspect",
         }
     }
 }
@@ -152,6 +170,8 @@ impl Operation {
 pub struct App {
     pub service: IdentityService,
     pub public_hosts: Vec<String>,
+    /// Base URL for discovery metadata; None: from the request's Host header.
+    pub public_base_url: Option<String>,
 }
 
 /// An error in the ACS envelope.
@@ -301,8 +321,15 @@ fn admit(
             format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
         ));
     }
+    let routed = route(&request.method, &request.path);
+    if let Ok((operation, _)) = &routed
+        && operation.is_public()
+        && operations.contains(operation)
+    {
+        return routed;
+    }
     authenticate(app, request)?;
-    let (operation, target) = route(&request.method, &request.path)?;
+    let (operation, target) = routed?;
     if !operations.contains(&operation) {
         return Err(unknown_route());
     }
@@ -344,6 +371,16 @@ async fn serve(
         Operation::RevokeTokens => {
             service.revoke_tokens(&identity_id(target)?).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Operation::Jwks => Ok(verification::jwks(app, request)),
+        Operation::OpenIdConfiguration => Ok(verification::openid_configuration(app, request)),
+        Operation::IntrospectToken => {
+            let token = verification::parse_introspection(request)?;
+            let result = service.introspect(&token).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &verification::introspection_body(&result),
+            ))
         }
         Operation::LookupCustomId => {
             let raw = target.unwrap_or_default();
@@ -406,6 +443,18 @@ pub fn route(method: &Method, path: &str) -> Result<(Operation, Option<String>),
             };
             Ok((operation, Some(decode(id)?)))
         }
+        [".well-known", "jwks.json"] => match *method {
+            Method::GET => Ok((Operation::Jwks, None)),
+            _ => Err(method_not_allowed("GET")),
+        },
+        [".well-known", "openid-configuration"] => match *method {
+            Method::GET => Ok((Operation::OpenIdConfiguration, None)),
+            _ => Err(method_not_allowed("GET")),
+        },
+        ["tokens", ":introspect"] => match *method {
+            Method::POST => Ok((Operation::IntrospectToken, None)),
+            _ => Err(method_not_allowed("POST")),
+        },
         ["customIds", rest @ ..] if !rest.is_empty() && !rest[0].is_empty() => match *method {
             Method::GET => {
                 let joined = rest.join("/");
@@ -428,7 +477,10 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn authenticate(app: &Arc<App>, request: &ApiRequest) -> Result<(), ApiError> {
-    let keys = app.service.keys().access_keys();
+    let Some(keys) = app.service.keys().access_keys() else {
+        tracing::error!("an HMAC route reached a function loaded without access keys");
+        return Err(ApiError::denied());
+    };
     let hmac_request = HmacRequest {
         method: request.method.as_str(),
         path: &request.path,
@@ -478,131 +530,4 @@ fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
             ))
         }
     }
-}
-
-fn identity_id(target: Option<String>) -> Result<IdentityId, ApiError> {
-    let raw = target.unwrap_or_default();
-    IdentityId::parse(&raw).map_err(|e| ApiError::validation("id", e.to_string()))
-}
-
-/// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
-fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(Value::Null) => Ok(Map::new()),
-        Ok(_) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestBody",
-            "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestBody",
-            format!("The request body is not valid JSON: {e}."),
-        )),
-    }
-}
-
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object.get(name).filter(|v| !v.is_null())
-}
-
-fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError> {
-    let Some(value) = field(object, "expiresInMinutes") else {
-        return Ok(TokenLifetime::DEFAULT);
-    };
-    let out_of_range = || {
-        ApiError::validation(
-            "ExpiresInMinutes",
-            format!(
-                "ExpiresInMinutes value {value} is invalid. Value must be within the [{}, {}] interval.",
-                TokenLifetime::MIN_MINUTES,
-                TokenLifetime::MAX_MINUTES
-            ),
-        )
-    };
-    match value {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(TokenLifetime::from_minutes)
-            .ok_or_else(out_of_range),
-        _ => Err(ApiError::validation(
-            "ExpiresInMinutes",
-            "ExpiresInMinutes must be a whole number of minutes.",
-        )),
-    }
-}
-
-fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
-    let Value::Array(items) = value else {
-        return Err(ApiError::validation(
-            target,
-            "Scopes must be an array of strings.",
-        ));
-    };
-    let names = items
-        .iter()
-        .map(|item| {
-            item.as_str()
-                .ok_or_else(|| ApiError::validation(target, "Scopes must be an array of strings."))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Scopes::parse(names).map_err(|e: InvalidScopes| ApiError::validation(target, e.to_string()))
-}
-
-fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
-    let object = parse_object(body)?;
-    let custom_id = match field(&object, "customId") {
-        None => None,
-        Some(Value::String(raw)) => Some(
-            CustomId::parse(raw).map_err(|e| ApiError::validation("customId", e.to_string()))?,
-        ),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "customId",
-                "CustomId must be a string.",
-            ));
-        }
-    };
-    let lifetime = parse_lifetime(&object)?;
-    let token = field(&object, "createTokenWithScopes")
-        .map(|scopes| parse_scope_list(scopes, "createTokenWithScopes"))
-        .transpose()?
-        .map(|scopes| TokenRequest { scopes, lifetime });
-    Ok(CreateIdentity { custom_id, token })
-}
-
-fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
-    let object = parse_object(body)?;
-    let scopes = match field(&object, "scopes") {
-        None => {
-            return Err(ApiError::validation(
-                "Scopes",
-                "Scopes: The Scopes field is required.",
-            ));
-        }
-        Some(scopes) => parse_scope_list(scopes, "scopes")?,
-    };
-    Ok(TokenRequest {
-        scopes,
-        lifetime: parse_lifetime(&object)?,
-    })
-}
-
-fn identity_body(identity: &Identity) -> Value {
-    let mut body = json!({ "id": identity.id.as_str() });
-    if let Some(custom_id) = &identity.custom_id {
-        body["customId"] = json!(custom_id.as_str());
-    }
-    if let Some(at) = identity.last_token_issued_at {
-        body["lastTokenIssuedAt"] = json!(time::to_wire(at));
-    }
-    body
-}
-
-fn token_body(token: &AccessToken) -> Value {
-    json!({ "token": token.token, "expiresOn": time::epoch_seconds_to_wire(token.expires_on) })
 }

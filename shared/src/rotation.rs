@@ -1,0 +1,200 @@
+//! Secrets Manager's rotation contract for the signing key set (createSecret, setSecret,
+//! testSecret, finishSecret), and regeneration of one access key. Written against the
+//! `VersionedSecret` port; `aws::SecretsManagerSecret` is the adapter.
+//!
+//! Schedule: a rotation retires the *previous* key, so a token signed two rotations ago
+//! stops verifying. Tokens live up to 24 h and keys are cached for
+//! CALLSIGN_KEY_CACHE_TTL_SECONDS (5 min) plus the JWKS max-age (5 min): rotate at most
+//! once per 48 h (the template's schedule) to keep every live token verifiable.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::auth::AccessKeys;
+use crate::auth::hmac::generate_key;
+use crate::identity::{IdentityId, ResourceId};
+use crate::keys::{KeyError, KeySet, SigningAlgorithm, StoredKeySet};
+use crate::scope::Scopes;
+use crate::token::{self, TokenLifetime, TokenRequest, TokenSettings};
+
+pub const CURRENT: &str = "AWSCURRENT";
+pub const PENDING: &str = "AWSPENDING";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("secret store: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+/// A secret with staged versions (Secrets Manager's model).
+#[async_trait]
+pub trait VersionedSecret: Send + Sync {
+    /// Version id → its stages.
+    async fn versions(&self) -> Result<HashMap<String, Vec<String>>, RotationError>;
+    /// The value at `stage` (and `version`, if given); None when there is none.
+    async fn value(
+        &self,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>, RotationError>;
+    /// Stores `value` as version `token`, staged AWSPENDING (idempotent per token).
+    async fn put_pending(&self, token: &str, value: &str) -> Result<(), RotationError>;
+    /// Moves AWSCURRENT from version `from` to version `token`.
+    async fn promote(&self, token: &str, from: &str) -> Result<(), RotationError>;
+    /// Stores `value` as a new AWSCURRENT version.
+    async fn put_current(&self, value: &str) -> Result<(), RotationError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    CreateSecret,
+    SetSecret,
+    TestSecret,
+    FinishSecret,
+}
+
+impl Step {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "createSecret" => Some(Self::CreateSecret),
+            "setSecret" => Some(Self::SetSecret),
+            "testSecret" => Some(Self::TestSecret),
+            "finishSecret" => Some(Self::FinishSecret),
+            _ => None,
+        }
+    }
+}
+
+/// Runs one step of a signing-key rotation. Every step may be retried: it then finds its
+/// work done and changes nothing.
+pub async fn rotate_signing_keys(
+    secret: &dyn VersionedSecret,
+    step: Step,
+    token: &str,
+    algorithm: SigningAlgorithm,
+) -> Result<(), RotationError> {
+    match step {
+        Step::CreateSecret => create(secret, token, algorithm).await,
+        // No other system holds these keys: nothing to set.
+        Step::SetSecret => Ok(()),
+        Step::TestSecret => test(secret, token).await,
+        Step::FinishSecret => finish(secret, token).await,
+    }
+}
+
+async fn current_value(secret: &dyn VersionedSecret) -> Result<String, RotationError> {
+    secret
+        .value(CURRENT, None)
+        .await?
+        .ok_or_else(|| RotationError::Invalid("the secret has no AWSCURRENT value".into()))
+}
+
+async fn create(
+    secret: &dyn VersionedSecret,
+    token: &str,
+    algorithm: SigningAlgorithm,
+) -> Result<(), RotationError> {
+    let current = current_value(secret).await?;
+    if secret.value(PENDING, Some(token)).await?.is_some() {
+        return Ok(()); // a retry: the pending set exists already
+    }
+    let current: StoredKeySet = serde_json::from_str(&current)
+        .map_err(|_| RotationError::Invalid("AWSCURRENT is not a signing key set".into()))?;
+    let next = current.rotated(algorithm)?;
+    secret.put_pending(token, &next.to_secret()).await
+}
+
+/// Signs a probe token with the pending set's new key and verifies it with the set.
+async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
+    let pending = secret.value(PENDING, Some(token)).await?.ok_or_else(|| {
+        RotationError::Invalid(format!("version {token} has no AWSPENDING value"))
+    })?;
+    let keys = KeySet::from_secret(&pending)?;
+    let settings = TokenSettings {
+        resource_id: ResourceId::random(),
+        issuer: "rotation-test".into(),
+        audience: "rotation-test".into(),
+        region: "test".into(),
+        resource_location: "test".into(),
+    };
+    let now = Utc::now();
+    let request = TokenRequest {
+        scopes: Scopes::parse(["chat"]).expect("a valid scope"),
+        lifetime: TokenLifetime::DEFAULT,
+    };
+    let probe = token::issue(
+        &settings,
+        &keys,
+        &IdentityId::new(settings.resource_id),
+        request,
+        0,
+        now,
+    )
+    .map_err(|e| RotationError::Invalid(format!("the pending key cannot sign: {e}")))?;
+    token::verify(
+        &probe.token,
+        &settings.expectations(0),
+        keys.public_keys(),
+        now,
+    )
+    .map_err(|e| {
+        RotationError::Invalid(format!(
+            "the pending key set cannot verify its own token: {e}"
+        ))
+    })?;
+    Ok(())
+}
+
+async fn finish(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
+    let versions = secret.versions().await?;
+    let stages = versions
+        .get(token)
+        .ok_or_else(|| RotationError::Invalid(format!("version {token} does not exist")))?;
+    if stages.iter().any(|s| s == CURRENT) {
+        return Ok(()); // a retry: already current
+    }
+    let current = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| RotationError::Invalid("no version is AWSCURRENT".into()))?;
+    secret.promote(token, &current).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhichKey {
+    Primary,
+    Secondary,
+}
+
+impl WhichKey {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "primary" => Some(Self::Primary),
+            "secondary" => Some(Self::Secondary),
+            _ => None,
+        }
+    }
+}
+
+/// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
+/// key" does. Returns the new key. Functions pick it up within their key cache TTL.
+pub async fn regenerate_access_key(
+    secret: &dyn VersionedSecret,
+    which: WhichKey,
+) -> Result<String, RotationError> {
+    let keys = AccessKeys::from_secret(&current_value(secret).await?)?;
+    let fresh = generate_key();
+    let next = match which {
+        WhichKey::Primary => AccessKeys::new(&fresh, keys.secondary())?,
+        WhichKey::Secondary => AccessKeys::new(keys.primary(), &fresh)?,
+    };
+    secret.put_current(&next.to_secret()).await?;
+    Ok(fresh)
+}
