@@ -29,6 +29,7 @@ async fn main() {
     let result = match args.first().map(String::as_str) {
         None => run().await,
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
+        Some("regenerate-access-key") if args.len() == 2 => regenerate_access_key(&args[1]).await,
         Some(_) => Err(USAGE.into()),
     };
     if let Err(e) = result {
@@ -39,7 +40,22 @@ async fn main() {
 
 const USAGE: &str = "usage: callsign-local              run the local server
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
-                                        CALLSIGN_ACCESS_KEY, for cargo lambda invoke";
+                                        CALLSIGN_ACCESS_KEY, for cargo lambda invoke
+       callsign-local regenerate-access-key primary|secondary
+                                        replace that key in the secret named by
+                                        CALLSIGN_ACCESS_KEYS_SECRET_ID; print the new key";
+
+/// ACS's "regenerate key": the named key is replaced at once; the other keeps working.
+async fn regenerate_access_key(which: &str) -> Result<(), Error> {
+    let which = callsign::rotation::WhichKey::parse(which).ok_or(USAGE)?;
+    let secret_id = env("CALLSIGN_ACCESS_KEYS_SECRET_ID")
+        .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
+    let client = aws_sdk_secretsmanager::Client::new(&callsign::aws::sdk_config().await);
+    let secret = callsign::aws::SecretsManagerSecret::new(client, secret_id);
+    let key = callsign::rotation::regenerate_access_key(&secret, which).await?;
+    println!("{key}");
+    Ok(())
+}
 
 /// Signs a sample event with the access key in CALLSIGN_ACCESS_KEY and prints it.
 fn sign_event(path: &str) -> Result<(), Error> {

@@ -1,11 +1,15 @@
 //! The issue path (HMAC check, routing and parsing, store update, signing) on the in-memory
-//! store, next to raw ES256 JWT signing of the same claims. Budget: the issue path keeps
+//! store, next to raw ES256 JWT signing of the same claims; and the verify path
+//! (introspection) next to raw ES256 signature verification. Budget: the issue path keeps
 //! at least 60% of the raw signing rate. Run: `cargo bench -p callsign --bench issue_path`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use callsign::api::{self, ApiRequest, App, Operation};
 use callsign::auth::AccessKeys;
 use callsign::config::Config;
@@ -105,13 +109,62 @@ fn raw_sign_once(f: &Fixture) {
     black_box(token::issue(&f.settings, &f.keys, &f.id, request, 0, Utc::now()).unwrap());
 }
 
+/// A live token of the fixture's identity and the raw parts of its signature.
+struct Probe {
+    token: String,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    public_key: Vec<u8>,
+}
+
+fn probe(f: &Fixture) -> Probe {
+    let request = TokenRequest {
+        scopes: Scopes::parse(["chat", "voip"]).unwrap(),
+        lifetime: TokenLifetime::from_minutes(60).unwrap(),
+    };
+    let token = token::issue(&f.settings, &f.keys, &f.id, request, 0, Utc::now())
+        .unwrap()
+        .token;
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let jwk = f
+        .keys
+        .public_keys()
+        .find(f.keys.current.kid())
+        .unwrap()
+        .jwk();
+    let coordinate = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let public_key = [vec![0x04], coordinate("x"), coordinate("y")].concat();
+    Probe {
+        message: message.as_bytes().to_vec(),
+        signature: URL_SAFE_NO_PAD.decode(signature).unwrap(),
+        public_key,
+        token,
+    }
+}
+
+/// Introspection's work: signature, claims, the identity's record, revocation.
+fn verify_once(f: &Fixture, p: &Probe) {
+    let verdict = f
+        .runtime
+        .block_on(f.app.service.introspect(&p.token))
+        .unwrap();
+    assert!(verdict.is_ok());
+    black_box(verdict.ok());
+}
+
+/// Just the ECDSA P-256 signature check.
+fn raw_verify_once(p: &Probe) {
+    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &p.public_key);
+    key.verify(&p.message, &p.signature).unwrap();
+}
+
 /// Operations per second over a fixed wall-clock window.
-fn rate(f: &Fixture, op: fn(&Fixture)) -> f64 {
+fn rate(mut op: impl FnMut()) -> f64 {
     let window = Duration::from_secs(2);
     let started = Instant::now();
     let mut count = 0u64;
     while started.elapsed() < window {
-        op(f);
+        op();
         count += 1;
     }
     count as f64 / started.elapsed().as_secs_f64()
@@ -132,14 +185,25 @@ fn main() {
             BatchSize::SmallInput,
         )
     });
+    let p = probe(&f);
+    group.bench_function("raw_es256_signature_verification", |b| {
+        b.iter(|| raw_verify_once(&p))
+    });
+    group.bench_function("verify_path_in_memory", |b| b.iter(|| verify_once(&f, &p)));
     group.finish();
     criterion.final_summary();
 
-    let raw = rate(&f, raw_sign_once);
-    let issue = rate(&f, issue_once);
+    let raw = rate(|| raw_sign_once(&f));
+    let issue = rate(|| issue_once(&f));
     let ratio = 100.0 * issue / raw;
+    let raw_verify = rate(|| raw_verify_once(&p));
+    let verify = rate(|| verify_once(&f, &p));
     println!(
         "\nissue path: {issue:.0}/s; raw ES256 JWT signing: {raw:.0}/s; ratio {ratio:.0}% (budget: at least {BUDGET_PERCENT}%)"
+    );
+    println!(
+        "verify path (introspection): {verify:.0}/s; raw ES256 signature verification: {raw_verify:.0}/s; ratio {:.0}%",
+        100.0 * verify / raw_verify
     );
     assert!(ratio >= BUDGET_PERCENT, "the issue path is over budget");
 }

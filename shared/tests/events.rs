@@ -32,6 +32,20 @@ const CASES: &[(&str, &[Operation], u16)] = &[
     ("issue-token.json", Operation::ISSUE_TOKEN, 200),
     ("revoke-tokens.json", Operation::REVOKE_TOKENS, 204),
     ("custom-id-lookup.json", Operation::CUSTOM_ID_LOOKUP, 200),
+    ("jwks.json", Operation::JWKS, 200),
+    ("openid-configuration.json", Operation::JWKS, 200),
+    ("introspect.json", Operation::INTROSPECT, 200),
+];
+
+/// Events of the non-HTTP functions, exercised by their own tests: the authorizer's here,
+/// the rotation steps' against moto in tests/rotation.rs.
+const OTHER_EVENTS: &[&str] = &[
+    "authorizer-allowed.json",
+    "authorizer-denied.json",
+    "rotation-create-secret.json",
+    "rotation-set-secret.json",
+    "rotation-test-secret.json",
+    "rotation-finish-secret.json",
 ];
 
 fn events_dir() -> &'static Path {
@@ -46,7 +60,11 @@ async fn every_event_file_is_covered() {
         .filter(|name| name.ends_with(".json"))
         .collect();
     files.sort();
-    let mut covered: Vec<String> = CASES.iter().map(|(file, _, _)| file.to_string()).collect();
+    let mut covered: Vec<String> = CASES
+        .iter()
+        .map(|(file, _, _)| file.to_string())
+        .chain(OTHER_EVENTS.iter().map(|file| file.to_string()))
+        .collect();
     covered.sort();
     assert_eq!(files, covered);
 }
@@ -64,11 +82,13 @@ async fn each_event_gets_its_status_from_its_function() {
 
         let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
         let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
-        // Unsigned as committed (no key is committed): denied.
+        // As committed (unsigned: no key is committed) only public routes answer.
+        let public = operations.iter().all(|op| op.is_public());
         let unsigned = lambda_http::request::from_str(&raw).unwrap();
+        let unsigned_status = lambda::handle(&t.app, operations, unsigned).await.status();
         assert_eq!(
-            lambda::handle(&t.app, operations, unsigned).await.status(),
-            401,
+            unsigned_status,
+            if public { *status } else { 401 },
             "{file}"
         );
 
@@ -81,11 +101,13 @@ async fn each_event_gets_its_status_from_its_function() {
             "{file}: {:?}",
             response.body()
         );
-        assert_eq!(
-            response.headers()["x-ms-client-request-id"],
-            "3f1c2a4e-8d1b-4c5e-9a7f-0b1c2d3e4f50",
-            "{file}"
-        );
+        if !public {
+            assert_eq!(
+                response.headers()["x-ms-client-request-id"],
+                "3f1c2a4e-8d1b-4c5e-9a7f-0b1c2d3e4f50",
+                "{file}"
+            );
+        }
     }
 }
 
@@ -115,4 +137,47 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
             .status(),
         200
     );
+}
+
+/// The authorizer events, with a fresh `chat.join` token in place of the placeholder:
+/// posting a message is allowed, creating a thread is not.
+#[tokio::test]
+async fn the_authorizer_events_are_allowed_and_denied() {
+    use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+    use callsign::authorizer::{Authorizer, RevocationCache};
+    use callsign::capability::RoutePolicy;
+
+    let t = common::memory_app().await;
+    let created = t.create(r#"{"createTokenWithScopes":["chat.join"]}"#).await;
+    let token = created["accessToken"]["token"].as_str().unwrap();
+    let service = &t.app.service;
+    let authorizer = Authorizer::new(
+        service.verifier(),
+        RoutePolicy::default_routes(),
+        RevocationCache::new(service.store(), std::time::Duration::from_secs(30), 100),
+    );
+    for (file, allowed) in [
+        ("authorizer-allowed.json", true),
+        ("authorizer-denied.json", false),
+    ] {
+        let committed = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let raw = committed.replace("<a callsign access token>", token);
+        let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_str(&raw).unwrap();
+        let response = lambda::authorize_event(&authorizer, &event).await;
+        assert_eq!(response.is_authorized, allowed, "{file}");
+        if allowed {
+            assert_eq!(response.context["identityId"], created["identity"]["id"]);
+            assert_eq!(response.context["scopes"], "chat.join");
+            assert_eq!(response.context["capability"], "chat.participate");
+        }
+        // As committed, with the placeholder instead of a token: denied.
+        let event: ApiGatewayV2CustomAuthorizerV2Request =
+            serde_json::from_str(&committed).unwrap();
+        assert!(
+            !lambda::authorize_event(&authorizer, &event)
+                .await
+                .is_authorized,
+            "{file}"
+        );
+    }
 }

@@ -452,6 +452,18 @@ async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
     assert_eq!(unchanged.status(), 304);
     assert!(unchanged.body().is_empty());
     assert_eq!(t.send(request(Some("\"stale\""))).await.status(), 200);
+    assert_eq!(
+        t.send(request(Some(&format!("W/{etag}")))).await.status(),
+        304,
+        "weak comparison"
+    );
+    let mut head = request(None);
+    head.method = Method::HEAD;
+    let head = t.send(head).await;
+    assert_eq!(head.status(), 200);
+    assert!(head.body().is_empty());
+    let length = serde_json::to_vec(&jwks).unwrap().len().to_string();
+    assert_eq!(head.headers()["content-length"], length.as_str());
 
     let mut discovery = callsign::api::ApiRequest::signed(
         &t.key,

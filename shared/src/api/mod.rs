@@ -294,6 +294,14 @@ pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiReques
         Err(err) => (None, Err(err)),
     };
     let mut response = result.unwrap_or_else(ApiError::into_response);
+    if request.method == Method::HEAD {
+        // Headers as for GET (Content-Length included), no body.
+        let length = response.body().len();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        *response.body_mut() = Bytes::new();
+    }
     if let Some(id) = client_request_id {
         response.headers_mut().insert(CLIENT_REQUEST_ID, id);
     }
@@ -444,12 +452,12 @@ pub fn route(method: &Method, path: &str) -> Result<(Operation, Option<String>),
             Ok((operation, Some(decode(id)?)))
         }
         [".well-known", "jwks.json"] => match *method {
-            Method::GET => Ok((Operation::Jwks, None)),
-            _ => Err(method_not_allowed("GET")),
+            Method::GET | Method::HEAD => Ok((Operation::Jwks, None)),
+            _ => Err(method_not_allowed("GET, HEAD")),
         },
         [".well-known", "openid-configuration"] => match *method {
-            Method::GET => Ok((Operation::OpenIdConfiguration, None)),
-            _ => Err(method_not_allowed("GET")),
+            Method::GET | Method::HEAD => Ok((Operation::OpenIdConfiguration, None)),
+            _ => Err(method_not_allowed("GET, HEAD")),
         },
         ["tokens", ":introspect"] => match *method {
             Method::POST => Ok((Operation::IntrospectToken, None)),

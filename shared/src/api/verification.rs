@@ -29,9 +29,11 @@ pub(super) fn jwks(app: &App, request: &ApiRequest) -> ApiResponse {
         .headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        // If-None-Match compares weakly (RFC 9110 §13.1.2): W/"x" matches "x".
         .is_some_and(|tags| {
             tags.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
         });
     let mut response = if not_modified {
         http::Response::builder()
