@@ -163,7 +163,19 @@ impl PublicKeys {
             })
             .filter_map(|jwk| {
                 let kid = jwk.get("kid")?.as_str()?;
-                let algorithm = SigningAlgorithm::parse(jwk.get("alg")?.as_str()?)?;
+                // Some providers (Entra ID) leave `alg` out: the key type then decides.
+                let algorithm = match jwk.get("alg") {
+                    Some(alg) => SigningAlgorithm::parse(alg.as_str()?)?,
+                    None => match (
+                        jwk.get("kty").and_then(Value::as_str),
+                        jwk.get("crv").and_then(Value::as_str),
+                    ) {
+                        (Some("RSA"), _) => SigningAlgorithm::Rs256,
+                        (Some("EC"), Some("P-256")) => SigningAlgorithm::Es256,
+                        (Some("OKP"), Some("Ed25519")) => SigningAlgorithm::EdDsa,
+                        _ => return None,
+                    },
+                };
                 PublicKey::new(kid, algorithm, jwk.clone()).ok()
             })
             .collect();

@@ -8,6 +8,7 @@ pub mod authorizer;
 pub mod aws;
 pub mod capability;
 pub mod config;
+pub mod front;
 pub mod identity;
 pub mod keys;
 pub mod lambda;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::identity::{CustomId, Identity, IdentityId};
+use crate::identity::{CustomId, Identity, IdentityId, IdentityKind};
 use crate::keys::KeyRing;
 use crate::store::{Created, IdentityStore, StoreError};
 use crate::time;
@@ -31,6 +31,8 @@ pub enum ServiceError {
 pub struct CreateIdentity {
     pub custom_id: Option<CustomId>,
     pub token: Option<TokenRequest>,
+    /// Some: an ephemeral identity (a guest), gone after this instant.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -100,6 +102,9 @@ impl IdentityService {
         );
         if request.token.is_some() {
             identity.last_token_issued_at = Some(now);
+        }
+        if let Some(expires_at) = request.expires_at {
+            identity.kind = IdentityKind::Ephemeral { expires_at };
         }
         let identity = match self.store.create(identity).await? {
             Created::New(identity) | Created::Existing(identity) => identity,

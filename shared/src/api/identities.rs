@@ -103,7 +103,11 @@ pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
         .map(|scopes| parse_scope_list(scopes, "createTokenWithScopes"))
         .transpose()?
         .map(|scopes| TokenRequest { scopes, lifetime });
-    Ok(CreateIdentity { custom_id, token })
+    Ok(CreateIdentity {
+        custom_id,
+        token,
+        expires_at: None,
+    })
 }
 
 pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {

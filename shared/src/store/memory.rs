@@ -136,3 +136,26 @@ impl IdentityStore for MemoryStore {
         Ok(true)
     }
 }
+
+/// Fixed-window counters in memory, for the local server and tests.
+#[derive(Default)]
+pub struct MemoryThrottle {
+    windows: Mutex<HashMap<(String, i64), u64>>,
+}
+
+#[async_trait]
+impl super::Throttle for MemoryThrottle {
+    async fn hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        _window_seconds: i64,
+    ) -> Result<u64, StoreError> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        // Older windows are over: forget them.
+        windows.retain(|(_, start), _| *start >= window_start);
+        let count = windows.entry((key.to_owned(), window_start)).or_insert(0);
+        *count += 1;
+        Ok(*count)
+    }
+}

@@ -60,3 +60,17 @@ pub trait IdentityStore: Send + Sync {
     /// Deletes the identity and its customId mapping. False if there was none.
     async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError>;
 }
+
+/// Fixed-window request counters (guest throttling), kept beside the identities.
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// Counts one request for `key` in the window that starts at `window_start` (epoch
+    /// seconds) and lasts `window_seconds`; returns the count so far, this one included.
+    /// Counters disappear some time after their window.
+    async fn hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        window_seconds: i64,
+    ) -> Result<u64, StoreError>;
+}
