@@ -51,9 +51,18 @@ impl RevocationCache {
         }
     }
 
-    pub async fn current(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
+    /// The identity's record, from the cache if fresh enough. A token with a newer epoch
+    /// than the cached one proves the entry stale (issued after a revoke): read again.
+    pub async fn current(
+        &self,
+        id: &IdentityId,
+        token_epoch: u64,
+    ) -> Result<Option<Identity>, StoreError> {
         if let Some((identity, at)) = self.lock().get(id)
             && at.elapsed() < self.max_age
+            && identity
+                .as_ref()
+                .is_none_or(|i| i.revocation_epoch >= token_epoch)
         {
             return Ok(identity.clone());
         }
@@ -118,7 +127,7 @@ impl Authorizer {
         }
         let current = self
             .revocations
-            .current(&verified.identity)
+            .current(&verified.identity, verified.claims.rev)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "revocation lookup failed; denying");

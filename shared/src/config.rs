@@ -71,6 +71,17 @@ impl Config {
                 audience: claim("CALLSIGN_TOKEN_AUDIENCE", "callsign")?,
                 region: claim("CALLSIGN_TOKEN_REGION", "amer")?,
                 resource_location: claim("CALLSIGN_RESOURCE_LOCATION", "unitedstates")?,
+                // Every function learns a rotated-in key within its key cache TTL, and JWKS
+                // readers within the JWKS max-age after that.
+                key_activation_seconds: match get("CALLSIGN_KEY_ACTIVATION_SECONDS") {
+                    Some(raw) => raw.trim().parse().map_err(|_| {
+                        ConfigError(
+                            "CALLSIGN_KEY_ACTIVATION_SECONDS must be a whole number of seconds"
+                                .into(),
+                        )
+                    })?,
+                    None => ttl_seconds as i64 + crate::api::JWKS_MAX_AGE_SECONDS as i64,
+                },
             },
             table_name: get("CALLSIGN_TABLE_NAME"),
             signing_keys_secret_id: get("CALLSIGN_SIGNING_KEYS_SECRET_ID"),

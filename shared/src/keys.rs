@@ -187,6 +187,7 @@ impl PublicKeys {
 pub struct SigningKey {
     public: PublicKey,
     encoding: EncodingKey,
+    created_at: Option<i64>,
 }
 
 impl SigningKey {
@@ -215,6 +216,7 @@ impl SigningKey {
             kid: new_kid(),
             alg: algorithm.as_str().into(),
             private_key: STANDARD.encode(pkcs8),
+            created_at: Some(chrono::Utc::now().timestamp()),
         };
         Ok((Self::from_stored(&stored)?, stored))
     }
@@ -276,6 +278,7 @@ impl SigningKey {
         Ok(Self {
             public: PublicKey::new(kid, algorithm, jwk)?,
             encoding,
+            created_at: stored.created_at,
         })
     }
 
@@ -296,6 +299,7 @@ pub struct KeySet {
     pub current: SigningKey,
     pub previous: Option<SigningKey>,
     public: Arc<PublicKeys>,
+    jwks: (String, String),
 }
 
 impl KeySet {
@@ -310,11 +314,31 @@ impl KeySet {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let public = PublicKeys { keys: public };
+        let body = public.to_jwks().to_string();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
         Ok(Self {
             current,
             previous,
-            public: Arc::new(PublicKeys { keys: public }),
+            public: Arc::new(public),
+            jwks: (body, etag),
         })
+    }
+
+    /// The key that signs at `now`: `current`, unless it is younger than `activation`
+    /// seconds and a previous key exists. A rotated-in key is published (JWKS, verifier
+    /// caches) before it is used, so no verifier meets a kid it cannot know yet.
+    pub fn signer(&self, now: i64, activation: i64) -> &SigningKey {
+        match (&self.previous, self.current.created_at) {
+            (Some(previous), Some(created_at)) if now - created_at < activation => previous,
+            _ => &self.current,
+        }
+    }
+
+    /// The JWKS document and its ETag, made once per key set.
+    pub fn jwks_document(&self) -> &(String, String) {
+        &self.jwks
     }
 
     /// The public half: what verifies tokens, and what the JWKS publishes.
@@ -357,6 +381,10 @@ pub struct StoredKey {
     pub kid: String,
     pub alg: String,
     pub private_key: String,
+    /// When the key was made (epoch seconds): it signs only once every cache that
+    /// publishes or verifies keys has had time to learn it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -431,55 +459,143 @@ impl KeySource for LocalKeySource {
     }
 }
 
-/// A value loaded once and then refreshed at most once per `ttl`; requests never wait on
-/// the source while a usable value is cached. A failed refresh keeps the old value.
+/// A value loaded once and refreshed in the background at most once per `ttl` (requests
+/// never wait on the source while a value is cached; a failed refresh keeps the old one),
+/// and on demand (a token naming an unknown kid) at most once per interval, concurrent
+/// demands sharing one fetch.
 pub struct Cached<T> {
-    entry: RwLock<(Arc<T>, Instant)>,
+    entry: RwLock<Entry<T>>,
     ttl: Duration,
     refreshing: AtomicBool,
+    /// When the last forced fetch started; held while one runs.
+    forced: tokio::sync::Mutex<Option<Instant>>,
 }
+
+struct Entry<T> {
+    value: Arc<T>,
+    loaded_at: Instant,
+    /// Bumped by every stored value, so that a slow background refresh that started
+    /// before a forced one cannot put older keys back.
+    generation: u64,
+}
+
+/// Permission to run the one background refresh; resets the flag when dropped, even if
+/// the refresh panics.
+pub struct RefreshClaim<'a, T> {
+    cached: &'a Cached<T>,
+    generation: u64,
+}
+
+impl<T> Drop for RefreshClaim<'_, T> {
+    fn drop(&mut self) {
+        self.cached.refreshing.store(false, Ordering::Release);
+    }
+}
+
+impl<T> RefreshClaim<'_, T> {
+    /// Hands the claim over to a task that owns the cache (`Cached::resume`) without
+    /// releasing it.
+    pub fn hand_over(self) -> u64 {
+        let generation = self.generation;
+        std::mem::forget(self);
+        generation
+    }
+
+    /// Stores a refreshed value (unless a newer one arrived meanwhile); on failure keeps
+    /// the old one and waits another `ttl` before retrying.
+    pub fn finish(self, fresh: Result<T, KeyError>, what: &str) {
+        let mut entry = self.cached.entry.write().unwrap_or_else(|e| e.into_inner());
+        match fresh {
+            Ok(value) if entry.generation == self.generation => {
+                entry.value = Arc::new(value);
+                entry.generation += 1;
+            }
+            Ok(_) => {} // a forced refresh stored newer keys meanwhile
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} key refresh failed; keeping the cached keys")
+            }
+        }
+        entry.loaded_at = Instant::now();
+    }
+}
+
+/// A forced fetch runs on a request's path: it gets less time than a background one.
+const FORCED_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<T> Cached<T> {
     pub fn new(value: T, ttl: Duration) -> Self {
         Self {
-            entry: RwLock::new((Arc::new(value), Instant::now())),
+            entry: RwLock::new(Entry {
+                value: Arc::new(value),
+                loaded_at: Instant::now(),
+                generation: 0,
+            }),
             ttl,
             refreshing: AtomicBool::new(false),
+            forced: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// The cached value, and whether it is due for a refresh (only one caller is told so).
-    pub fn get(&self) -> (Arc<T>, bool) {
+    /// The cached value, and, when it is due for a refresh, the claim to run it (only one
+    /// caller at a time gets one).
+    pub fn get(&self) -> (Arc<T>, Option<RefreshClaim<'_, T>>) {
         let entry = self.entry.read().unwrap_or_else(|e| e.into_inner());
-        let stale = entry.1.elapsed() >= self.ttl;
-        let claim = stale
+        let stale = entry.loaded_at.elapsed() >= self.ttl;
+        let claimed = stale
             && self
                 .refreshing
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
-        (entry.0.clone(), claim)
+        let claim = claimed.then_some(RefreshClaim {
+            cached: self,
+            generation: entry.generation,
+        });
+        (entry.value.clone(), claim)
     }
 
-    /// Replaces the value now (a refresh outside the TTL schedule).
-    pub fn replace(&self, value: T) {
-        let mut entry = self.entry.write().unwrap_or_else(|e| e.into_inner());
-        *entry = (Arc::new(value), Instant::now());
-    }
-
-    /// Finish a refresh claimed through `get`: store the new value, or on failure keep the
-    /// old one and wait another `ttl` before retrying.
-    pub fn finish_refresh(&self, fresh: Result<T, KeyError>, what: &str) {
-        {
-            let mut entry = self.entry.write().unwrap_or_else(|e| e.into_inner());
-            match fresh {
-                Ok(value) => entry.0 = Arc::new(value),
-                Err(e) => {
-                    tracing::warn!(error = %e, "{what} key refresh failed; keeping the cached keys")
-                }
-            }
-            entry.1 = Instant::now();
+    /// Takes back a claim handed over with `RefreshClaim::hand_over`.
+    pub fn resume(&self, generation: u64) -> RefreshClaim<'_, T> {
+        RefreshClaim {
+            cached: self,
+            generation,
         }
-        self.refreshing.store(false, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.entry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    fn store(&self, value: T) {
+        let mut entry = self.entry.write().unwrap_or_else(|e| e.into_inner());
+        entry.value = Arc::new(value);
+        entry.loaded_at = Instant::now();
+        entry.generation += 1;
+    }
+
+    /// Fetches now, unless one fetch already ran within `min_interval` or finished while
+    /// this caller waited for it; returns the value then in force.
+    pub async fn force<F>(&self, min_interval: Duration, fetch: F, what: &str) -> Arc<T>
+    where
+        F: Future<Output = Result<T, KeyError>>,
+    {
+        let seen = self.generation();
+        let mut last = self.forced.lock().await;
+        let recent = last.is_some_and(|at| at.elapsed() < min_interval);
+        if self.generation() == seen && !recent {
+            *last = Some(Instant::now());
+            match tokio::time::timeout(FORCED_TIMEOUT, fetch).await {
+                Ok(Ok(value)) => self.store(value),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "{what} key fetch failed; keeping the cached keys")
+                }
+                Err(_) => tracing::warn!("{what} key fetch timed out; keeping the cached keys"),
+            }
+        }
+        drop(last);
+        self.get().0
     }
 }
 
@@ -490,7 +606,6 @@ pub struct KeyRing {
     source: Arc<dyn KeySource>,
     signing: Cached<KeySet>,
     access: Option<Cached<AccessKeys>>,
-    last_forced: std::sync::Mutex<Option<Instant>>,
 }
 
 impl KeyRing {
@@ -517,17 +632,17 @@ impl KeyRing {
             source,
             signing: Cached::new(signing, ttl),
             access: access.map(|keys| Cached::new(keys, ttl)),
-            last_forced: std::sync::Mutex::new(None),
         })
     }
 
     pub fn signing_keys(self: &Arc<Self>) -> Arc<KeySet> {
-        let (keys, refresh) = self.signing.get();
-        if refresh {
+        let (keys, claim) = self.signing.get();
+        if let Some(claim) = claim {
+            let generation = claim.hand_over();
             let ring = self.clone();
             tokio::spawn(async move {
-                let fresh = bounded(ring.source.signing_keys()).await;
-                ring.signing.finish_refresh(fresh, "signing");
+                let claim = ring.signing.resume(generation);
+                claim.finish(bounded(ring.source.signing_keys()).await, "signing");
             });
         }
         keys
@@ -536,34 +651,21 @@ impl KeyRing {
     /// Fetches the signing keys now (a token named a kid we do not know: a rotation may
     /// have happened since the last refresh), at most once per `min_interval`.
     pub async fn refresh_signing_keys(self: &Arc<Self>, min_interval: Duration) -> Arc<KeySet> {
-        let due = {
-            let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|at| at.elapsed() >= min_interval);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
-        if due {
-            match bounded(self.source.signing_keys()).await {
-                Ok(fresh) => self.signing.replace(fresh),
-                Err(e) => {
-                    tracing::warn!(error = %e, "signing key refresh failed; keeping the cached keys")
-                }
-            }
-        }
-        self.signing.get().0
+        self.signing
+            .force(min_interval, self.source.signing_keys(), "signing")
+            .await
     }
 
     /// None in a function loaded without access keys.
     pub fn access_keys(self: &Arc<Self>) -> Option<Arc<AccessKeys>> {
-        let (keys, refresh) = self.access.as_ref()?.get();
-        if refresh {
+        let (keys, claim) = self.access.as_ref()?.get();
+        if let Some(claim) = claim {
+            let generation = claim.hand_over();
             let ring = self.clone();
             tokio::spawn(async move {
-                let fresh = bounded(ring.source.access_keys()).await;
                 if let Some(access) = &ring.access {
-                    access.finish_refresh(fresh, "access");
+                    let claim = access.resume(generation);
+                    claim.finish(bounded(ring.source.access_keys()).await, "access");
                 }
             });
         }
@@ -618,13 +720,16 @@ mod tests {
     fn cache_hands_out_one_refresh_claim_at_a_time() {
         let cache = Cached::new(1, Duration::ZERO);
         let (value, first) = cache.get();
-        let (_, second) = cache.get();
         assert_eq!(*value, 1);
-        assert!(first);
-        assert!(!second, "a second refresh was claimed while one is running");
-        cache.finish_refresh(Ok(2), "test");
+        let first = first.expect("a stale value is due");
+        assert!(
+            cache.get().1.is_none(),
+            "a second refresh was claimed while one is running"
+        );
+        first.finish(Ok(2), "test");
         assert_eq!(*cache.get().0, 2);
-        cache.finish_refresh(Err(KeyError::Source("down".into())), "test");
+        let claim = cache.get().1.expect("due again (ttl zero)");
+        claim.finish(Err(KeyError::Source("down".into())), "test");
         assert_eq!(
             *cache.get().0,
             2,
@@ -633,8 +738,57 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_claim_frees_the_refresh() {
+        let cache = Cached::new(1, Duration::ZERO);
+        drop(cache.get().1);
+        assert!(cache.get().1.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_slow_background_refresh_cannot_undo_a_forced_one() {
+        let cache = Cached::new(1, Duration::ZERO);
+        let slow = cache.get().1.unwrap(); // started before the rotation was noticed
+        let forced = cache
+            .force(Duration::from_secs(60), async { Ok(3) }, "test")
+            .await;
+        assert_eq!(*forced, 3);
+        slow.finish(Ok(2), "test");
+        assert_eq!(*cache.get().0, 3);
+    }
+
+    #[tokio::test]
+    async fn forced_fetches_are_rate_limited_and_shared() {
+        let cache = Arc::new(Cached::new(1, Duration::from_secs(3600)));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fetch = |value| {
+            let fetches = fetches.clone();
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(value)
+            }
+        };
+        let (a, b) = tokio::join!(
+            cache.force(Duration::from_secs(60), fetch(2), "test"),
+            cache.force(Duration::from_secs(60), fetch(9), "test"),
+        );
+        assert_eq!(
+            (*a, *b),
+            (2, 2),
+            "the waiting caller gets the shared result"
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *cache.force(Duration::from_secs(60), fetch(5), "test").await,
+            2,
+            "rate-limited"
+        );
+        assert_eq!(*cache.force(Duration::ZERO, fetch(5), "test").await, 5);
+    }
+
+    #[test]
     fn fresh_cache_does_not_ask_for_refresh() {
         let cache = Cached::new("v", Duration::from_secs(3600));
-        assert!(!cache.get().1);
+        assert!(cache.get().1.is_none());
     }
 }

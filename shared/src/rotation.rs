@@ -116,12 +116,25 @@ async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationE
         RotationError::Invalid(format!("version {token} has no AWSPENDING value"))
     })?;
     let keys = KeySet::from_secret(&pending)?;
+    // The pending set must carry today's signing key as its previous one.
+    let current: StoredKeySet = serde_json::from_str(&current_value(secret).await?)
+        .map_err(|_| RotationError::Invalid("AWSCURRENT is not a signing key set".into()))?;
+    let previous_kid = keys.previous.as_ref().map(|k| k.kid());
+    if previous_kid != Some(current.current.kid.as_str())
+        || keys.current.kid() == current.current.kid
+    {
+        return Err(RotationError::Invalid(
+            "the pending set does not rotate the current key (previous must be today's current)"
+                .into(),
+        ));
+    }
     let settings = TokenSettings {
         resource_id: ResourceId::random(),
         issuer: "rotation-test".into(),
         audience: "rotation-test".into(),
         region: "test".into(),
         resource_location: "test".into(),
+        key_activation_seconds: 0,
     };
     let now = Utc::now();
     let request = TokenRequest {
@@ -158,6 +171,12 @@ async fn finish(secret: &dyn VersionedSecret, token: &str) -> Result<(), Rotatio
         .ok_or_else(|| RotationError::Invalid(format!("version {token} does not exist")))?;
     if stages.iter().any(|s| s == CURRENT) {
         return Ok(()); // a retry: already current
+    }
+    if !stages.iter().any(|s| s == PENDING) {
+        // A late or replayed finishSecret must not roll the key set back.
+        return Err(RotationError::Invalid(format!(
+            "version {token} is not AWSPENDING"
+        )));
     }
     let current = versions
         .iter()

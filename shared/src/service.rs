@@ -81,13 +81,7 @@ impl IdentityService {
 
     /// A verifier of our own tokens on this service's key ring.
     pub fn verifier(&self) -> Verifier {
-        Verifier::new(
-            self.settings.expectations(VERIFY_LEEWAY_SECONDS),
-            Arc::new(KeyRingKeys::new(
-                self.keys.clone(),
-                UNKNOWN_KID_REFRESH_INTERVAL,
-            )),
-        )
+        self.verifier.clone()
     }
 
     /// Creates an identity (or returns the one its customId maps to), optionally with a

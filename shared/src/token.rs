@@ -78,6 +78,8 @@ pub struct TokenSettings {
     pub audience: String,
     pub region: String,
     pub resource_location: String,
+    /// How long a rotated-in key is published before it signs (see `KeySet::signer`).
+    pub key_activation_seconds: i64,
 }
 
 /// Characters a configured claim value may not contain (see the module comment).
@@ -134,7 +136,7 @@ pub fn issue(
         nbf: iat,
         rev: revocation_epoch,
     };
-    let key = &keys.current;
+    let key = keys.signer(iat, settings.key_activation_seconds);
     let mut header = Header::new(key.algorithm().jwt());
     header.kid = Some(key.kid().to_owned());
     let token = jsonwebtoken::encode(&header, &claims, key.encoding_key())?;
@@ -317,6 +319,7 @@ mod tests {
             audience: "callsign".into(),
             region: "amer".into(),
             resource_location: "unitedstates".into(),
+            key_activation_seconds: 0,
         }
     }
 

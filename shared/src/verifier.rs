@@ -4,7 +4,7 @@
 //! `token::check_revocation` (introspection and the authorizer do that part).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ pub trait PublicKeySource: Send + Sync {
     async fn refresh_for_unknown_kid(&self) -> Arc<PublicKeys>;
 }
 
+#[derive(Clone)]
 pub struct Verifier {
     expected: Expectations,
     keys: Arc<dyn PublicKeySource>,
@@ -88,15 +89,18 @@ impl PublicKeySource for KeyRingKeys {
     }
 }
 
-/// Keys from a JWKS URL (callsign's `/.well-known/jwks.json`), cached for `max_age` and
-/// fetched early on an unknown kid at most once per `min_refresh_interval`.
+/// Keys from a JWKS URL (callsign's `/.well-known/jwks.json`, or an identity provider's),
+/// cached for `max_age` and fetched early on an unknown kid at most once per
+/// `min_refresh_interval`. Only https URLs (plain http on loopback, for tests and local
+/// runs), no redirects, at most 1 MiB, and never an empty key set.
 pub struct JwksKeys {
     url: String,
     http: reqwest::Client,
     cache: Cached<PublicKeys>,
     min_refresh_interval: Duration,
-    last_forced: std::sync::Mutex<Option<Instant>>,
 }
+
+const MAX_JWKS_BYTES: usize = 1 << 20;
 
 impl JwksKeys {
     /// Fetches the key set once; fails if it cannot be had.
@@ -105,8 +109,17 @@ impl JwksKeys {
         max_age: Duration,
         min_refresh_interval: Duration,
     ) -> Result<Arc<Self>, KeyError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| KeyError::Invalid(format!("JWKS URL {url}: {e}")))?;
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+            return Err(KeyError::Invalid(format!(
+                "JWKS URL {url}: only https is accepted"
+            )));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| KeyError::Source(format!("HTTP client: {e}")))?;
         let keys = get_jwks(&http, url).await?;
@@ -115,61 +128,59 @@ impl JwksKeys {
             http,
             cache: Cached::new(keys, max_age),
             min_refresh_interval,
-            last_forced: std::sync::Mutex::new(None),
         }))
     }
 }
 
 async fn get_jwks(http: &reqwest::Client, url: &str) -> Result<PublicKeys, KeyError> {
-    let response = http
+    let failed = |e: String| KeyError::Source(format!("GET {url}: {e}"));
+    let mut response = http
         .get(url)
         .send()
         .await
-        .map_err(|e| KeyError::Source(format!("GET {url}: {e}")))?;
+        .map_err(|e| failed(e.to_string()))?;
     if !response.status().is_success() {
-        return Err(KeyError::Source(format!(
-            "GET {url}: {}",
-            response.status()
+        return Err(failed(response.status().to_string()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(failed("the key set is larger than 1 MiB".into()));
+        }
+    }
+    let keys = PublicKeys::from_jwks(&String::from_utf8_lossy(&body))?;
+    // A set with no usable key would lock every token out: keep the old one instead.
+    if keys.iter().next().is_none() {
+        return Err(KeyError::Invalid(format!(
+            "{url} lists no usable signing key"
         )));
     }
-    let body = response
-        .text()
-        .await
-        .map_err(|e| KeyError::Source(format!("GET {url}: {e}")))?;
-    PublicKeys::from_jwks(&body)
+    Ok(keys)
 }
 
 #[async_trait]
 impl PublicKeySource for Arc<JwksKeys> {
     fn current(&self) -> Arc<PublicKeys> {
-        let (keys, refresh) = self.cache.get();
-        if refresh {
+        let (keys, claim) = self.cache.get();
+        if let Some(claim) = claim {
+            let generation = claim.hand_over();
             let this = self.clone();
             tokio::spawn(async move {
-                let fresh = get_jwks(&this.http, &this.url).await;
-                this.cache.finish_refresh(fresh, "JWKS");
+                let claim = this.cache.resume(generation);
+                claim.finish(get_jwks(&this.http, &this.url).await, "JWKS");
             });
         }
         keys
     }
 
     async fn refresh_for_unknown_kid(&self) -> Arc<PublicKeys> {
-        let due = {
-            let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|at| at.elapsed() >= self.min_refresh_interval);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
-        if due {
-            match get_jwks(&self.http, &self.url).await {
-                Ok(keys) => self.cache.replace(keys),
-                Err(e) => {
-                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the cached keys")
-                }
-            }
-        }
-        self.cache.get().0
+        self.cache
+            .force(
+                self.min_refresh_interval,
+                get_jwks(&self.http, &self.url),
+                "JWKS",
+            )
+            .await
     }
 }

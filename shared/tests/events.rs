@@ -170,6 +170,14 @@ async fn the_authorizer_events_are_allowed_and_denied() {
             assert_eq!(response.context["scopes"], "chat.join");
             assert_eq!(response.context["capability"], "chat.participate");
         }
+        if !allowed {
+            // Denied for the right reason: the scope, not a broken route or event.
+            let route = event.route_key.as_deref().unwrap();
+            let decision = authorizer
+                .authorize(route, Some(&format!("Bearer {token}")), chrono::Utc::now())
+                .await;
+            assert_eq!(decision, Err(callsign::authorizer::Denial::ScopeTooNarrow));
+        }
         // As committed, with the placeholder instead of a token: denied.
         let event: ApiGatewayV2CustomAuthorizerV2Request =
             serde_json::from_str(&committed).unwrap();

@@ -31,6 +31,7 @@ struct Deployment {
     signing_id: String,
     access_id: String,
     access: AccessKeys,
+    activation_seconds: i64,
 }
 
 impl Deployment {
@@ -58,7 +59,15 @@ impl Deployment {
             signing_id,
             access_id,
             access,
+            activation_seconds: 0,
         }
+    }
+
+    /// Tokens settings with new keys signing at once (the activation delay has its own test).
+    fn settings(&self) -> callsign::token::TokenSettings {
+        let mut settings = common::config().token;
+        settings.key_activation_seconds = self.activation_seconds;
+        settings
     }
 
     fn signing_secret(&self) -> SecretsManagerSecret {
@@ -75,7 +84,7 @@ impl Deployment {
         let keys = KeyRing::load(Arc::new(source), ttl).await.unwrap();
         let store = DynamoDbStore::new(self.dynamodb.clone(), &self.table);
         Arc::new(App {
-            service: IdentityService::new(Arc::new(store), keys, common::config().token),
+            service: IdentityService::new(Arc::new(store), keys, self.settings()),
             public_hosts: vec![],
             public_base_url: None,
         })
@@ -402,6 +411,7 @@ async fn the_rotation_events_drive_a_whole_rotation() {
 #[tokio::test]
 async fn test_secret_refuses_a_pending_set_that_cannot_sign() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let (_, before) = d.state().await;
     let token = uuid::Uuid::new_v4().to_string();
     d.signing_secret()
         .put_pending(
@@ -418,9 +428,71 @@ async fn test_secret_refuses_a_pending_set_that_cannot_sign() {
     )
     .await;
     assert!(err.is_err());
-    let (_, current) = d.state().await;
+    assert_eq!(d.state().await.1, before, "AWSCURRENT untouched");
+}
+
+#[tokio::test]
+async fn test_secret_refuses_a_set_that_does_not_rotate_the_current_key() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let token = uuid::Uuid::new_v4().to_string();
+    // A fresh set unrelated to today's: it would cut every live token off.
+    let unrelated = StoredKeySet::generate(SigningAlgorithm::Es256)
+        .unwrap()
+        .rotated(SigningAlgorithm::Es256)
+        .unwrap();
+    d.signing_secret()
+        .put_pending(&token, &unrelated.to_secret())
+        .await
+        .unwrap();
+    let result = rotation::rotate_signing_keys(
+        &d.signing_secret(),
+        Step::TestSecret,
+        &token,
+        SigningAlgorithm::Es256,
+    )
+    .await;
     assert!(
-        current.contains("previous") || current.contains("current"),
-        "AWSCURRENT untouched"
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("previous must be today's current")
     );
+}
+
+#[tokio::test]
+async fn finish_secret_never_promotes_a_version_that_is_not_pending() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let first = uuid::Uuid::new_v4().to_string();
+    d.rotate(&first, ALL_STEPS).await;
+    d.rotate(&uuid::Uuid::new_v4().to_string(), ALL_STEPS).await;
+    let (_, current) = d.state().await;
+    // `first` is AWSPREVIOUS now: a replayed finishSecret must not roll the keys back.
+    let replay = rotation::rotate_signing_keys(
+        &d.signing_secret(),
+        Step::FinishSecret,
+        &first,
+        SigningAlgorithm::Es256,
+    )
+    .await;
+    assert!(replay.is_err());
+    assert_eq!(d.state().await.1, current);
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_published_before_it_signs() {
+    let mut d = Deployment::new(SigningAlgorithm::Es256).await;
+    d.activation_seconds = 600;
+    let key = d.access.primary().to_owned();
+    let before = d.cold_start(Duration::from_secs(300)).await;
+    let (_, created) = call(&before, &key, Method::POST, &format!("/identities?{V}"), "").await;
+    let id = created["identity"]["id"].as_str().unwrap().to_owned();
+    let old_kid = kid_of(&issue(&before, &key, &id).await);
+
+    d.rotate(&uuid::Uuid::new_v4().to_string(), ALL_STEPS).await;
+    let after = d.cold_start(Duration::from_secs(300)).await;
+    let kids = jwks_kids(&after).await;
+    assert_eq!(kids.len(), 2);
+    assert_eq!(kids[1], old_kid);
+    // Published at once, but the previous key keeps signing until the new one is known.
+    assert_eq!(kid_of(&issue(&after, &key, &id).await), old_kid);
 }

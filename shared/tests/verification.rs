@@ -148,6 +148,12 @@ async fn tamper_matrix(f: &Fixture) -> Vec<(&'static str, String, TokenRejection
     header.kid = Some("not-our-kid".into());
     let unknown_kid = jsonwebtoken::encode(&header, &claims, keys.current.encoding_key()).unwrap();
 
+    // RS256 in the header over a kid that names our ES256 key.
+    let rs256_header = {
+        let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+        parts[0] = segment(&json!({"alg": "RS256", "typ": "JWT", "kid": kid}));
+        parts.join(".")
+    };
     let other_deployment = KeySet::from_secret(
         &StoredKeySet::generate(SigningAlgorithm::Es256)
             .unwrap()
@@ -191,6 +197,11 @@ async fn tamper_matrix(f: &Fixture) -> Vec<(&'static str, String, TokenRejection
 
     vec![
         ("alg none", none, TokenRejection::BadSignature),
+        (
+            "allowed alg, but not the key's",
+            rs256_header,
+            TokenRejection::BadSignature,
+        ),
         (
             "HS256 with the public key",
             hs256,
@@ -348,11 +359,48 @@ async fn the_authorizer_trusts_a_revocation_marker_for_at_most_its_cache_age() {
             .await
             .is_ok()
     );
-    // A cache whose entries have aged out sees the revoke.
-    let fresh = f.authorizer(Duration::ZERO);
+    // A token issued after the revoke proves the cached marker stale: it passes, and the
+    // refreshed marker now stops the old token at once.
+    let newer = f.token(&["chat"]).await;
+    let newer_bearer = format!("Bearer {newer}");
+    assert!(
+        cached
+            .authorize("GET /chat/threads", Some(&newer_bearer), Utc::now())
+            .await
+            .is_ok()
+    );
     assert_eq!(
-        fresh
+        cached
             .authorize("GET /chat/threads", Some(&bearer), Utc::now())
+            .await,
+        Err(Denial::Token(TokenRejection::Revoked))
+    );
+
+    // Without a newer token, a cache sees the revoke once its entry ages out.
+    let short = f.authorizer(Duration::from_millis(100));
+    assert!(
+        short
+            .authorize("GET /chat/threads", Some(&newer_bearer), Utc::now())
+            .await
+            .is_ok()
+    );
+    f.t.call(
+        Method::POST,
+        &format!("/identities/{}/:revokeAccessTokens?{V}", encoded(&f.id)),
+        "",
+    )
+    .await;
+    assert!(
+        short
+            .authorize("GET /chat/threads", Some(&newer_bearer), Utc::now())
+            .await
+            .is_ok(),
+        "within the bound"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        short
+            .authorize("GET /chat/threads", Some(&newer_bearer), Utc::now())
             .await,
         Err(Denial::Token(TokenRejection::Revoked))
     );
@@ -554,7 +602,8 @@ async fn jwks_server(document: Arc<Mutex<String>>, hits: Arc<AtomicUsize>) -> St
 
 #[tokio::test]
 async fn the_embeddable_verifier_follows_a_rotation_through_the_jwks_url() {
-    let settings = config().token;
+    let mut settings = config().token;
+    settings.key_activation_seconds = 0; // the issuer signs with a new key at once
     let first = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
     let first_keys = KeySet::from_secret(&first.to_secret()).unwrap();
     let document = Arc::new(Mutex::new(first_keys.public_keys().to_jwks().to_string()));

@@ -34,6 +34,9 @@ pub const SUPPORTED_API_VERSIONS: &[&str] = &[
 ];
 /// Bodies of this API are a few hundred bytes; anything much larger is refused unread.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Shorter than any rotation overlap (the previous key lives ≥ 24 h after a rotation), so
+/// verifiers that honour it always know the key of any live token.
+pub const JWKS_MAX_AGE_SECONDS: u32 = 300;
 const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
 
 /// An HTTP request as the function (or local server) received it. Its Debug output leaves

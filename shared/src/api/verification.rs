@@ -1,30 +1,20 @@
 //! The verification side over HTTP: the public key set (JWKS), discovery metadata, and
 //! token introspection (RFC 7662 shape).
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
 use super::identities::{field, parse_object};
-use super::{ApiError, ApiRequest, ApiResponse, App, json_response};
+use super::{ApiError, ApiRequest, ApiResponse, App, JWKS_MAX_AGE_SECONDS, json_response};
 use crate::keys::SigningAlgorithm;
 use crate::token::{TokenRejection, VerifiedToken};
 
-/// Shorter than any rotation overlap (the previous key lives ≥ 24 h after a rotation), so
-/// verifiers that honour it always know the key of any live token.
-const JWKS_MAX_AGE_SECONDS: u32 = 300;
-
 pub(super) fn jwks(app: &App, request: &ApiRequest) -> ApiResponse {
     let keys = app.service.keys().signing_keys();
-    let body = keys.public_keys().to_jwks().to_string();
-    let etag = format!(
-        "\"{}\"",
-        URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, body.as_bytes()).as_ref()[..16])
-    );
+    let (body, etag) = keys.jwks_document();
+    let etag = etag.as_str();
     let not_modified = request
         .headers
         .get(header::IF_NONE_MATCH)
@@ -42,7 +32,7 @@ pub(super) fn jwks(app: &App, request: &ApiRequest) -> ApiResponse {
             .expect("status only")
     } else {
         let mut response = json_response(StatusCode::OK, &Value::Null);
-        *response.body_mut() = Bytes::from(body);
+        *response.body_mut() = Bytes::from(body.clone());
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/jwk-set+json"),
@@ -52,7 +42,7 @@ pub(super) fn jwks(app: &App, request: &ApiRequest) -> ApiResponse {
     let headers = response.headers_mut();
     headers.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag).expect("base64url is a valid header"),
+        HeaderValue::from_str(etag).expect("base64url is a valid header"),
     );
     headers.insert(
         header::CACHE_CONTROL,
@@ -78,6 +68,12 @@ pub(super) fn openid_configuration(app: &App, request: &ApiRequest) -> ApiRespon
             format!("{scheme}://{host}")
         }
     };
+    // Derived from the request, the document must not be shared by caches across hosts.
+    let cache_control = if app.public_base_url.is_some() {
+        "public"
+    } else {
+        "private"
+    };
     let body = json!({
         "issuer": app.service.settings().issuer,
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
@@ -87,7 +83,8 @@ pub(super) fn openid_configuration(app: &App, request: &ApiRequest) -> ApiRespon
     let mut response = json_response(StatusCode::OK, &body);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECONDS}")).expect("ascii"),
+        HeaderValue::from_str(&format!("{cache_control}, max-age={JWKS_MAX_AGE_SECONDS}"))
+            .expect("ascii"),
     );
     response
 }
