@@ -7,7 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use callsign::api::front::{FrontApp, UserAuth};
 use callsign::api::{self, ApiRequest, App, Operation};
+use callsign::config::FrontConfig;
+use callsign::store::memory::MemoryThrottle;
+use dev_oidc::DevIssuer;
+
+mod dev_oidc;
 use callsign::auth::AccessKeys;
 use callsign::config::Config;
 use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
@@ -91,7 +97,7 @@ async fn run() -> Result<(), Error> {
         if env("CALLSIGN_BOOTSTRAP").is_some_and(|v| v == "1" || v == "true") {
             callsign::aws::bootstrap(&sdk, &config, env("CALLSIGN_ACCESS_KEY").as_deref()).await?;
         }
-        let app = callsign::aws::build_app(&config, &sdk, true).await?;
+        let app = callsign::aws::build_app(&config, &sdk, Operation::ALL).await?;
         let key = app
             .service
             .keys()
@@ -112,24 +118,54 @@ async fn run() -> Result<(), Error> {
         let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl).await?;
         let service =
             IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token.clone());
+        let front = FrontApp::build(
+            FrontConfig::from_env()?,
+            Arc::new(MemoryThrottle::default()),
+        )
+        .await?;
         let app = App {
             service,
             public_hosts: config.public_hosts.clone(),
             public_base_url: config.public_base_url.clone(),
+            front: Some(front),
         };
         (app, key, "embedded (in memory)")
     };
-    let app = Arc::new(app);
-
+    let mut app = app;
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let endpoint = format!("http://{}", listener.local_addr()?);
-    announce(&endpoint, &access_key, &resource_id, store_name)?;
-    serve(listener, app).await
+    // Without a real identity provider configured, sign-in goes through the built-in
+    // development issuer (CALLSIGN_DEV_OIDC=0 turns it off).
+    let dev_issuer = match &mut app.front {
+        Some(front)
+            if matches!(front.users, UserAuth::None)
+                && env("CALLSIGN_DEV_OIDC").is_none_or(|v| v != "0") =>
+        {
+            let issuer = DevIssuer::new(&endpoint)?;
+            front.users = UserAuth::Oidc(issuer.verifier());
+            Some(Arc::new(issuer))
+        }
+        _ => None,
+    };
+    announce(
+        &endpoint,
+        &access_key,
+        &resource_id,
+        store_name,
+        dev_issuer.as_deref(),
+    )?;
+    serve(listener, Arc::new(app), dev_issuer).await
 }
 
 /// Prints what a developer needs, once, on stdout (the access key is meant to be copied
 /// from here; it never goes to the logs).
-fn announce(endpoint: &str, access_key: &str, resource_id: &str, store: &str) -> Result<(), Error> {
+fn announce(
+    endpoint: &str,
+    access_key: &str,
+    resource_id: &str,
+    store: &str,
+    dev_issuer: Option<&DevIssuer>,
+) -> Result<(), Error> {
     println!(
         "callsign local server\n  endpoint:    {endpoint}\n  access key:  {access_key}\n  resource id: {resource_id}\n  store:       {store}\n\n\
          Try it with the official Python SDK (pip install azure-communication-identity):\n\n\
@@ -140,8 +176,22 @@ fn announce(endpoint: &str, access_key: &str, resource_id: &str, store: &str) ->
          print(user.properties[\"id\"], token.expires_on)\n\n\
          Ctrl-C stops the server."
     );
+    if let Some(issuer) = dev_issuer {
+        println!(
+            "\nEnd users (development sign-in, issuer {issuer}):\n\
+             id_token=$(curl -s -X POST {endpoint}/dev/oidc/token -d '{{\"sub\":\"alice\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"id_token\"])')\n\
+             curl -s -X POST {endpoint}/user/token -H \"Authorization: Bearer $id_token\"\n\
+             Guests: curl -s -X POST {endpoint}/guest/token",
+            issuer = issuer.issuer()
+        );
+    }
     if let Some(path) = env("CALLSIGN_READY_FILE") {
-        let ready = serde_json::json!({ "endpoint": endpoint, "accessKey": access_key, "resourceId": resource_id });
+        let ready = serde_json::json!({
+            "endpoint": endpoint,
+            "accessKey": access_key,
+            "resourceId": resource_id,
+            "devOidcIssuer": dev_issuer.map(DevIssuer::issuer),
+        });
         // Written whole, then renamed, so a watcher never reads half a file.
         let partial = format!("{path}.partial");
         // It holds the access key: readable by this user only.
@@ -159,24 +209,28 @@ fn announce(endpoint: &str, access_key: &str, resource_id: &str, store: &str) ->
     Ok(())
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>) -> Result<(), Error> {
+async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    dev_issuer: Option<Arc<DevIssuer>>,
+) -> Result<(), Error> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         continue;
                     }
                 };
-                let app = app.clone();
+                let (app, dev_issuer) = (app.clone(), dev_issuer.clone());
                 let service = service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(&app, request).await) }
+                    let (app, dev_issuer) = (app.clone(), dev_issuer.clone());
+                    async move { Ok::<_, Infallible>(route(&app, dev_issuer.as_deref(), peer, request).await) }
                 });
                 let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
@@ -207,13 +261,23 @@ async fn shutdown_signal() {
 }
 
 /// One request, through the same handler the Lambda functions run.
-async fn route(app: &Arc<App>, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn route(
+    app: &Arc<App>,
+    dev_issuer: Option<&DevIssuer>,
+    peer: SocketAddr,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // Read at most one byte past the limit: enough for the handler to answer 413.
     let body = match Limited::new(body, api::MAX_BODY_BYTES + 1).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
     };
+    if let Some(response) =
+        dev_issuer.and_then(|issuer| issuer.handle(&parts.method, parts.uri.path(), &body))
+    {
+        return response.map(Full::new);
+    }
     let mut headers = parts.headers;
     // Tells discovery metadata that this front door speaks plain http.
     headers
@@ -225,6 +289,8 @@ async fn route(app: &Arc<App>, request: hyper::Request<Incoming>) -> hyper::Resp
         query: parts.uri.query().map(str::to_owned),
         headers,
         body,
+        source_ip: Some(peer.ip().to_string()),
+        gateway_claims: None,
     };
     api::handle(app, Operation::ALL, request)
         .await

@@ -63,6 +63,7 @@ fn fixture() -> Fixture {
             service: IdentityService::new(store, keys, config.token.clone()),
             public_hosts: vec![],
             public_base_url: None,
+            front: None,
         })
     });
     // Signed as the SDKs sign (encoded id); delivered decoded, as API Gateway does.

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_secretsmanager::Client as SecretsClient;
 
-use crate::api::App;
+use crate::api::front::FrontApp;
+use crate::api::{App, Operation};
 use crate::auth::AccessKeys;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, FrontConfig};
 use crate::keys::{KeyError, KeyRing, KeySet, KeySource, StoredKeySet};
 use crate::rotation::{self, RotationError, VersionedSecret};
 use crate::service::IdentityService;
@@ -147,12 +148,21 @@ pub async fn bootstrap(
 pub async fn build_app(
     config: &Config,
     sdk: &SdkConfig,
-    with_access_keys: bool,
+    operations: &[Operation],
 ) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+    let with_access_keys = operations.iter().any(|op| op.is_admin());
     let aws = config
         .aws()
         .map_err(|e: ConfigError| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), aws.table_name);
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        aws.table_name,
+    ));
+    let front = if operations.iter().any(|op| op.is_front()) {
+        Some(FrontApp::build(FrontConfig::from_env()?, store.clone()).await?)
+    } else {
+        None
+    };
     let source = SecretsManagerKeySource::new(
         SecretsClient::new(sdk),
         aws.signing_keys_secret_id,
@@ -169,9 +179,10 @@ pub async fn build_app(
         KeyRing::load_signing_only(Arc::new(source), config.key_cache_ttl).await?
     };
     Ok(App {
-        service: IdentityService::new(Arc::new(store), keys, config.token.clone()),
+        service: IdentityService::new(store, keys, config.token.clone()),
         public_hosts: config.public_hosts.clone(),
         public_base_url: config.public_base_url.clone(),
+        front,
     })
 }
 

@@ -181,3 +181,147 @@ mod tests {
         assert_eq!(c.public_hosts, vec!["api.example.com", "other.example"]);
     }
 }
+
+/// The end-user front's settings (user-token function, local server).
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    pub policy: crate::front::FrontPolicy,
+    pub users: UserAuthConfig,
+    /// Origins allowed to call the front from a browser; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum UserAuthConfig {
+    /// Verify provider tokens here.
+    Oidc(crate::auth::oidc::OidcSettings),
+    /// API Gateway's JWT authorizer verified them; read its claims (issuer checked).
+    Gateway { issuer: String },
+    /// No sign-in configured: user routes answer 501.
+    None,
+}
+
+impl FrontConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use crate::scope::Scopes;
+        use crate::token::TokenLifetime;
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let scopes = |name: &str, default: Scopes| -> Result<Scopes, ConfigError> {
+            match get(name) {
+                Some(list) => Scopes::parse(list.split(',').map(str::trim))
+                    .map_err(|e| ConfigError(format!("{name}: {e}"))),
+                None => Ok(default),
+            }
+        };
+        let number =
+            |name: &str, default: i64| -> Result<i64, ConfigError> {
+                match get(name) {
+                    Some(raw) => raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        ConfigError(format!("{name} must be a positive whole number"))
+                    }),
+                    None => Ok(default),
+                }
+            };
+        let defaults = crate::front::FrontPolicy::default();
+        let guest_max = number("CALLSIGN_GUEST_MAX_MINUTES", 60)?;
+        let policy = crate::front::FrontPolicy {
+            user_scopes: scopes("CALLSIGN_USER_SCOPES", defaults.user_scopes)?,
+            guest_scopes: scopes("CALLSIGN_GUEST_SCOPES", defaults.guest_scopes)?,
+            guest_max_lifetime: TokenLifetime::from_minutes(guest_max).ok_or_else(|| {
+                ConfigError("CALLSIGN_GUEST_MAX_MINUTES must be within 60..=1440".into())
+            })?,
+            guest_grace: chrono::Duration::minutes(number("CALLSIGN_GUEST_GRACE_MINUTES", 60)?),
+            guest_limit: number("CALLSIGN_GUEST_LIMIT", 10)? as u64,
+            guest_window_seconds: number("CALLSIGN_GUEST_WINDOW_SECONDS", 60)?,
+        };
+        let trust_gateway =
+            get("CALLSIGN_OIDC_TRUST_GATEWAY").is_some_and(|v| v == "1" || v == "true");
+        let users = match (get("CALLSIGN_OIDC_ISSUER"), trust_gateway) {
+            (Some(issuer), true) => UserAuthConfig::Gateway { issuer },
+            (Some(issuer), false) => UserAuthConfig::Oidc(crate::auth::oidc::OidcSettings {
+                issuer,
+                audience: get("CALLSIGN_OIDC_AUDIENCE").ok_or_else(|| {
+                    ConfigError(
+                        "CALLSIGN_OIDC_AUDIENCE is required with CALLSIGN_OIDC_ISSUER".into(),
+                    )
+                })?,
+                jwks_url: get("CALLSIGN_OIDC_JWKS_URL"),
+                leeway_seconds: number("CALLSIGN_OIDC_LEEWAY_SECONDS", 60)?,
+            }),
+            (None, true) => {
+                return Err(ConfigError(
+                    "CALLSIGN_OIDC_TRUST_GATEWAY needs CALLSIGN_OIDC_ISSUER".into(),
+                ));
+            }
+            (None, false) => UserAuthConfig::None,
+        };
+        let cors_origins = get("CALLSIGN_CORS_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            policy,
+            users,
+            cors_origins,
+        })
+    }
+}
+
+#[cfg(test)]
+mod front_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn front(vars: &[(&str, &str)]) -> Result<FrontConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        FrontConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = front(&[]).unwrap();
+        assert_eq!(c.policy.user_scopes.to_claim(), "chat,voip");
+        assert_eq!(
+            c.policy.guest_scopes.to_claim(),
+            "chat.join.limited,voip.join"
+        );
+        assert!(matches!(c.users, UserAuthConfig::None));
+        assert!(c.cors_origins.is_empty());
+        assert!(
+            front(&[("CALLSIGN_OIDC_ISSUER", "https://idp")]).is_err(),
+            "audience required"
+        );
+        assert!(front(&[("CALLSIGN_GUEST_MAX_MINUTES", "30")]).is_err());
+        assert!(front(&[("CALLSIGN_USER_SCOPES", "chat,admin")]).is_err());
+        assert!(front(&[("CALLSIGN_OIDC_TRUST_GATEWAY", "1")]).is_err());
+        let c = front(&[
+            ("CALLSIGN_OIDC_ISSUER", "https://idp"),
+            ("CALLSIGN_OIDC_TRUST_GATEWAY", "true"),
+            (
+                "CALLSIGN_CORS_ORIGINS",
+                "https://app.example/, https://admin.example",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(c.users, UserAuthConfig::Gateway { .. }));
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://app.example", "https://admin.example"]
+        );
+    }
+}

@@ -49,7 +49,7 @@ pub struct FrontRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrontError {
-    #[error("scopes not allowed here: {asked}; allowed: {allowed}")]
+    #[error("scope {asked} is not allowed here (allowed: {allowed})")]
     ScopeNotAllowed { asked: String, allowed: String },
     #[error("a guest token lives at most {max} minutes")]
     LifetimeTooLong { max: u32 },

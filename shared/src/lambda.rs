@@ -21,6 +21,17 @@ pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
         raw => raw.to_owned(),
     };
     let query = request.uri().query().map(str::to_owned);
+    let (source_ip, gateway_claims) = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => (
+            context.http.source_ip.clone(),
+            context
+                .authorizer
+                .as_ref()
+                .and_then(|authorizer| authorizer.jwt.as_ref())
+                .and_then(|jwt| serde_json::to_value(&jwt.claims).ok()),
+        ),
+        _ => (None, None),
+    };
     let (parts, body) = request.into_parts();
     let body = match body {
         Body::Empty => Bytes::new(),
@@ -34,6 +45,8 @@ pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
         query,
         headers: parts.headers,
         body,
+        source_ip,
+        gateway_claims,
     }
 }
 
@@ -65,8 +78,7 @@ pub async fn run(operations: &'static [Operation]) -> Result<(), lambda_http::Er
     crate::logging::init_lambda();
     let config = Config::from_env()?;
     let sdk = crate::aws::sdk_config().await;
-    let with_access_keys = operations.iter().any(|op| !op.is_public());
-    let app = Arc::new(crate::aws::build_app(&config, &sdk, with_access_keys).await?);
+    let app = Arc::new(crate::aws::build_app(&config, &sdk, operations).await?);
     lambda_http::run(service_fn(move |request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(&app, operations, request).await) }
@@ -171,7 +183,7 @@ pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
         .map_err(|_| "CALLSIGN_REVOCATION_CACHE_SECONDS must be a whole number of seconds")?
         .unwrap_or(30);
     let sdk = crate::aws::sdk_config().await;
-    let app = crate::aws::build_app(&config, &sdk, false).await?;
+    let app = crate::aws::build_app(&config, &sdk, &[]).await?;
     let authorizer = Arc::new(Authorizer::new(
         app.service.verifier(),
         policy,

@@ -184,3 +184,16 @@ impl PublicKeySource for Arc<JwksKeys> {
             .await
     }
 }
+
+/// A fixed key set (the local server's development issuer, tests).
+pub struct StaticKeys(pub Arc<PublicKeys>);
+
+#[async_trait]
+impl PublicKeySource for StaticKeys {
+    fn current(&self) -> Arc<PublicKeys> {
+        self.0.clone()
+    }
+    async fn refresh_for_unknown_kid(&self) -> Arc<PublicKeys> {
+        self.0.clone()
+    }
+}

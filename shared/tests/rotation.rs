@@ -87,6 +87,7 @@ impl Deployment {
             service: IdentityService::new(Arc::new(store), keys, self.settings()),
             public_hosts: vec![],
             public_base_url: None,
+            front: None,
         })
     }
 

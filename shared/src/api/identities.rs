@@ -41,7 +41,7 @@ pub(super) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'
     object.get(name).filter(|v| !v.is_null())
 }
 
-fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError> {
+pub(super) fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError> {
     let Some(value) = field(object, "expiresInMinutes") else {
         return Ok(TokenLifetime::DEFAULT);
     };
@@ -67,7 +67,7 @@ fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError
     }
 }
 
-fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
+pub(super) fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
     let Value::Array(items) = value else {
         return Err(ApiError::validation(
             target,

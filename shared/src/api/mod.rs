@@ -16,6 +16,7 @@ use crate::identity::CustomId;
 use crate::service::{IdentityService, ServiceError};
 use crate::store::StoreError;
 
+pub mod front;
 mod identities;
 mod verification;
 
@@ -41,7 +42,7 @@ const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
 
 /// An HTTP request as the function (or local server) received it. Its Debug output leaves
 /// out headers and body: they carry signatures and tokens.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ApiRequest {
     pub method: Method,
     /// The raw path: percent-encoded or already decoded, depending on the front door.
@@ -49,6 +50,10 @@ pub struct ApiRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The client's address as the front door saw it (API Gateway's `sourceIp`).
+    pub source_ip: Option<String>,
+    /// Claims verified by API Gateway's JWT authorizer, if one is in front.
+    pub gateway_claims: Option<Value>,
 }
 
 impl std::fmt::Debug for ApiRequest {
@@ -106,6 +111,7 @@ impl ApiRequest {
             query,
             headers,
             body: Bytes::from(body.to_owned()),
+            ..Self::default()
         })
     }
 }
@@ -124,6 +130,10 @@ pub enum Operation {
     Jwks,
     OpenIdConfiguration,
     IntrospectToken,
+    UserToken,
+    GetUser,
+    DeleteUser,
+    GuestToken,
 }
 
 impl Operation {
@@ -137,6 +147,12 @@ impl Operation {
     pub const CUSTOM_ID_LOOKUP: &'static [Operation] = &[Operation::LookupCustomId];
     pub const JWKS: &'static [Operation] = &[Operation::Jwks, Operation::OpenIdConfiguration];
     pub const INTROSPECT: &'static [Operation] = &[Operation::IntrospectToken];
+    pub const FRONT: &'static [Operation] = &[
+        Operation::UserToken,
+        Operation::GetUser,
+        Operation::DeleteUser,
+        Operation::GuestToken,
+    ];
     pub const ALL: &'static [Operation] = &[
         Operation::CreateIdentity,
         Operation::GetIdentity,
@@ -147,11 +163,28 @@ impl Operation {
         Operation::Jwks,
         Operation::OpenIdConfiguration,
         Operation::IntrospectToken,
+        Operation::UserToken,
+        Operation::GetUser,
+        Operation::DeleteUser,
+        Operation::GuestToken,
     ];
 
-    /// Public routes need neither HMAC authentication nor an api-version.
-    pub fn is_public(self) -> bool {
-        matches!(self, Operation::Jwks | Operation::OpenIdConfiguration)
+    /// The admin side (ACS operations, introspection): HMAC-signed, with an api-version.
+    /// The rest is public (keys) or authenticates its users itself (the end-user front).
+    pub fn is_admin(self) -> bool {
+        !matches!(
+            self,
+            Operation::Jwks
+                | Operation::OpenIdConfiguration
+                | Operation::UserToken
+                | Operation::GetUser
+                | Operation::DeleteUser
+                | Operation::GuestToken
+        )
+    }
+
+    pub fn is_front(self) -> bool {
+        Operation::FRONT.contains(&self)
     }
 
     pub fn route_key(self) -> &'static str {
@@ -165,6 +198,10 @@ impl Operation {
             Operation::Jwks => "GET /.well-known/jwks.json",
             Operation::OpenIdConfiguration => "GET /.well-known/openid-configuration",
             Operation::IntrospectToken => "POST /tokens/:introspect",
+            Operation::UserToken => "POST /user/token",
+            Operation::GetUser => "GET /user",
+            Operation::DeleteUser => "DELETE /user",
+            Operation::GuestToken => "POST /guest/token",
         }
     }
 }
@@ -175,6 +212,8 @@ pub struct App {
     pub public_hosts: Vec<String>,
     /// Base URL for discovery metadata; None: from the request's Host header.
     pub public_base_url: Option<String>,
+    /// The end-user front, where this function serves it.
+    pub front: Option<front::FrontApp>,
 }
 
 /// An error in the ACS envelope.
@@ -185,6 +224,9 @@ pub struct ApiError {
     pub message: String,
     pub target: Option<&'static str>,
     allow: Option<&'static str>,
+    retry_after: Option<i64>,
+    /// Adds `WWW-Authenticate: Bearer` (end-user routes).
+    bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -195,6 +237,8 @@ impl ApiError {
             message: message.into(),
             target: None,
             allow: None,
+            retry_after: None,
+            bearer_challenge: false,
         }
     }
 
@@ -231,6 +275,17 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.bearer_challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"callsign\", error=\"invalid_token\""),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
@@ -289,6 +344,14 @@ fn empty_response(status: StatusCode) -> ApiResponse {
 pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiRequest) -> ApiResponse {
     let started = Instant::now();
     let client_request_id = request.headers.get(CLIENT_REQUEST_ID).cloned();
+    // Browser callers of the end-user front: preflights, and CORS on every answer.
+    let front_methods = front::front_path_methods(&request.path)
+        .filter(|_| operations.iter().any(|op| op.is_front()));
+    if let Some(allow) = front_methods
+        && front::is_options(&request.method)
+    {
+        return front::preflight(app, &request, allow);
+    }
     let (operation, result) = match admit(app, operations, &request) {
         Ok((operation, target)) => (
             Some(operation),
@@ -307,6 +370,9 @@ pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiReques
     }
     if let Some(id) = client_request_id {
         response.headers_mut().insert(CLIENT_REQUEST_ID, id);
+    }
+    if front_methods.is_some() {
+        front::add_cors(app, &request, &mut response);
     }
     tracing::info!(
         method = %request.method,
@@ -334,7 +400,7 @@ fn admit(
     }
     let routed = route(&request.method, &request.path);
     if let Ok((operation, _)) = &routed
-        && operation.is_public()
+        && !operation.is_admin()
         && operations.contains(operation)
     {
         return routed;
@@ -383,6 +449,10 @@ async fn serve(
             service.revoke_tokens(&identity_id(target)?).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
+        Operation::UserToken => front::user_token(app, request).await,
+        Operation::GetUser => front::get_user(app, request).await,
+        Operation::DeleteUser => front::delete_user(app, request).await,
+        Operation::GuestToken => front::guest_token(app, request).await,
         Operation::Jwks => Ok(verification::jwks(app, request)),
         Operation::OpenIdConfiguration => Ok(verification::openid_configuration(app, request)),
         Operation::IntrospectToken => {
@@ -461,6 +531,19 @@ pub fn route(method: &Method, path: &str) -> Result<(Operation, Option<String>),
         [".well-known", "openid-configuration"] => match *method {
             Method::GET | Method::HEAD => Ok((Operation::OpenIdConfiguration, None)),
             _ => Err(method_not_allowed("GET, HEAD")),
+        },
+        ["user", "token"] => match *method {
+            Method::POST => Ok((Operation::UserToken, None)),
+            _ => Err(method_not_allowed("POST")),
+        },
+        ["user"] => match *method {
+            Method::GET => Ok((Operation::GetUser, None)),
+            Method::DELETE => Ok((Operation::DeleteUser, None)),
+            _ => Err(method_not_allowed("GET, DELETE")),
+        },
+        ["guest", "token"] => match *method {
+            Method::POST => Ok((Operation::GuestToken, None)),
+            _ => Err(method_not_allowed("POST")),
         },
         ["tokens", ":introspect"] => match *method {
             Method::POST => Ok((Operation::IntrospectToken, None)),

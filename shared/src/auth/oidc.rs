@@ -168,20 +168,8 @@ async fn discover_jwks_url(issuer: &str) -> Result<String, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KeySet, PublicKeys, StoredKeySet};
+    use crate::keys::{KeySet, StoredKeySet};
     use serde_json::json;
-
-    struct Fixed(Arc<PublicKeys>);
-
-    #[async_trait::async_trait]
-    impl PublicKeySource for Fixed {
-        fn current(&self) -> Arc<PublicKeys> {
-            self.0.clone()
-        }
-        async fn refresh_for_unknown_kid(&self) -> Arc<PublicKeys> {
-            self.0.clone()
-        }
-    }
 
     fn provider(algorithm: SigningAlgorithm) -> (KeySet, OidcVerifier) {
         let keys =
@@ -192,7 +180,10 @@ mod tests {
             jwks_url: None,
             leeway_seconds: 30,
         };
-        let verifier = OidcVerifier::new(settings, Arc::new(Fixed(keys.public_keys().clone())));
+        let verifier = OidcVerifier::new(
+            settings,
+            Arc::new(crate::verifier::StaticKeys(keys.public_keys().clone())),
+        );
         (keys, verifier)
     }
 

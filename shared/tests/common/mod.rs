@@ -52,6 +52,7 @@ pub async fn memory_app() -> TestApp {
             service,
             public_hosts: vec![],
             public_base_url: None,
+            front: None,
         }),
         store,
         key,
