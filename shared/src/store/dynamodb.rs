@@ -206,6 +206,10 @@ impl DynamoDbStore {
         }
     }
 
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     async fn get_item<T: serde::de::DeserializeOwned>(
         &self,
         pk: String,

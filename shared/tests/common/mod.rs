@@ -130,3 +130,69 @@ pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A tiny HTTP server on 127.0.0.1 answering GETs from a path → JSON map the test can
+/// change while it runs; counts requests per path.
+pub struct JsonServer {
+    pub base: String,
+    pub documents: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    pub hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl JsonServer {
+    pub async fn start() -> Self {
+        use std::convert::Infallible;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let documents: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+            Default::default();
+        let hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+            Default::default();
+        let (docs, counts) = (documents.clone(), hits.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (docs, counts) = (docs.clone(), counts.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let path = request.uri().path().to_owned();
+                            *counts.lock().unwrap().entry(path.clone()).or_default() += 1;
+                            let body = docs.lock().unwrap().get(&path).cloned();
+                            async move {
+                                let response = match body {
+                                    Some(body) => hyper::Response::new(http_body_util::Full::new(
+                                        bytes::Bytes::from(body),
+                                    )),
+                                    None => hyper::Response::builder()
+                                        .status(404)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                        .unwrap(),
+                                };
+                                Ok::<_, Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            base,
+            documents,
+            hits,
+        }
+    }
+
+    pub fn put(&self, path: &str, body: String) {
+        self.documents.lock().unwrap().insert(path.to_owned(), body);
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
