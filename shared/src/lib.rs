@@ -7,6 +7,7 @@ pub mod auth;
 pub mod authorizer;
 pub mod aws;
 pub mod capability;
+pub mod cleanup;
 pub mod config;
 pub mod front;
 pub mod identity;

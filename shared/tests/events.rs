@@ -37,11 +37,18 @@ const CASES: &[(&str, &[Operation], u16)] = &[
     ("introspect.json", Operation::INTROSPECT, 200),
 ];
 
-/// Events of the non-HTTP functions, exercised by their own tests: the authorizer's here,
-/// the rotation steps' against moto in tests/rotation.rs.
+/// Events of the non-HTTP functions and the end-user front, exercised by their own tests:
+/// the authorizer's, the front's and cleanup's here, the rotation steps' against moto in
+/// tests/rotation.rs.
 const OTHER_EVENTS: &[&str] = &[
     "authorizer-allowed.json",
     "authorizer-denied.json",
+    "user-token.json",
+    "user-get.json",
+    "user-delete.json",
+    "guest-token.json",
+    "cleanup-stream.json",
+    "cleanup-schedule.json",
     "rotation-create-secret.json",
     "rotation-set-secret.json",
     "rotation-test-secret.json",
@@ -188,4 +195,144 @@ async fn the_authorizer_events_are_allowed_and_denied() {
             "{file}"
         );
     }
+}
+
+/// The front's events as the user-token function receives them behind API Gateway's JWT
+/// authorizer (its verified claims in the request context).
+#[tokio::test]
+async fn the_front_events_sign_in_read_delete_and_serve_a_guest() {
+    use callsign::api::front::FrontApp;
+    use callsign::config::{FrontConfig, UserAuthConfig};
+    use callsign::front::FrontPolicy;
+    use callsign::store::memory::MemoryThrottle;
+
+    let mut t = common::memory_app().await;
+    let front = FrontApp::build(
+        FrontConfig {
+            policy: FrontPolicy::default(),
+            users: UserAuthConfig::Gateway {
+                issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example".into(),
+            },
+            cors_origins: vec!["https://app.example".into()],
+        },
+        std::sync::Arc::new(MemoryThrottle::default()),
+    )
+    .await
+    .unwrap();
+    std::sync::Arc::get_mut(&mut t.app).unwrap().front = Some(front);
+    let run = |file: &str| {
+        let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        lambda_http::request::from_str(&raw).unwrap()
+    };
+    for (file, status) in [
+        ("user-token.json", 200),
+        ("user-get.json", 200),
+        ("user-delete.json", 204),
+        ("user-get.json", 404),
+        ("guest-token.json", 200),
+    ] {
+        let response = lambda::handle(&t.app, Operation::FRONT, run(file)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{file}: {:?}",
+            response.body()
+        );
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "https://app.example",
+            "{file}"
+        );
+    }
+}
+
+/// Records what the consumer asks of the store, on top of the in-memory store.
+struct Recording {
+    inner: callsign::store::memory::MemoryStore,
+    unmapped: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl callsign::store::Housekeeping for Recording {
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), callsign::store::StoreError> {
+        self.unmapped
+            .lock()
+            .unwrap()
+            .push((custom_id.as_str().to_owned(), identity_id.to_owned()));
+        self.inner.unmap_custom_id(custom_id, identity_id).await
+    }
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Identity>, Option<String>), callsign::store::StoreError> {
+        self.inner.identities_page(cursor, limit).await
+    }
+    async fn purge(&self, identity: &Identity) -> Result<(), callsign::store::StoreError> {
+        self.inner.purge(identity).await
+    }
+    async fn sweep_cursor(&self) -> Result<Option<String>, callsign::store::StoreError> {
+        self.inner.sweep_cursor().await
+    }
+    async fn save_sweep_cursor(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(), callsign::store::StoreError> {
+        self.inner.save_sweep_cursor(cursor).await
+    }
+}
+
+/// The stream record unmaps the customId its identity left behind; the schedule sweeps.
+#[tokio::test]
+async fn the_cleanup_events_unmap_and_sweep() {
+    use callsign::cleanup::SweepPolicy;
+    use callsign::store::Housekeeping;
+    let store = Recording {
+        inner: callsign::store::memory::MemoryStore::new(),
+        unmapped: Default::default(),
+    };
+    let guest = Identity {
+        kind: callsign::identity::IdentityKind::Ephemeral {
+            expires_at: Utc::now() - chrono::Duration::minutes(1),
+        },
+        ..Identity::new_stable(
+            IdentityId::new(IdentityId::parse(SEEDED_ID).unwrap().resource()),
+            None,
+            Utc::now(),
+        )
+    };
+    store.inner.create(guest).await.unwrap();
+
+    let policy = SweepPolicy {
+        retention: None,
+        page_size: 10,
+        pages_per_run: 1,
+    };
+    let read = |file: &str| {
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join(file)).unwrap()).unwrap()
+    };
+    let response = lambda::cleanup_event(&store, &policy, read("cleanup-stream.json"))
+        .await
+        .unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(
+        *store.unmapped.lock().unwrap(),
+        vec![("alice@contoso.com".to_owned(), SEEDED_ID.to_owned())]
+    );
+
+    let report = lambda::cleanup_event(&store, &policy, read("cleanup-schedule.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report["finished"].as_bool(),
+            report["expiredRemoved"].as_u64()
+        ),
+        (Some(true), Some(1))
+    );
+    assert_eq!(store.identities_page(None, 10).await.unwrap().0.len(), 0);
 }

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, KeySchemaElement,
     KeyType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -499,6 +499,14 @@ impl DynamoDbStore {
                     .build()
                     .map_err(|e| StoreError::Failed(e.to_string()))?,
             )
+            // The cleanup function consumes the stream (template.yaml does the same).
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )
             .send()
             .await
             .map_err(store_error)?;
@@ -630,6 +638,102 @@ impl IdentityStore for DynamoDbStore {
             // The mapping points elsewhere (never in normal operation): the identity goes alone.
             None => Ok(self.delete_item(id, false).await?.is_ok()),
         }
+    }
+}
+
+const SWEEP_CURSOR_KEY: &str = "SWEEP#cursor";
+
+#[async_trait]
+impl super::Housekeeping for DynamoDbStore {
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError> {
+        self.remove_stale_mapping(custom_id, identity_id).await
+    }
+
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(limit.max(1))
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S("ID#".into()))
+            .set_exclusive_start_key(cursor.map(|pk| key(pk.to_owned())))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let identities = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| decode::<IdentityItem>(item)?.into_identity())
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output
+            .last_evaluated_key
+            .and_then(|key| key.get("pk").and_then(|v| v.as_s().ok()).cloned());
+        Ok((identities, next))
+    }
+
+    async fn purge(&self, identity: &Identity) -> Result<(), StoreError> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(identity_key(&identity.id))))
+            .send();
+        delete.await.map_err(store_error)?;
+        if let Some(custom_id) = &identity.custom_id {
+            self.remove_stale_mapping(custom_id, identity.id.as_str())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("next").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        match cursor {
+            Some(next) => {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", AttributeValue::S(SWEEP_CURSOR_KEY.into()))
+                    .item("next", AttributeValue::S(next.to_owned()))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        Ok(())
     }
 }
 

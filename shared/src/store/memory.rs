@@ -19,6 +19,7 @@ pub struct MemoryStore {
 struct State {
     identities: HashMap<IdentityId, Identity>,
     custom_ids: HashMap<CustomId, IdentityId>,
+    sweep_cursor: Option<String>,
 }
 
 impl State {
@@ -157,5 +158,67 @@ impl super::Throttle for MemoryThrottle {
         let count = windows.entry((key.to_owned(), window_start)).or_insert(0);
         *count += 1;
         Ok(*count)
+    }
+}
+
+#[async_trait]
+impl super::Housekeeping for MemoryStore {
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state
+            .custom_ids
+            .get(custom_id)
+            .is_some_and(|id| id.as_str() == identity_id)
+        {
+            state.custom_ids.remove(custom_id);
+        }
+        Ok(())
+    }
+
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError> {
+        let state = self.state();
+        let mut ids: Vec<&IdentityId> = state
+            .identities
+            .keys()
+            .filter(|id| cursor.is_none_or(|after| id.as_str() > after))
+            .collect();
+        ids.sort();
+        let page: Vec<Identity> = ids
+            .iter()
+            .take(limit.max(1) as usize)
+            .map(|id| state.identities[*id].clone())
+            .collect();
+        let next = (ids.len() > page.len())
+            .then(|| page.last().map(|i| i.id.to_string()))
+            .flatten();
+        Ok((page, next))
+    }
+
+    async fn purge(&self, identity: &Identity) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.identities.remove(&identity.id);
+        if let Some(custom_id) = &identity.custom_id
+            && state.custom_ids.get(custom_id) == Some(&identity.id)
+        {
+            state.custom_ids.remove(custom_id);
+        }
+        Ok(())
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.state().sweep_cursor.clone())
+    }
+
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        self.state().sweep_cursor = cursor.map(str::to_owned);
+        Ok(())
     }
 }

@@ -74,3 +74,25 @@ pub trait Throttle: Send + Sync {
         window_seconds: i64,
     ) -> Result<u64, StoreError>;
 }
+
+/// What the cleanup jobs need beyond the admin operations.
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Removes the customId's mapping if it still points at `identity_id` (idempotent).
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` identity records after `cursor`, expired ones included, and the cursor
+    /// to continue from (None: the end).
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError>;
+    /// Deletes an identity and its mapping, whatever its state (expired ones too).
+    async fn purge(&self, identity: &Identity) -> Result<(), StoreError>;
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError>;
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError>;
+}

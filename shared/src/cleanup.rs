@@ -1,0 +1,214 @@
+//! Event-driven housekeeping: the DynamoDB Streams consumer that removes what still refers
+//! to a removed identity, and the scheduled retention sweep.
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::identity::{CustomId, Identity, IdentityKind};
+use crate::store::{Housekeeping, StoreError};
+
+/// The parts of a removed identity item the consumer needs (its old image).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemovedIdentity {
+    pk: String,
+    id: String,
+    #[serde(default)]
+    custom_id: Option<String>,
+}
+
+/// Handles one batch of stream records. A record that cannot be handled is reported in
+/// `batchItemFailures` (by sequence number) so that one bad record does not replay the
+/// whole batch; the others are processed. Every action is idempotent.
+pub async fn on_stream(store: &dyn Housekeeping, event: &Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in &event.records {
+        if let Err(reason) = on_record(store, record).await {
+            tracing::warn!(%reason, event_id = %record.event_id, "stream record failed");
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = record.change.sequence_number.clone();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+async fn on_record(store: &dyn Housekeeping, record: &EventRecord) -> Result<(), String> {
+    if record.event_name != "REMOVE" {
+        return Ok(());
+    }
+    let keys: serde_json::Value =
+        serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| e.to_string())?;
+    let pk = keys.get("pk").and_then(|v| v.as_str()).unwrap_or_default();
+    if !pk.starts_with("ID#") {
+        return Ok(()); // mappings, counters, the sweep cursor: nothing refers to them
+    }
+    let removed: RemovedIdentity = serde_dynamo::from_item(record.change.old_image.clone())
+        .map_err(|e| {
+            format!("no readable old image for {pk} (the stream must carry old images): {e}")
+        })?;
+    if removed.pk != pk || removed.pk != format!("ID#{}", removed.id) {
+        return Err(format!("old image of {pk} is inconsistent"));
+    }
+    if let Some(custom_id) = removed.custom_id {
+        let custom_id =
+            CustomId::parse(&custom_id).map_err(|e| format!("customId of {pk}: {e}"))?;
+        store
+            .unmap_custom_id(&custom_id, &removed.id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// What the sweep removes, and how much it does per run.
+#[derive(Debug, Clone)]
+pub struct SweepPolicy {
+    /// Identities with no token issued for this long are deleted; None keeps them.
+    pub retention: Option<Duration>,
+    pub page_size: i32,
+    pub pages_per_run: u32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub pages: u32,
+    pub scanned: u64,
+    pub expired_removed: u64,
+    pub inactive_removed: u64,
+    /// The scan reached the end (the next run starts over); otherwise it resumes.
+    pub finished: bool,
+}
+
+/// One run of the retention sweep: from the saved cursor, at most `pages_per_run` pages;
+/// removes expired ephemeral identities DynamoDB's TTL has not removed yet and, with a
+/// retention set, identities idle for longer; saves where it stopped.
+pub async fn sweep(
+    store: &dyn Housekeeping,
+    policy: &SweepPolicy,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, StoreError> {
+    let mut report = SweepReport::default();
+    let mut cursor = store.sweep_cursor().await?;
+    while report.pages < policy.pages_per_run {
+        let (identities, next) = store
+            .identities_page(cursor.as_deref(), policy.page_size)
+            .await?;
+        report.pages += 1;
+        for identity in identities {
+            report.scanned += 1;
+            match verdict(&identity, policy, now) {
+                Verdict::Keep => {}
+                Verdict::Expired => {
+                    store.purge(&identity).await?;
+                    report.expired_removed += 1;
+                }
+                Verdict::Idle => {
+                    store.purge(&identity).await?;
+                    report.inactive_removed += 1;
+                }
+            }
+        }
+        cursor = next;
+        if cursor.is_none() {
+            report.finished = true;
+            break;
+        }
+    }
+    store.save_sweep_cursor(cursor.as_deref()).await?;
+    tracing::info!(?report, "retention sweep");
+    Ok(report)
+}
+
+enum Verdict {
+    Keep,
+    Expired,
+    Idle,
+}
+
+fn verdict(identity: &Identity, policy: &SweepPolicy, now: DateTime<Utc>) -> Verdict {
+    if let IdentityKind::Ephemeral { expires_at } = identity.kind
+        && expires_at <= now
+    {
+        return Verdict::Expired;
+    }
+    let last_active = identity.last_token_issued_at.unwrap_or(identity.created_at);
+    match policy.retention {
+        Some(retention) if last_active < now - retention => Verdict::Idle,
+        _ => Verdict::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{IdentityId, ResourceId};
+    use crate::store::IdentityStore;
+    use crate::store::memory::MemoryStore;
+
+    fn identity(created_days_ago: i64, kind: IdentityKind) -> Identity {
+        let mut identity = Identity::new_stable(
+            IdentityId::new(ResourceId::random()),
+            None,
+            Utc::now() - Duration::days(created_days_ago),
+        );
+        identity.kind = kind;
+        identity
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_expired_and_idle_identities_page_by_page() {
+        let store = MemoryStore::new();
+        let expired = IdentityKind::Ephemeral {
+            expires_at: Utc::now() - Duration::minutes(1),
+        };
+        let live_guest = IdentityKind::Ephemeral {
+            expires_at: Utc::now() + Duration::hours(1),
+        };
+        for _ in 0..3 {
+            store.create(identity(0, expired)).await.unwrap();
+        }
+        store.create(identity(0, live_guest)).await.unwrap();
+        store
+            .create(identity(40, IdentityKind::Stable))
+            .await
+            .unwrap();
+        let mut recent = identity(40, IdentityKind::Stable);
+        recent.last_token_issued_at = Some(Utc::now() - Duration::days(1));
+        store.create(recent.clone()).await.unwrap();
+
+        let policy = SweepPolicy {
+            retention: Some(Duration::days(30)),
+            page_size: 2,
+            pages_per_run: 2,
+        };
+        let first = sweep(&store, &policy, Utc::now()).await.unwrap();
+        assert_eq!((first.pages, first.scanned, first.finished), (2, 4, false));
+        let second = sweep(&store, &policy, Utc::now()).await.unwrap();
+        assert!(second.finished);
+        assert_eq!(first.expired_removed + second.expired_removed, 3);
+        assert_eq!(first.inactive_removed + second.inactive_removed, 1);
+        assert_eq!(
+            store.sweep_cursor().await.unwrap(),
+            None,
+            "a finished scan starts over"
+        );
+        assert!(store.get(&recent.id).await.unwrap().is_some());
+
+        let off = SweepPolicy {
+            retention: None,
+            ..policy
+        };
+        let idle = identity(400, IdentityKind::Stable);
+        store.create(idle.clone()).await.unwrap();
+        sweep(&store, &off, Utc::now()).await.unwrap();
+        sweep(&store, &off, Utc::now()).await.unwrap();
+        assert!(
+            store.get(&idle.id).await.unwrap().is_some(),
+            "retention is off by default"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! The cleanup jobs on DynamoDB Local: the Streams consumer fed with the table's real
+//! stream records (read with the DynamoDB Streams client), and the retention sweep.
+
+mod common;
+
+use std::collections::HashMap;
+
+use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use callsign::cleanup::SweepPolicy;
+use callsign::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
+use callsign::lambda::cleanup_event;
+use callsign::store::dynamodb::DynamoDbStore;
+use callsign::store::{Housekeeping, IdentityStore};
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+fn resource() -> ResourceId {
+    common::RESOURCE.parse().unwrap()
+}
+
+fn identity(
+    custom_id: Option<&str>,
+    kind: IdentityKind,
+    created: chrono::DateTime<Utc>,
+) -> Identity {
+    let mut identity = Identity::new_stable(
+        IdentityId::new(resource()),
+        custom_id.map(|c| CustomId::parse(c).unwrap()),
+        created,
+    );
+    identity.kind = kind;
+    identity
+}
+
+async fn table() -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
+    let client = common::dynamodb().await;
+    let name = common::unique("cleanup");
+    let store = DynamoDbStore::new(client.clone(), &name);
+    store.create_table_if_missing().await.unwrap();
+    (store, client, name)
+}
+
+/// Every record the table's stream holds so far, as Lambda would deliver them.
+async fn stream_event(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<EventRecord> {
+    let config = common::aws_config("CALLSIGN_TEST_DYNAMODB_ENDPOINT").await;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let arn = described
+        .table
+        .unwrap()
+        .latest_stream_arn
+        .expect("the table has a stream");
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id.unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        for _ in 0..10 {
+            let Some(current) = iterator else { break };
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .unwrap();
+            let batch = page.records.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            records.extend(batch);
+            iterator = page.next_shard_iterator;
+        }
+    }
+    records
+        .into_iter()
+        .map(|record| {
+            let change = record.dynamodb.unwrap();
+            let mut stream_record = StreamRecord::default();
+            stream_record.keys = serde_dynamo::Item::from(change.keys.unwrap_or_default());
+            stream_record.old_image =
+                serde_dynamo::Item::from(change.old_image.unwrap_or_default());
+            stream_record.new_image =
+                serde_dynamo::Item::from(change.new_image.unwrap_or_default());
+            stream_record.sequence_number = change.sequence_number;
+            let mut event_record = EventRecord::default();
+            event_record.event_id = record.event_id.unwrap_or_default();
+            event_record.event_name = record
+                .event_name
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            event_record.event_source = Some("aws:dynamodb".into());
+            event_record.change = stream_record;
+            event_record
+        })
+        .collect()
+}
+
+fn malformed_record() -> EventRecord {
+    let mut change = StreamRecord::default();
+    let keys: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue> = HashMap::from([(
+        "pk".into(),
+        aws_sdk_dynamodbstreams::types::AttributeValue::S("ID#not-an-identity".into()),
+    )]);
+    change.keys = serde_dynamo::Item::from(keys.clone());
+    change.old_image = serde_dynamo::Item::from(keys); // no id, no createdAt: unreadable
+    change.sequence_number = Some("999999999999999999999".into());
+    let mut record = EventRecord::default();
+    record.event_id = "malformed".into();
+    record.event_name = "REMOVE".into();
+    record.change = change;
+    record
+}
+
+async fn pks(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, Option<String>)> {
+    let items = client
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    items
+        .into_iter()
+        .map(|item| {
+            let pk = item["pk"].as_s().unwrap().clone();
+            let points_to = item.get("identityId").and_then(|v| v.as_s().ok()).cloned();
+            (pk, points_to)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
+    let (store, client, name) = table().await;
+    let now = Utc::now();
+    let kept = identity(Some("kept"), IdentityKind::Stable, now);
+    let removed_behind_our_back = identity(Some("orphan"), IdentityKind::Stable, now);
+    let expired_guest = identity(
+        None,
+        IdentityKind::Ephemeral {
+            expires_at: now - Duration::minutes(1),
+        },
+        now,
+    );
+    let deleted_properly = identity(Some("proper"), IdentityKind::Stable, now);
+    for i in [
+        &kept,
+        &removed_behind_our_back,
+        &expired_guest,
+        &deleted_properly,
+    ] {
+        store.create(i.clone()).await.unwrap();
+    }
+    // Removals the admin API did not make: a console delete, and TTL's expiry removal.
+    for gone in [&removed_behind_our_back, &expired_guest] {
+        client
+            .delete_item()
+            .table_name(&name)
+            .key("pk", AttributeValue::S(format!("ID#{}", gone.id)))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(store.delete(&deleted_properly.id).await.unwrap());
+
+    let mut records = stream_event(&client, &name).await;
+    assert!(records.iter().filter(|r| r.event_name == "REMOVE").count() >= 3);
+    records.insert(records.len() / 2, malformed_record());
+    let mut event = Event::default();
+    event.records = records;
+    let policy = SweepPolicy {
+        retention: None,
+        page_size: 100,
+        pages_per_run: 1,
+    };
+
+    for run in 0..2 {
+        // A second delivery of the same batch (Lambda retries) changes nothing more.
+        let response = cleanup_event(&store, &policy, serde_json::to_value(&event).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "999999999999999999999"}]}),
+            "run {run}"
+        );
+        let remaining = pks(&client, &name).await;
+        let removed_ids = [
+            removed_behind_our_back.id.to_string(),
+            expired_guest.id.to_string(),
+            deleted_properly.id.to_string(),
+        ];
+        for (pk, points_to) in &remaining {
+            for id in &removed_ids {
+                assert!(!pk.contains(id.as_str()), "run {run}: {pk} remains");
+                assert_ne!(
+                    points_to.as_deref(),
+                    Some(id.as_str()),
+                    "run {run}: {pk} still refers to {id}"
+                );
+            }
+        }
+        assert!(
+            remaining.iter().any(|(pk, _)| *pk == "CID#kept"),
+            "run {run}: a live mapping was removed"
+        );
+        assert!(
+            store
+                .find_by_custom_id(&CustomId::parse("orphan").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_runs() {
+    let (store, client, name) = table().await;
+    let now = Utc::now();
+    let mut doomed = Vec::new();
+    for _ in 0..5 {
+        let guest = identity(
+            None,
+            IdentityKind::Ephemeral {
+                expires_at: now - Duration::minutes(5),
+            },
+            now - Duration::hours(2),
+        );
+        store.create(guest.clone()).await.unwrap();
+        doomed.push(guest.id);
+    }
+    for n in 0..3 {
+        let idle = identity(
+            Some(&format!("idle-{n}")),
+            IdentityKind::Stable,
+            now - Duration::days(40),
+        );
+        store.create(idle.clone()).await.unwrap();
+        doomed.push(idle.id);
+    }
+    let mut kept = Vec::new();
+    for n in 0..2 {
+        let mut active = identity(
+            Some(&format!("active-{n}")),
+            IdentityKind::Stable,
+            now - Duration::days(40),
+        );
+        active.last_token_issued_at = Some(now - Duration::days(2));
+        store.create(active.clone()).await.unwrap();
+        kept.push(active.id);
+    }
+    let fresh_guest = identity(
+        None,
+        IdentityKind::Ephemeral {
+            expires_at: now + Duration::hours(1),
+        },
+        now,
+    );
+    store.create(fresh_guest.clone()).await.unwrap();
+    kept.push(fresh_guest.id);
+
+    let policy = SweepPolicy {
+        retention: Some(Duration::days(30)),
+        page_size: 3,
+        pages_per_run: 2,
+    };
+    let first = cleanup_event(
+        &store,
+        &policy,
+        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first["pages"], 2);
+    assert_eq!(first["finished"], false, "stops at the page limit");
+    assert!(
+        store.sweep_cursor().await.unwrap().is_some(),
+        "and saves where it stopped"
+    );
+
+    let (mut expired, mut inactive) = (
+        first["expiredRemoved"].as_u64().unwrap(),
+        first["inactiveRemoved"].as_u64().unwrap(),
+    );
+    let mut finished = false;
+    for _ in 0..10 {
+        let report = cleanup_event(&store, &policy, json!({"source": "aws.events"}))
+            .await
+            .unwrap();
+        expired += report["expiredRemoved"].as_u64().unwrap();
+        inactive += report["inactiveRemoved"].as_u64().unwrap();
+        if report["finished"] == true {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished);
+    assert_eq!((expired, inactive), (5, 3));
+    assert_eq!(store.sweep_cursor().await.unwrap(), None);
+    let remaining: Vec<String> = pks(&client, &name)
+        .await
+        .into_iter()
+        .map(|(pk, _)| pk)
+        .collect();
+    for id in &doomed {
+        assert!(!remaining.contains(&format!("ID#{id}")), "{id} survived");
+    }
+    for id in &kept {
+        assert!(remaining.contains(&format!("ID#{id}")), "{id} was removed");
+    }
+    assert!(
+        !remaining.iter().any(|pk| pk.starts_with("CID#idle-")),
+        "mappings of swept identities remain"
+    );
+    assert_eq!(
+        remaining
+            .iter()
+            .filter(|pk| pk.starts_with("CID#active-"))
+            .count(),
+        2
+    );
+}
