@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use callsign::cleanup::SweepPolicy;
+use callsign::cleanup::{SweepPolicy, sweep};
 use callsign::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
 use callsign::lambda::cleanup_event;
 use callsign::store::dynamodb::DynamoDbStore;
@@ -242,14 +242,17 @@ async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
 async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_runs() {
     let (store, client, name) = table().await;
     let now = Utc::now();
+    // The sweep runs two hours ahead: guests expiring in one hour are expired to it, yet
+    // DynamoDB Local's own TTL deletion cannot have removed them first.
+    let sweep_at = now + Duration::hours(2);
     let mut doomed = Vec::new();
     for _ in 0..5 {
         let guest = identity(
             None,
             IdentityKind::Ephemeral {
-                expires_at: now - Duration::minutes(5),
+                expires_at: now + Duration::hours(1),
             },
-            now - Duration::hours(2),
+            now,
         );
         store.create(guest.clone()).await.unwrap();
         doomed.push(guest.id);
@@ -277,7 +280,7 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
     let fresh_guest = identity(
         None,
         IdentityKind::Ephemeral {
-            expires_at: now + Duration::hours(1),
+            expires_at: now + Duration::hours(5),
         },
         now,
     );
@@ -289,32 +292,21 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
         page_size: 3,
         pages_per_run: 2,
     };
-    let first = cleanup_event(
-        &store,
-        &policy,
-        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(first["pages"], 2);
-    assert_eq!(first["finished"], false, "stops at the page limit");
+    let first = sweep(&store, &policy, sweep_at).await.unwrap();
+    assert_eq!(first.pages, 2);
+    assert!(!first.finished, "stops at the page limit");
     assert!(
         store.sweep_cursor().await.unwrap().is_some(),
         "and saves where it stopped"
     );
 
-    let (mut expired, mut inactive) = (
-        first["expiredRemoved"].as_u64().unwrap(),
-        first["inactiveRemoved"].as_u64().unwrap(),
-    );
+    let (mut expired, mut inactive) = (first.expired_removed, first.inactive_removed);
     let mut finished = false;
     for _ in 0..10 {
-        let report = cleanup_event(&store, &policy, json!({"source": "aws.events"}))
-            .await
-            .unwrap();
-        expired += report["expiredRemoved"].as_u64().unwrap();
-        inactive += report["inactiveRemoved"].as_u64().unwrap();
-        if report["finished"] == true {
+        let report = sweep(&store, &policy, sweep_at).await.unwrap();
+        expired += report.expired_removed;
+        inactive += report.inactive_removed;
+        if report.finished {
             finished = true;
             break;
         }
