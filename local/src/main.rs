@@ -35,6 +35,13 @@ async fn main() {
     let result = match args.first().map(String::as_str) {
         None => run().await,
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
+        Some("routes") if args.len() == 1 => {
+            // The routes this server (and the deployed API) serves, one route key a line.
+            Operation::ALL
+                .iter()
+                .for_each(|op| println!("{}", op.route_key()));
+            Ok(())
+        }
         Some("regenerate-access-key") if args.len() == 2 => regenerate_access_key(&args[1]).await,
         Some(_) => Err(USAGE.into()),
     };
@@ -45,6 +52,7 @@ async fn main() {
 }
 
 const USAGE: &str = "usage: callsign-local              run the local server
+       callsign-local routes            list the route keys served (the OpenAPI contract's)
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
        callsign-local regenerate-access-key primary|secondary

@@ -104,9 +104,15 @@ async fn create(
     if secret.value(PENDING, Some(token)).await?.is_some() {
         return Ok(()); // a retry: the pending set exists already
     }
-    let current: StoredKeySet = serde_json::from_str(&current)
-        .map_err(|_| RotationError::Invalid("AWSCURRENT is not a signing key set".into()))?;
-    let next = current.rotated(algorithm)?;
+    let next = match serde_json::from_str::<StoredKeySet>(&current) {
+        Ok(current) => current.rotated(algorithm)?,
+        // A new deployment's secret holds what Secrets Manager generated: the first
+        // rotation makes the first key set.
+        Err(_) => {
+            tracing::info!("AWSCURRENT is not a key set yet: initialising it");
+            StoredKeySet::generate(algorithm)?
+        }
+    };
     secret.put_pending(token, &next.to_secret()).await
 }
 
@@ -116,12 +122,11 @@ async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationE
         RotationError::Invalid(format!("version {token} has no AWSPENDING value"))
     })?;
     let keys = KeySet::from_secret(&pending)?;
-    // The pending set must carry today's signing key as its previous one.
-    let current: StoredKeySet = serde_json::from_str(&current_value(secret).await?)
-        .map_err(|_| RotationError::Invalid("AWSCURRENT is not a signing key set".into()))?;
-    let previous_kid = keys.previous.as_ref().map(|k| k.kid());
-    if previous_kid != Some(current.current.kid.as_str())
-        || keys.current.kid() == current.current.kid
+    // The pending set must carry today's signing key as its previous one (unless this
+    // rotation initialises the secret).
+    if let Ok(current) = serde_json::from_str::<StoredKeySet>(&current_value(secret).await?)
+        && (keys.previous.as_ref().map(|k| k.kid()) != Some(current.current.kid.as_str())
+            || keys.current.kid() == current.current.kid)
     {
         return Err(RotationError::Invalid(
             "the pending set does not rotate the current key (previous must be today's current)"
@@ -211,8 +216,8 @@ pub async fn regenerate_access_key(
     let keys = AccessKeys::from_secret(&current_value(secret).await?)?;
     let fresh = generate_key();
     let next = match which {
-        WhichKey::Primary => AccessKeys::new(&fresh, keys.secondary())?,
-        WhichKey::Secondary => AccessKeys::new(keys.primary(), &fresh)?,
+        WhichKey::Primary => keys.with_primary(&fresh)?,
+        WhichKey::Secondary => keys.with_secondary(&fresh)?,
     };
     secret.put_current(&next.to_secret()).await?;
     Ok(fresh)

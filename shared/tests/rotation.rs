@@ -303,7 +303,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
     let (old_primary, secondary) = (
         d.access.primary().to_owned(),
-        d.access.secondary().to_owned(),
+        d.access.secondary().unwrap().to_owned(),
     );
     let app = d.cold_start(Duration::ZERO).await;
     let create = format!("/identities?{V}");
@@ -347,7 +347,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
     .unwrap();
     assert_eq!(
         (stored.primary(), stored.secondary()),
-        (new_primary.as_str(), secondary.as_str())
+        (new_primary.as_str(), Some(secondary.as_str()))
     );
     let new_secondary = rotation::regenerate_access_key(&secret, WhichKey::Secondary)
         .await
@@ -362,7 +362,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
     .unwrap();
     assert_eq!(
         (stored.primary(), stored.secondary()),
-        (new_primary.as_str(), new_secondary.as_str())
+        (new_primary.as_str(), Some(new_secondary.as_str()))
     );
 }
 
@@ -496,4 +496,64 @@ async fn a_rotated_in_key_is_published_before_it_signs() {
     assert_eq!(kids[1], old_kid);
     // Published at once, but the previous key keeps signing until the new one is known.
     assert_eq!(kid_of(&issue(&after, &key, &id).await), old_kid);
+}
+
+/// A new deployment: Secrets Manager generated both secrets' first values (random text,
+/// no key set; a primary access key only). The first rotation makes the first key set;
+/// regenerating the secondary access key adds one.
+#[tokio::test]
+async fn a_new_deployment_starts_from_generated_secret_values() {
+    let secrets = common::secrets_manager().await;
+    let (signing_id, access_id) = (common::unique("signing"), common::unique("access"));
+    create_secret_if_missing(&secrets, &signing_id, || {
+        "Gq7RzV2mXc9pLw4tNs8kHb3dJf6yAe1u".into()
+    })
+    .await
+    .unwrap();
+    let primary = callsign::auth::hmac::generate_key();
+    create_secret_if_missing(&secrets, &access_id, || {
+        json!({ "primaryKey": primary }).to_string()
+    })
+    .await
+    .unwrap();
+
+    let signing = SecretsManagerSecret::new(secrets.clone(), &signing_id);
+    let token = uuid::Uuid::new_v4().to_string();
+    for step in ALL_STEPS {
+        rotation::rotate_signing_keys(&signing, *step, &token, SigningAlgorithm::Es256)
+            .await
+            .unwrap();
+    }
+    let current: StoredKeySet = serde_json::from_str(
+        &signing
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(current.previous.is_none());
+
+    let access = SecretsManagerSecret::new(secrets.clone(), &access_id);
+    let secondary = rotation::regenerate_access_key(&access, WhichKey::Secondary)
+        .await
+        .unwrap();
+    let keys = AccessKeys::from_secret(
+        &access
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (keys.primary(), keys.secondary()),
+        (primary.as_str(), Some(secondary.as_str()))
+    );
+    let source = SecretsManagerKeySource::new(secrets, &signing_id, Some(&access_id));
+    assert!(
+        KeyRing::load(Arc::new(source), Duration::from_secs(60))
+            .await
+            .is_ok()
+    );
 }

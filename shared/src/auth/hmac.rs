@@ -22,39 +22,50 @@ const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The two access keys of a deployment (ACS's primary and secondary): both are valid,
-/// so one can be regenerated while clients still use the other.
+/// The access keys of a deployment (ACS's primary and secondary): both are valid, so one
+/// can be regenerated while clients still use the other. A new deployment's secret may
+/// hold only a primary key (Secrets Manager generated it); regenerating the secondary
+/// adds one.
 pub struct AccessKeys {
-    keys: [hmac::Key; 2],
-    encoded: [String; 2],
+    keys: Vec<hmac::Key>,
+    primary: String,
+    secondary: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoredAccessKeys {
     primary_key: String,
-    secondary_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secondary_key: Option<String>,
+}
+
+fn decode_key(name: &str, value: &str) -> Result<hmac::Key, KeyError> {
+    let bytes = STANDARD
+        .decode(value)
+        .map_err(|_| KeyError::Invalid(format!("{name} access key is not base64")))?;
+    if bytes.len() < 32 {
+        return Err(KeyError::Invalid(format!(
+            "{name} access key is shorter than 32 bytes"
+        )));
+    }
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
 }
 
 impl AccessKeys {
     pub fn new(primary_b64: &str, secondary_b64: &str) -> Result<Self, KeyError> {
-        let decode = |name: &str, value: &str| {
-            let bytes = STANDARD
-                .decode(value)
-                .map_err(|_| KeyError::Invalid(format!("{name} access key is not base64")))?;
-            if bytes.len() < 32 {
-                return Err(KeyError::Invalid(format!(
-                    "{name} access key is shorter than 32 bytes"
-                )));
-            }
-            Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
-        };
+        Self::from_parts(primary_b64, Some(secondary_b64))
+    }
+
+    fn from_parts(primary_b64: &str, secondary_b64: Option<&str>) -> Result<Self, KeyError> {
+        let mut keys = vec![decode_key("primary", primary_b64)?];
+        if let Some(secondary) = secondary_b64 {
+            keys.push(decode_key("secondary", secondary)?);
+        }
         Ok(Self {
-            keys: [
-                decode("primary", primary_b64)?,
-                decode("secondary", secondary_b64)?,
-            ],
-            encoded: [primary_b64.to_owned(), secondary_b64.to_owned()],
+            keys,
+            primary: primary_b64.to_owned(),
+            secondary: secondary_b64.map(str::to_owned),
         })
     }
 
@@ -64,11 +75,20 @@ impl AccessKeys {
     }
 
     pub fn primary(&self) -> &str {
-        &self.encoded[0]
+        &self.primary
     }
 
-    pub fn secondary(&self) -> &str {
-        &self.encoded[1]
+    pub fn secondary(&self) -> Option<&str> {
+        self.secondary.as_deref()
+    }
+
+    /// The same keys with one of them replaced.
+    pub fn with_primary(&self, primary_b64: &str) -> Result<Self, KeyError> {
+        Self::from_parts(primary_b64, self.secondary())
+    }
+
+    pub fn with_secondary(&self, secondary_b64: &str) -> Result<Self, KeyError> {
+        Self::from_parts(&self.primary, Some(secondary_b64))
     }
 
     pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
@@ -80,13 +100,13 @@ impl AccessKeys {
                 e.column()
             ))
         })?;
-        Self::new(&stored.primary_key, &stored.secondary_key)
+        Self::from_parts(&stored.primary_key, stored.secondary_key.as_deref())
     }
 
     pub fn to_secret(&self) -> String {
         serde_json::to_string(&StoredAccessKeys {
-            primary_key: self.encoded[0].clone(),
-            secondary_key: self.encoded[1].clone(),
+            primary_key: self.primary.clone(),
+            secondary_key: self.secondary.clone(),
         })
         .expect("plain strings serialize")
     }
@@ -521,7 +541,14 @@ mod tests {
         let again = AccessKeys::from_secret(&keys.to_secret()).unwrap();
         assert_eq!(again.primary(), keys.primary());
         assert_eq!(again.secondary(), keys.secondary());
-        assert_ne!(keys.primary(), keys.secondary());
+        assert_ne!(Some(keys.primary()), keys.secondary());
+        let primary_only =
+            AccessKeys::from_secret(&format!(r#"{{"primaryKey":"{KEY}"}}"#)).unwrap();
+        assert_eq!(
+            (primary_only.primary(), primary_only.secondary()),
+            (KEY, None)
+        );
+        assert!(AccessKeys::from_secret("{}").is_err());
         assert!(AccessKeys::new("not base64!", KEY).is_err());
         assert!(AccessKeys::new("c2hvcnQ=", KEY).is_err());
         assert!(!format!("{keys:?}").contains(keys.primary()));
