@@ -145,8 +145,10 @@ async fn run() -> Result<(), Error> {
     // Without a real identity provider configured, sign-in goes through the built-in
     // development issuer (CALLSIGN_DEV_OIDC=0 turns it off).
     let dev_issuer = match &mut app.front {
+        // Never against a real table: its identities would be keyed to a throwaway issuer.
         Some(front)
             if matches!(front.users, UserAuth::None)
+                && config.table_name.is_none()
                 && env("CALLSIGN_DEV_OIDC").is_none_or(|v| v != "0") =>
         {
             let issuer = DevIssuer::new(&endpoint)?;

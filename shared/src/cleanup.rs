@@ -79,6 +79,10 @@ pub struct SweepReport {
     pub scanned: u64,
     pub expired_removed: u64,
     pub inactive_removed: u64,
+    /// Changed since the scan saw them (a token issued meanwhile): kept.
+    pub changed_kept: u64,
+    /// Removals that failed (they are retried on the next pass).
+    pub failed: u64,
     /// The scan reached the end (the next run starts over); otherwise it resumes.
     pub finished: bool,
 }
@@ -100,25 +104,28 @@ pub async fn sweep(
         report.pages += 1;
         for identity in identities {
             report.scanned += 1;
-            match verdict(&identity, policy, now) {
-                Verdict::Keep => {}
-                Verdict::Expired => {
-                    store.purge(&identity).await?;
-                    report.expired_removed += 1;
-                }
-                Verdict::Idle => {
-                    store.purge(&identity).await?;
-                    report.inactive_removed += 1;
+            let verdict = verdict(&identity, policy, now);
+            if matches!(verdict, Verdict::Keep) {
+                continue;
+            }
+            match store.purge(&identity).await {
+                Ok(false) => report.changed_kept += 1,
+                Ok(true) if matches!(verdict, Verdict::Expired) => report.expired_removed += 1,
+                Ok(true) => report.inactive_removed += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweep could not remove an identity");
+                    report.failed += 1;
                 }
             }
         }
         cursor = next;
+        // Saved after every page: a run cut short resumes where it got to.
+        store.save_sweep_cursor(cursor.as_deref()).await?;
         if cursor.is_none() {
             report.finished = true;
             break;
         }
     }
-    store.save_sweep_cursor(cursor.as_deref()).await?;
     tracing::info!(?report, "retention sweep");
     Ok(report)
 }

@@ -238,7 +238,8 @@ impl FrontConfig {
             guest_max_lifetime: TokenLifetime::from_minutes(guest_max).ok_or_else(|| {
                 ConfigError("CALLSIGN_GUEST_MAX_MINUTES must be within 60..=1440".into())
             })?,
-            guest_grace: chrono::Duration::minutes(number("CALLSIGN_GUEST_GRACE_MINUTES", 60)?),
+            guest_grace: chrono::Duration::try_minutes(number("CALLSIGN_GUEST_GRACE_MINUTES", 60)?)
+                .ok_or_else(|| ConfigError("CALLSIGN_GUEST_GRACE_MINUTES is too large".into()))?,
             guest_limit: number("CALLSIGN_GUEST_LIMIT", 10)? as u64,
             guest_window_seconds: number("CALLSIGN_GUEST_WINDOW_SECONDS", 60)?,
         };

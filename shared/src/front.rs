@@ -92,6 +92,18 @@ fn within(asked: Scopes, allowed: Scopes) -> Result<Scopes, FrontError> {
     }
 }
 
+/// Whom a guest request counts against: the IPv4 address, or the IPv6 /64 (one client
+/// commonly holds a whole /64 and could otherwise rotate through it).
+pub fn client_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => address.to_owned(),
+    }
+}
+
 impl Front {
     pub fn new(policy: FrontPolicy, throttle: Arc<dyn Throttle>) -> Self {
         Self { policy, throttle }
@@ -172,7 +184,7 @@ impl Front {
         let hits = self
             .throttle
             .hit(
-                &format!("guest#{client}"),
+                &format!("guest#{}", client_key(client)),
                 window_start,
                 policy.guest_window_seconds,
             )
@@ -190,5 +202,20 @@ impl Front {
             expires_at: Some(expires_at),
         };
         Ok(service.create(create).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_key;
+
+    #[test]
+    fn guests_count_per_ipv4_address_and_per_ipv6_slash_64() {
+        assert_eq!(client_key("203.0.113.5"), "203.0.113.5");
+        assert_eq!(
+            client_key("2001:db8:1:2:aaaa::1"),
+            client_key("2001:db8:1:2:bbbb::9")
+        );
+        assert_ne!(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:3::1"));
     }
 }

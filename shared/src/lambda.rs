@@ -259,10 +259,11 @@ pub fn sweep_policy_from_env() -> Result<crate::cleanup::SweepPolicy, crate::con
         .ok()
         .filter(|v| !v.trim().is_empty())
     {
-        Some(_) => Some(chrono::Duration::days(number(
-            "CALLSIGN_RETENTION_DAYS",
-            0,
-        )?)),
+        Some(_) => Some(
+            chrono::Duration::try_days(number("CALLSIGN_RETENTION_DAYS", 0)?).ok_or_else(|| {
+                crate::config::ConfigError("CALLSIGN_RETENTION_DAYS is too large".into())
+            })?,
+        ),
         None => None,
     };
     Ok(crate::cleanup::SweepPolicy {
@@ -284,9 +285,12 @@ pub async fn cleanup_event(
         Ok(serde_json::to_value(
             crate::cleanup::on_stream(store, &batch).await,
         )?)
-    } else {
+    } else if event.get("source").and_then(|s| s.as_str()) == Some("aws.events") {
         let report = crate::cleanup::sweep(store, policy, chrono::Utc::now()).await?;
         Ok(serde_json::to_value(report)?)
+    } else {
+        // Only the stream and the schedule may start work here.
+        Err("not a DynamoDB Streams batch nor a scheduled event".into())
     }
 }
 

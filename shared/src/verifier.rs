@@ -100,7 +100,7 @@ pub struct JwksKeys {
     min_refresh_interval: Duration,
 }
 
-const MAX_JWKS_BYTES: usize = 1 << 20;
+const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 impl JwksKeys {
     /// Fetches the key set once; fails if it cannot be had.
@@ -109,19 +109,7 @@ impl JwksKeys {
         max_age: Duration,
         min_refresh_interval: Duration,
     ) -> Result<Arc<Self>, KeyError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| KeyError::Invalid(format!("JWKS URL {url}: {e}")))?;
-        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-            return Err(KeyError::Invalid(format!(
-                "JWKS URL {url}: only https is accepted"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| KeyError::Source(format!("HTTP client: {e}")))?;
+        let http = http_client(url)?;
         let keys = get_jwks(&http, url).await?;
         Ok(Arc::new(Self {
             url: url.to_owned(),
@@ -132,7 +120,22 @@ impl JwksKeys {
     }
 }
 
-async fn get_jwks(http: &reqwest::Client, url: &str) -> Result<PublicKeys, KeyError> {
+/// A client for key material: https only (plain http on loopback, for tests and local
+/// runs), no redirects, short timeouts.
+fn http_client(url: &str) -> Result<reqwest::Client, KeyError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| KeyError::Invalid(format!("{url}: {e}")))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        return Err(KeyError::Invalid(format!("{url}: only https is accepted")));
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| KeyError::Source(format!("HTTP client: {e}")))
+}
+
+async fn get_limited(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, KeyError> {
     let failed = |e: String| KeyError::Source(format!("GET {url}: {e}"));
     let mut response = http
         .get(url)
@@ -145,10 +148,20 @@ async fn get_jwks(http: &reqwest::Client, url: &str) -> Result<PublicKeys, KeyEr
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
         body.extend_from_slice(&chunk);
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(failed("the key set is larger than 1 MiB".into()));
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(failed("the document is larger than 1 MiB".into()));
         }
     }
+    Ok(body)
+}
+
+/// One GET of a small JSON document under the key-material rules (OIDC discovery).
+pub(crate) async fn fetch_limited(url: &str) -> Result<Vec<u8>, KeyError> {
+    get_limited(&http_client(url)?, url).await
+}
+
+async fn get_jwks(http: &reqwest::Client, url: &str) -> Result<PublicKeys, KeyError> {
+    let body = get_limited(http, url).await?;
     let keys = PublicKeys::from_jwks(&String::from_utf8_lossy(&body))?;
     // A set with no usable key would lock every token out: keep the old one instead.
     if keys.iter().next().is_none() {

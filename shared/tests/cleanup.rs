@@ -197,6 +197,11 @@ async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
         page_size: 100,
         pages_per_run: 1,
     };
+    let stray = cleanup_event(&store, &policy, json!({"hello": "world"})).await;
+    assert!(
+        stray.is_err(),
+        "only the stream and the schedule start work"
+    );
 
     for run in 0..2 {
         // A second delivery of the same batch (Lambda retries) changes nothing more.
@@ -286,6 +291,21 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
     );
     store.create(fresh_guest.clone()).await.unwrap();
     kept.push(fresh_guest.id);
+
+    // A token issued after the scan read an idle identity saves it: the delete is
+    // conditional on what the scan saw.
+    let raced = identity(
+        Some("raced"),
+        IdentityKind::Stable,
+        now - Duration::days(40),
+    );
+    store.create(raced.clone()).await.unwrap();
+    store
+        .record_token_issue(&raced.id, callsign::time::now())
+        .await
+        .unwrap();
+    assert!(!store.purge(&raced).await.unwrap());
+    kept.push(raced.id);
 
     let policy = SweepPolicy {
         retention: Some(Duration::days(30)),

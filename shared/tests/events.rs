@@ -272,7 +272,7 @@ impl callsign::store::Housekeeping for Recording {
     ) -> Result<(Vec<Identity>, Option<String>), callsign::store::StoreError> {
         self.inner.identities_page(cursor, limit).await
     }
-    async fn purge(&self, identity: &Identity) -> Result<(), callsign::store::StoreError> {
+    async fn purge(&self, identity: &Identity) -> Result<bool, callsign::store::StoreError> {
         self.inner.purge(identity).await
     }
     async fn sweep_cursor(&self) -> Result<Option<String>, callsign::store::StoreError> {

@@ -707,3 +707,103 @@ async fn behind_the_gateway_jwt_authorizer_only_verified_claims_count() {
         assert_eq!(response.status(), 401, "{claims:?}");
     }
 }
+
+#[tokio::test]
+async fn guests_without_an_address_are_refused_and_ipv6_counts_per_slash_64() {
+    let provider = Provider::start().await;
+    let policy = FrontPolicy {
+        guest_limit: 1,
+        guest_window_seconds: 3600,
+        ..FrontPolicy::default()
+    };
+    let front = front_on(
+        &provider,
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryThrottle::default()),
+        policy,
+    )
+    .await;
+    let nowhere = ApiRequest {
+        method: Method::POST,
+        path: "/guest/token".into(),
+        ..Default::default()
+    };
+    let response = api::handle(&front.app, Operation::ALL, nowhere).await;
+    assert_eq!(
+        response.status(),
+        500,
+        "no shared bucket for unknown addresses"
+    );
+    assert_eq!(front.guest("2001:db8:7:7:1::1").await.0, 200);
+    assert_eq!(front.guest("2001:db8:7:7:2::2").await.0, 429, "same /64");
+    assert_eq!(front.guest("2001:db8:7:8::1").await.0, 200, "another /64");
+}
+
+#[tokio::test]
+async fn a_missing_token_is_challenged_without_invalid_token() {
+    let provider = Provider::start().await;
+    let front = front_on(
+        &provider,
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryThrottle::default()),
+        FrontPolicy::default(),
+    )
+    .await;
+    let (_, _, headers) = front
+        .send(ApiRequest {
+            method: Method::POST,
+            path: "/user/token".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"callsign\"");
+    let mut bad = ApiRequest {
+        method: Method::POST,
+        path: "/user/token".into(),
+        ..Default::default()
+    };
+    bad.headers
+        .insert("authorization", HeaderValue::from_static("Bearer a.b.c"));
+    let (_, _, headers) = front.send(bad).await;
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"callsign\", error=\"invalid_token\""
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_cannot_create_an_end_users_custom_id() {
+    let provider = Provider::start().await;
+    let front = front_on(
+        &provider,
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryThrottle::default()),
+        FrontPolicy::default(),
+    )
+    .await;
+    let alice = callsign::auth::oidc::Caller {
+        issuer: provider.issuer(),
+        subject: "alice".into(),
+    };
+    let body = json!({ "customId": alice.custom_id().as_str() }).to_string();
+    let request = ApiRequest::signed(
+        &front.key,
+        Method::POST,
+        "/identities?api-version=2025-03-02-preview",
+        HOST,
+        &body,
+    )
+    .unwrap();
+    let (status, body, _) = front.send(request).await;
+    assert_eq!(
+        (status, body["error"]["target"].as_str()),
+        (400, Some("customId"))
+    );
+    assert_eq!(
+        front
+            .user(Method::GET, "/user", Some(&provider.token("alice")), "")
+            .await
+            .0,
+        404
+    );
+}

@@ -75,7 +75,7 @@ fn front(app: &App) -> Result<&FrontApp, ApiError> {
 
 fn unauthorized(code: &'static str, message: String) -> ApiError {
     ApiError {
-        bearer_challenge: true,
+        bearer_challenge: Some(code == "InvalidToken"),
         ..ApiError::new(StatusCode::UNAUTHORIZED, code, message)
     }
 }
@@ -174,8 +174,15 @@ pub(super) async fn delete_user(app: &App, request: &ApiRequest) -> Result<ApiRe
 pub(super) async fn guest_token(app: &App, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let asked = parse_front_request(&request.body)?;
     // Behind API Gateway the source address is the client's; it is never a header a
-    // client could set.
-    let client = request.source_ip.as_deref().unwrap_or("unknown");
+    // client could set. Without one, throttling would put every guest in one bucket.
+    let Some(client) = request.source_ip.as_deref() else {
+        tracing::error!("a guest request came without a source address; refusing it");
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ClientAddressUnknown",
+            "The client's address is unknown here, so guest tokens cannot be throttled.",
+        ));
+    };
     let created = front(app)?
         .front
         .guest_token(&app.service, client, asked)

@@ -88,6 +88,15 @@ pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
     let object = parse_object(body)?;
     let custom_id = match field(&object, "customId") {
         None => None,
+        Some(Value::String(raw)) if raw.starts_with(crate::auth::oidc::CUSTOM_ID_PREFIX) => {
+            return Err(ApiError::validation(
+                "customId",
+                format!(
+                    "CustomIds starting with {} are reserved for end users.",
+                    crate::auth::oidc::CUSTOM_ID_PREFIX
+                ),
+            ));
+        }
         Some(Value::String(raw)) => Some(
             CustomId::parse(raw).map_err(|e| ApiError::validation("customId", e.to_string()))?,
         ),

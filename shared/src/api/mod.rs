@@ -226,7 +226,7 @@ pub struct ApiError {
     allow: Option<&'static str>,
     retry_after: Option<i64>,
     /// Adds `WWW-Authenticate: Bearer` (end-user routes).
-    bearer_challenge: bool,
+    bearer_challenge: Option<bool>,
 }
 
 impl ApiError {
@@ -238,7 +238,7 @@ impl ApiError {
             target: None,
             allow: None,
             retry_after: None,
-            bearer_challenge: false,
+            bearer_challenge: None,
         }
     }
 
@@ -281,10 +281,16 @@ impl ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.bearer_challenge {
+        // RFC 6750: `invalid_token` only when a token was presented.
+        if let Some(invalid) = self.bearer_challenge {
+            let challenge = if invalid {
+                "Bearer realm=\"callsign\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"callsign\""
+            };
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"callsign\", error=\"invalid_token\""),
+                HeaderValue::from_static(challenge),
             );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

@@ -16,6 +16,10 @@ use crate::keys::{KeyError, SigningAlgorithm};
 use crate::token::{self, TokenRejection};
 use crate::verifier::{JwksKeys, PublicKeySource};
 
+/// customIds under this prefix belong to end users of the front; the admin API may not
+/// create them (an app's own customId could otherwise claim a user's identity).
+pub const CUSTOM_ID_PREFIX: &str = "oidc:";
+
 const ALLOWED: [SigningAlgorithm; 2] = [SigningAlgorithm::Rs256, SigningAlgorithm::Es256];
 /// Provider keys are cached this long, and refetched early on an unknown kid at most
 /// once per minute.
@@ -37,8 +41,11 @@ impl Caller {
             &digest::SHA256,
             format!("{}\n{}", self.issuer, self.subject).as_bytes(),
         );
-        CustomId::parse(&format!("oidc:{}", URL_SAFE_NO_PAD.encode(digest)))
-            .expect("43 ASCII characters")
+        CustomId::parse(&format!(
+            "{CUSTOM_ID_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(digest)
+        ))
+        .expect("43 ASCII characters")
     }
 
     /// Claims the API Gateway JWT authorizer verified (`requestContext.authorizer.jwt`).
@@ -108,7 +115,8 @@ impl OidcVerifier {
         let aud_matches = match claims.get("aud") {
             Some(Value::String(aud)) => aud == audience,
             Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-            _ => text("client_id") == Some(audience),
+            None => text("client_id") == Some(audience),
+            Some(_) => false,
         };
         if !aud_matches {
             return Err(TokenRejection::WrongAudience);
@@ -137,27 +145,19 @@ impl OidcVerifier {
     }
 }
 
+/// The provider's `jwks_uri`, from a discovery document that names this very issuer;
+/// fetched like a JWKS (https only but on loopback, no redirects, size-capped).
 async fn discover_jwks_url(issuer: &str) -> Result<String, KeyError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
     let failed = |e: String| KeyError::Source(format!("OIDC discovery {url}: {e}"));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(failed(response.status().to_string()));
+    let body = crate::verifier::fetch_limited(&url).await?;
+    let document: Value = serde_json::from_slice(&body).map_err(|e| failed(e.to_string()))?;
+    if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
+        return Err(failed("the document names another issuer".into()));
     }
-    let document: Value =
-        serde_json::from_str(&response.text().await.map_err(|e| failed(e.to_string()))?)
-            .map_err(|e| failed(e.to_string()))?;
     document
         .get("jwks_uri")
         .and_then(Value::as_str)

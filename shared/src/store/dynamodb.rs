@@ -673,27 +673,58 @@ impl super::Housekeeping for DynamoDbStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| decode::<IdentityItem>(item)?.into_identity())
-            .collect::<Result<Vec<_>, _>>()?;
+            // One unreadable item must not stop every later sweep: it is logged and skipped.
+            .filter_map(|item| {
+                match decode::<IdentityItem>(item).and_then(IdentityItem::into_identity) {
+                    Ok(identity) => Some(identity),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweep skipped an unreadable identity item");
+                        None
+                    }
+                }
+            })
+            .collect();
         let next = output
             .last_evaluated_key
             .and_then(|key| key.get("pk").and_then(|v| v.as_s().ok()).cloned());
         Ok((identities, next))
     }
 
-    async fn purge(&self, identity: &Identity) -> Result<(), StoreError> {
-        let delete = self
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
+        // Only as the sweep saw it: a token issued since (or a changed expiry) keeps it.
+        let mut request = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(identity_key(&identity.id))))
-            .send();
-        delete.await.map_err(store_error)?;
+            .set_key(Some(key(identity_key(&identity.id))));
+        let mut condition = String::from("attribute_exists(pk)");
+        match identity.last_token_issued_at {
+            Some(seen) => {
+                condition.push_str(" AND lastTokenIssuedAt = :seen");
+                request = request.expression_attribute_values(
+                    ":seen",
+                    AttributeValue::N(seen.timestamp_millis().to_string()),
+                );
+            }
+            None => condition.push_str(" AND attribute_not_exists(lastTokenIssuedAt)"),
+        }
+        if let IdentityKind::Ephemeral { expires_at } = identity.kind {
+            condition.push_str(" AND expiresAt = :expires");
+            request = request.expression_attribute_values(
+                ":expires",
+                AttributeValue::N(expires_at.timestamp().to_string()),
+            );
+        }
+        match request.condition_expression(condition).send().await {
+            Ok(_) => {}
+            Err(err) if condition_failed(&err) => return Ok(false),
+            Err(err) => return Err(store_error(err)),
+        }
         if let Some(custom_id) = &identity.custom_id {
             self.remove_stale_mapping(custom_id, identity.id.as_str())
                 .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {

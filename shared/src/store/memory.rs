@@ -202,15 +202,22 @@ impl super::Housekeeping for MemoryStore {
         Ok((page, next))
     }
 
-    async fn purge(&self, identity: &Identity) -> Result<(), StoreError> {
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
         let mut state = self.state();
+        let unchanged = state.identities.get(&identity.id).is_some_and(|stored| {
+            stored.last_token_issued_at == identity.last_token_issued_at
+                && stored.kind == identity.kind
+        });
+        if !unchanged {
+            return Ok(false);
+        }
         state.identities.remove(&identity.id);
         if let Some(custom_id) = &identity.custom_id
             && state.custom_ids.get(custom_id) == Some(&identity.id)
         {
             state.custom_ids.remove(custom_id);
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -91,8 +91,9 @@ pub trait Housekeeping: Send + Sync {
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<(Vec<Identity>, Option<String>), StoreError>;
-    /// Deletes an identity and its mapping, whatever its state (expired ones too).
-    async fn purge(&self, identity: &Identity) -> Result<(), StoreError>;
+    /// Deletes an identity (expired ones too) and its mapping, if it is still as `identity`
+    /// shows it: a token issued or an expiry changed since keeps it (false).
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError>;
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError>;
     async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError>;
 }
