@@ -1,0 +1,95 @@
+"""template.yaml against the workspace: every function in functions/ is deployed, built
+from its own binary, and granted only named actions on named resources."""
+
+import pathlib
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form tags (!Ref, !GetAtt, ...) as plain values."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_Loader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
+
+
+def rust_functions(template):
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource.get("Metadata", {}).get("BuildMethod") == "rust-cargolambda"
+    }
+
+
+def test_every_function_crate_is_deployed_once(template):
+    crates = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists())
+    binaries = sorted(r["Metadata"]["BuildProperties"]["Binary"] for r in rust_functions(template).values())
+    assert binaries == crates
+
+
+def test_functions_run_on_al2023_arm64_from_the_workspace(template):
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "provided.al2023"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Handler"] == "bootstrap"
+    for name, resource in rust_functions(template).items():
+        assert resource["Properties"]["CodeUri"] == ".", name
+
+
+def test_policies_name_their_actions_and_resources(template):
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            assert isinstance(policy, dict) and "Statement" in policy, f"{name}: only inline statements"
+            for statement in policy["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                assert all("*" not in action for action in actions), f"{name}: {actions}"
+                assert all(r != "*" for r in resources), f"{name}: {resources}"
+
+
+def test_functions_that_serve_no_admin_route_cannot_read_the_access_keys(template):
+    access = {"Ref": "AccessKeysSecret"}
+    for name in ["JwksFunction", "AuthorizerFunction", "UserTokenFunction", "CleanupFunction", "RotateSigningKeyFunction"]:
+        statements = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
+        for statement in statements:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert access not in resources, name
+
+
+def test_the_table_keeps_data_and_feeds_the_cleanup(template):
+    table = template["Resources"]["Table"]
+    assert table["DeletionPolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    stream = template["Resources"]["CleanupFunction"]["Properties"]["Events"]["Removals"]["Properties"]
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert "OnFailure" in stream["DestinationConfig"]
+
+
+def test_no_secret_value_is_written_in_the_template(template):
+    for name in ["SigningKeysSecret", "AccessKeysSecret"]:
+        props = template["Resources"][name]["Properties"]
+        assert "SecretString" not in props, name
+        assert "GenerateSecretString" in props, name
