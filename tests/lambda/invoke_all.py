@@ -1,0 +1,122 @@
+"""Invokes every function with its events/ sample through `cargo lambda invoke`, against a
+running `cargo lambda watch` whose functions use DynamoDB Local and moto, and checks each
+answer. Run by scripts/test, which starts and stops everything.
+
+Environment: CARGO_LAMBDA (the cargo-lambda binary), WATCH_PORT, CALLSIGN_LOCAL (the
+callsign-local binary, for `sign-event`), CALLSIGN_ACCESS_KEY (the deployment's primary
+key), SIGNING_SECRET_ID, TABLE_NAME, DYNAMODB_ENDPOINT, plus AWS_* credentials.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+SEEDED_ID = "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081"
+PLACEHOLDER = "<a callsign access token>"
+
+
+def seed():
+    """The identity the sample events name, with its customId (as the admin API writes them)."""
+    table = boto3.resource("dynamodb", endpoint_url=os.environ["DYNAMODB_ENDPOINT"]).Table(os.environ["TABLE_NAME"])
+    table.put_item(Item={"pk": f"ID#{SEEDED_ID}", "id": SEEDED_ID, "customId": "alice@contoso.com",
+                         "createdAt": 1795269000000, "revocationEpoch": 0, "ephemeral": False})
+    table.put_item(Item={"pk": "CID#alice@contoso.com", "identityId": SEEDED_ID, "createdAt": 1795269000000})
+
+
+def event(name, replace=None, sign=False):
+    text = (EVENTS / name).read_text()
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    data = json.loads(text)
+    if "SecretId" in data:
+        data["SecretId"] = os.environ["SIGNING_SECRET_ID"]
+    if sign:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as raw:
+            json.dump(data, raw)
+        signed = subprocess.run([os.environ["CALLSIGN_LOCAL"], "sign-event", raw.name],
+                                check=True, capture_output=True, text=True).stdout
+        os.unlink(raw.name)
+        data = json.loads(signed)
+    return data
+
+
+def invoke(function, payload):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(payload, file)
+    result = subprocess.run(
+        [os.environ["CARGO_LAMBDA"], "lambda", "invoke", function, "--data-file", file.name,
+         "--invoke-address", "127.0.0.1", "--invoke-port", os.environ["WATCH_PORT"], "--output-format", "json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    os.unlink(file.name)
+    if result.returncode != 0:
+        raise AssertionError(f"{function}: cargo lambda invoke failed: {result.stderr.strip()[-800:]}")
+    return json.loads(result.stdout)
+
+
+PASSED, FAILED = [], []
+
+
+def check(label, condition, detail=""):
+    (PASSED if condition else FAILED).append(label)
+    print(("ok   " if condition else "FAIL ") + label + ("" if condition else f": {detail}"), flush=True)
+
+
+def http(label, function, payload, status):
+    answer = invoke(function, payload)
+    check(f"{label} -> {status}", answer.get("statusCode") == status, json.dumps(answer)[:400])
+    body = answer.get("body") or "null"
+    return json.loads(body) if body.startswith(("{", "[")) else body
+
+
+def main():
+    seed()
+    http("jwks.json", "jwks", event("jwks.json"), 200)
+    http("openid-configuration.json", "jwks", event("openid-configuration.json"), 200)
+    http("identities-create.json", "identities", event("identities-create.json", sign=True), 201)
+    http("identities-create-with-token.json", "identities", event("identities-create-with-token.json", sign=True), 201)
+    created = http("identities-create-custom-id.json", "identities", event("identities-create-custom-id.json", sign=True), 201)
+    check("the customId maps to the seeded identity", created.get("identity", {}).get("id") == SEEDED_ID, created)
+    http("identities-get.json", "identities", event("identities-get.json", sign=True), 200)
+    issued = http("issue-token.json", "issue-token", event("issue-token.json", sign=True), 200)
+    token = issued.get("token", "")
+    introspected = http("introspect.json", "introspect",
+                        event("introspect.json", {"<a callsign access token>": token}, sign=True), 200)
+    check("the issued token is active", introspected.get("active") is True, introspected)
+
+    allowed = invoke("authorizer", event("authorizer-allowed.json", {PLACEHOLDER: token}))
+    check("authorizer-allowed.json -> allowed", allowed.get("isAuthorized") is True, allowed)
+    check("the authorizer passes the identity on", allowed.get("context", {}).get("identityId") == SEEDED_ID, allowed)
+    denied = invoke("authorizer", event("authorizer-denied.json", {PLACEHOLDER: token}))
+    check("authorizer-denied.json -> denied", denied.get("isAuthorized") is False, denied)
+
+    http("revoke-tokens.json", "revoke-tokens", event("revoke-tokens.json", sign=True), 204)
+    http("custom-id-lookup.json", "custom-id-lookup", event("custom-id-lookup.json", sign=True), 200)
+    http("user-token.json", "user-token", event("user-token.json"), 200)
+    http("user-get.json", "user-token", event("user-get.json"), 200)
+    http("user-delete.json", "user-token", event("user-delete.json"), 204)
+    http("guest-token.json", "user-token", event("guest-token.json"), 200)
+    http("identities-delete.json", "identities", event("identities-delete.json", sign=True), 204)
+
+    stream = invoke("cleanup", event("cleanup-stream.json"))
+    check("cleanup-stream.json -> no failures", stream == {"batchItemFailures": []}, stream)
+    sweep = invoke("cleanup", event("cleanup-schedule.json"))
+    check("cleanup-schedule.json -> a sweep report", "scanned" in sweep, sweep)
+
+    for step in ["create", "set", "test", "finish"]:
+        answer = invoke("rotate-signing-key", event(f"rotation-{step}-secret.json"))
+        check(f"rotation-{step}-secret.json -> done", answer is None, answer)
+
+    print(f"cargo lambda invoke: {len(PASSED)} passed, {len(FAILED)} failed")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
