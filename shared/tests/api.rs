@@ -578,3 +578,49 @@ async fn each_function_serves_only_its_own_routes() {
         201
     );
 }
+
+#[tokio::test]
+async fn whole_number_floats_are_whole_numbers() {
+    let t = memory_app().await;
+    let id = t.create("").await["identity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
+    let (status, body) = t
+        .call(
+            Method::POST,
+            &path,
+            r#"{"scopes":["chat"],"expiresInMinutes":114.0}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = t
+        .call(
+            Method::POST,
+            &path,
+            r#"{"scopes":["chat"],"expiresInMinutes":114.5}"#,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "ValidationError",
+        Some("ExpiresInMinutes"),
+    );
+}
+
+#[tokio::test]
+async fn wrong_methods_on_public_paths_are_405_without_credentials() {
+    let t = memory_app().await;
+    for path in ["/.well-known/jwks.json", "/guest/token"] {
+        let request = callsign::api::ApiRequest {
+            method: Method::PUT,
+            path: path.into(),
+            ..Default::default()
+        };
+        let response = t.send(request).await;
+        assert_eq!(response.status(), 405, "{path}");
+    }
+}

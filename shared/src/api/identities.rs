@@ -56,8 +56,14 @@ pub(super) fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetim
         )
     };
     match value {
+        // JSON does not tell 60 from 60.0: a whole number is a whole number.
         Value::Number(n) => n
             .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                    .map(|f| f as i64)
+            })
             .and_then(TokenLifetime::from_minutes)
             .ok_or_else(out_of_range),
         _ => Err(ApiError::validation(

@@ -411,6 +411,14 @@ fn admit(
     {
         return routed;
     }
+    // A wrong method on a path anyone may call is answered as such, not as unauthenticated.
+    if let Err(error) = &routed
+        && error.status == StatusCode::METHOD_NOT_ALLOWED
+        && (request.path.starts_with("/.well-known/")
+            || front::front_path_methods(&request.path).is_some())
+    {
+        return Err(error.clone());
+    }
     authenticate(app, request)?;
     let (operation, target) = routed?;
     if !operations.contains(&operation) {
