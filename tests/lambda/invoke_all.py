@@ -53,7 +53,7 @@ def invoke(function, payload):
     result = subprocess.run(
         [os.environ["CARGO_LAMBDA"], "lambda", "invoke", function, "--data-file", file.name,
          "--invoke-address", "127.0.0.1", "--invoke-port", os.environ["WATCH_PORT"], "--output-format", "json"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=120,
     )
     os.unlink(file.name)
     if result.returncode != 0:
