@@ -182,6 +182,42 @@ mod tests {
     }
 }
 
+/// A positive whole number from a setting, or its default.
+fn positive(value: Option<String>, name: &str, default: i64) -> Result<i64, ConfigError> {
+    match value {
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError(format!("{name} must be a positive whole number"))),
+        None => Ok(default),
+    }
+}
+
+/// The retention sweep's settings (cleanup function); retention is off by default.
+pub fn sweep_policy(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<crate::cleanup::SweepPolicy, ConfigError> {
+    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let retention = match get("CALLSIGN_RETENTION_DAYS") {
+        Some(raw) => Some(
+            chrono::Duration::try_days(positive(Some(raw), "CALLSIGN_RETENTION_DAYS", 0)?)
+                .ok_or_else(|| ConfigError("CALLSIGN_RETENTION_DAYS is too large".into()))?,
+        ),
+        None => None,
+    };
+    Ok(crate::cleanup::SweepPolicy {
+        retention,
+        page_size: positive(
+            get("CALLSIGN_SWEEP_PAGE_SIZE"),
+            "CALLSIGN_SWEEP_PAGE_SIZE",
+            100,
+        )? as i32,
+        pages_per_run: positive(get("CALLSIGN_SWEEP_PAGES"), "CALLSIGN_SWEEP_PAGES", 20)? as u32,
+    })
+}
+
 /// The end-user front's settings (user-token function, local server).
 #[derive(Debug, Clone)]
 pub struct FrontConfig {
@@ -221,15 +257,7 @@ impl FrontConfig {
                 None => Ok(default),
             }
         };
-        let number =
-            |name: &str, default: i64| -> Result<i64, ConfigError> {
-                match get(name) {
-                    Some(raw) => raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        ConfigError(format!("{name} must be a positive whole number"))
-                    }),
-                    None => Ok(default),
-                }
-            };
+        let number = |name: &str, default: i64| positive(get(name), name, default);
         let defaults = crate::front::FrontPolicy::default();
         let guest_max = number("CALLSIGN_GUEST_MAX_MINUTES", 60)?;
         let policy = crate::front::FrontPolicy {
@@ -291,6 +319,26 @@ mod front_tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         FrontConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn sweep_settings_are_validated() {
+        let lookup = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(sweep_policy(lookup(&[])).unwrap().retention.is_none());
+        assert_eq!(
+            sweep_policy(lookup(&[("CALLSIGN_RETENTION_DAYS", "30")]))
+                .unwrap()
+                .retention,
+            Some(chrono::Duration::days(30))
+        );
+        assert!(sweep_policy(lookup(&[("CALLSIGN_RETENTION_DAYS", "99999999999999")])).is_err());
+        assert!(sweep_policy(lookup(&[("CALLSIGN_SWEEP_PAGES", "0")])).is_err());
     }
 
     #[test]

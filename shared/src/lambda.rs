@@ -240,39 +240,6 @@ pub async fn run_rotation() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// The retention sweep's settings (CALLSIGN_RETENTION_DAYS off by default).
-pub fn sweep_policy_from_env() -> Result<crate::cleanup::SweepPolicy, crate::config::ConfigError> {
-    let number = |name: &str, default: i64| -> Result<i64, crate::config::ConfigError> {
-        match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
-            Some(raw) => raw
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    crate::config::ConfigError(format!("{name} must be a positive whole number"))
-                }),
-            None => Ok(default),
-        }
-    };
-    let retention = match std::env::var("CALLSIGN_RETENTION_DAYS")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(_) => Some(
-            chrono::Duration::try_days(number("CALLSIGN_RETENTION_DAYS", 0)?).ok_or_else(|| {
-                crate::config::ConfigError("CALLSIGN_RETENTION_DAYS is too large".into())
-            })?,
-        ),
-        None => None,
-    };
-    Ok(crate::cleanup::SweepPolicy {
-        retention,
-        page_size: number("CALLSIGN_SWEEP_PAGE_SIZE", 100)? as i32,
-        pages_per_run: number("CALLSIGN_SWEEP_PAGES", 20)? as u32,
-    })
-}
-
 /// One invocation of the cleanup function: a DynamoDB Streams batch (answered with its
 /// `batchItemFailures`) or a scheduled event (one sweep run, answered with its report).
 pub async fn cleanup_event(
@@ -299,7 +266,7 @@ pub async fn run_cleanup() -> Result<(), lambda_http::Error> {
     crate::logging::init_lambda();
     let table =
         std::env::var("CALLSIGN_TABLE_NAME").map_err(|_| "CALLSIGN_TABLE_NAME is required")?;
-    let policy = sweep_policy_from_env()?;
+    let policy = crate::config::sweep_policy(|name| std::env::var(name).ok())?;
     let store = Arc::new(crate::store::dynamodb::DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&crate::aws::sdk_config().await),
         table,

@@ -206,6 +206,23 @@ impl DynamoDbStore {
         }
     }
 
+    /// An identity item and its customId mapping, written or deleted together.
+    async fn transact(
+        &self,
+        identity: TransactWriteItem,
+        mapping: TransactWriteItem,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    > {
+        self.client
+            .transact_write_items()
+            .transact_items(identity)
+            .transact_items(mapping)
+            .send()
+            .await
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }
@@ -321,19 +338,14 @@ impl DynamoDbStore {
 
         for attempt in 0..CONFLICT_ATTEMPTS {
             let result = self
-                .client
-                .transact_write_items()
-                .transact_items(
+                .transact(
                     TransactWriteItem::builder()
                         .put(identity_put.clone())
                         .build(),
-                )
-                .transact_items(
                     TransactWriteItem::builder()
                         .put(mapping_put.clone())
                         .build(),
                 )
-                .send()
                 .await;
             let err = match result {
                 Ok(_) => return Ok(Created::New(identity)),
@@ -405,19 +417,14 @@ impl DynamoDbStore {
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         for attempt in 0..CONFLICT_ATTEMPTS {
             let result = self
-                .client
-                .transact_write_items()
-                .transact_items(
+                .transact(
                     TransactWriteItem::builder()
                         .delete(delete_identity.clone())
                         .build(),
-                )
-                .transact_items(
                     TransactWriteItem::builder()
                         .delete(delete_mapping.clone())
                         .build(),
                 )
-                .send()
                 .await;
             let reasons = match result {
                 Ok(_) => return Ok(Some(true)),
