@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use callsign::api::front::{FrontApp, UserAuth};
+use callsign::api::front::{FrontApp, ProviderVerifier, UserAuth};
 use callsign::api::{self, ApiRequest, App, Operation};
 use callsign::config::FrontConfig;
 use callsign::store::memory::MemoryThrottle;
@@ -152,7 +152,7 @@ async fn run() -> Result<(), Error> {
                 && env("CALLSIGN_DEV_OIDC").is_none_or(|v| v != "0") =>
         {
             let issuer = DevIssuer::new(&endpoint)?;
-            front.users = UserAuth::Oidc(issuer.verifier());
+            front.users = UserAuth::Oidc(ProviderVerifier::ready(issuer.verifier()));
             Some(Arc::new(issuer))
         }
         _ => None,

@@ -807,3 +807,99 @@ async fn the_admin_api_cannot_create_an_end_users_custom_id() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_provider_down_at_cold_start_fails_user_routes_only_until_it_is_back() {
+    let server = JsonServer::start().await; // answers 404 to everything for now
+    let config = common::config();
+    let access = AccessKeys::generate();
+    let keys = KeyRing::load(
+        Arc::new(LocalKeySource::new(
+            &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+            &access,
+        )),
+        config.key_cache_ttl,
+    )
+    .await
+    .unwrap();
+    let front_config = FrontConfig {
+        policy: FrontPolicy::default(),
+        users: UserAuthConfig::Oidc(OidcSettings {
+            issuer: server.base.clone(),
+            audience: AUDIENCE.into(),
+            jwks_url: None,
+            leeway_seconds: 30,
+        }),
+        cors_origins: vec![],
+    };
+    let app = Arc::new(App {
+        service: IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token),
+        public_hosts: vec![],
+        public_base_url: None,
+        front: Some(
+            FrontApp::build(front_config, Arc::new(MemoryThrottle::default()))
+                .await
+                .expect("starts anyway"),
+        ),
+    });
+    let front = Front {
+        app,
+        key: access.primary().to_owned(),
+    };
+    assert_eq!(
+        front.guest("192.0.2.80").await.0,
+        200,
+        "guests keep working"
+    );
+
+    let provider_keys = rsa_keys();
+    let claims = json!({"iss": server.base, "aud": AUDIENCE, "sub": "frank", "exp": Utc::now().timestamp() + 600});
+    let token = Provider::mint_with(&provider_keys, None, &claims);
+    let (status, body) = front
+        .user(Method::POST, "/user/token", Some(&token), "")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("IdentityProviderUnavailable"))
+    );
+
+    // The provider comes back: the next request loads its keys.
+    server.put(
+        "/.well-known/openid-configuration",
+        json!({"issuer": server.base, "jwks_uri": format!("{}/keys", server.base)}).to_string(),
+    );
+    let published: Vec<Value> = provider_keys
+        .public_keys()
+        .iter()
+        .map(|k| k.jwk().clone())
+        .collect();
+    server.put("/keys", json!({ "keys": published }).to_string());
+    assert_eq!(
+        front
+            .user(Method::POST, "/user/token", Some(&token), "")
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn discovery_must_name_the_configured_issuer() {
+    let server = JsonServer::start().await;
+    server.put(
+        "/.well-known/openid-configuration",
+        json!({"issuer": "https://someone-else.example", "jwks_uri": format!("{}/keys", server.base)}).to_string(),
+    );
+    server.put("/keys", json!({ "keys": rsa_keys().public_keys().iter().map(|k| k.jwk().clone()).collect::<Vec<_>>() }).to_string());
+    let settings = OidcSettings {
+        issuer: server.base.clone(),
+        audience: AUDIENCE.into(),
+        jwks_url: None,
+        leeway_seconds: 30,
+    };
+    assert!(
+        callsign::auth::oidc::OidcVerifier::discover(settings)
+            .await
+            .is_err()
+    );
+}

@@ -17,12 +17,43 @@ use crate::service::CreatedIdentity;
 
 /// How signed-in users are recognised.
 pub enum UserAuth {
-    Oidc(OidcVerifier),
+    Oidc(ProviderVerifier),
     /// Behind API Gateway's JWT authorizer: its verified claims, from this issuer only.
     Gateway {
         issuer: String,
     },
     None,
+}
+
+/// The provider's verifier, made at cold start when the provider answers, else on first
+/// use: an unreachable provider then fails the user routes (503) until it is back, not the
+/// whole function (guests keep working).
+pub struct ProviderVerifier {
+    settings: crate::auth::oidc::OidcSettings,
+    verifier: tokio::sync::OnceCell<OidcVerifier>,
+}
+
+impl ProviderVerifier {
+    pub fn new(settings: crate::auth::oidc::OidcSettings) -> Self {
+        Self {
+            settings,
+            verifier: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// One already built (the local server's development issuer).
+    pub fn ready(verifier: OidcVerifier) -> Self {
+        Self {
+            settings: verifier.settings().clone(),
+            verifier: tokio::sync::OnceCell::new_with(Some(verifier)),
+        }
+    }
+
+    pub async fn get(&self) -> Result<&OidcVerifier, crate::keys::KeyError> {
+        self.verifier
+            .get_or_try_init(|| OidcVerifier::discover(self.settings.clone()))
+            .await
+    }
 }
 
 pub struct FrontApp {
@@ -109,6 +140,17 @@ pub(super) async fn caller(app: &App, request: &ApiRequest) -> Result<Caller, Ap
                             .into(),
                     )
                 })?;
+            let verifier = verifier.get().await.map_err(|e| {
+                tracing::warn!(error = %e, "identity provider keys unavailable");
+                ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "IdentityProviderUnavailable",
+                        "The identity provider's keys cannot be fetched right now. Retry later.",
+                    )
+                }
+            })?;
             verifier.verify(token, Utc::now()).await.map_err(|reason| {
                 unauthorized(
                     "InvalidToken",
@@ -262,7 +304,16 @@ impl FrontApp {
     ) -> Result<Self, crate::keys::KeyError> {
         let users = match config.users {
             crate::config::UserAuthConfig::Oidc(settings) => {
-                UserAuth::Oidc(OidcVerifier::discover(settings).await?)
+                let provider = ProviderVerifier::new(settings);
+                // Warm at cold start if the provider answers quickly; otherwise on first use.
+                let warm =
+                    tokio::time::timeout(std::time::Duration::from_secs(3), provider.get()).await;
+                if !matches!(warm, Ok(Ok(_))) {
+                    tracing::warn!(
+                        "identity provider keys not loaded at cold start; retrying on first use"
+                    );
+                }
+                UserAuth::Oidc(provider)
             }
             crate::config::UserAuthConfig::Gateway { issuer } => UserAuth::Gateway { issuer },
             crate::config::UserAuthConfig::None => UserAuth::None,
