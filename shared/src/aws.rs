@@ -278,15 +278,4 @@ impl VersionedSecret for SecretsManagerSecret {
             .map_err(|e| rotation_error("UpdateSecretVersionStage", e))?;
         Ok(())
     }
-
-    async fn put_current(&self, value: &str) -> Result<(), RotationError> {
-        self.client
-            .put_secret_value()
-            .secret_id(&self.secret_id)
-            .secret_string(value)
-            .send()
-            .await
-            .map_err(|e| rotation_error("PutSecretValue", e))?;
-        Ok(())
-    }
 }

@@ -45,10 +45,8 @@ pub trait VersionedSecret: Send + Sync {
     ) -> Result<Option<String>, RotationError>;
     /// Stores `value` as version `token`, staged AWSPENDING (idempotent per token).
     async fn put_pending(&self, token: &str, value: &str) -> Result<(), RotationError>;
-    /// Moves AWSCURRENT from version `from` to version `token`.
+    /// Moves AWSCURRENT from version `from` (which must hold it) to version `token`.
     async fn promote(&self, token: &str, from: &str) -> Result<(), RotationError>;
-    /// Stores `value` as a new AWSCURRENT version.
-    async fn put_current(&self, value: &str) -> Result<(), RotationError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,16 +207,38 @@ impl WhichKey {
 
 /// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
 /// key" does. Returns the new key. Functions pick it up within their key cache TTL.
+///
+/// Compare-and-swap: the new value is staged, then AWSCURRENT moves to it from exactly the
+/// version that was read; if another regeneration moved it meanwhile, this one fails
+/// (nothing is lost) and can simply be run again.
 pub async fn regenerate_access_key(
     secret: &dyn VersionedSecret,
     which: WhichKey,
 ) -> Result<String, RotationError> {
-    let keys = AccessKeys::from_secret(&current_value(secret).await?)?;
+    let versions = secret.versions().await?;
+    let read_version = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| RotationError::Invalid("no version is AWSCURRENT".into()))?;
+    let value = secret
+        .value(CURRENT, Some(&read_version))
+        .await?
+        .ok_or_else(|| {
+            RotationError::Invalid("the access keys changed meanwhile; run again".into())
+        })?;
+    let keys = AccessKeys::from_secret(&value)?;
     let fresh = generate_key();
     let next = match which {
         WhichKey::Primary => keys.with_primary(&fresh)?,
         WhichKey::Secondary => keys.with_secondary(&fresh)?,
     };
-    secret.put_current(&next.to_secret()).await?;
+    let token = uuid::Uuid::new_v4().to_string();
+    secret.put_pending(&token, &next.to_secret()).await?;
+    secret.promote(&token, &read_version).await.map_err(|e| {
+        RotationError::Invalid(format!(
+            "the access keys changed meanwhile ({e}); run again"
+        ))
+    })?;
     Ok(fresh)
 }

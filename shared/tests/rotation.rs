@@ -557,3 +557,75 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn two_regenerations_at_once_never_lose_a_key_silently() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
+    let (a, b) = tokio::join!(
+        rotation::regenerate_access_key(&secret, WhichKey::Primary),
+        rotation::regenerate_access_key(&secret, WhichKey::Secondary),
+    );
+    let stored = AccessKeys::from_secret(
+        &secret
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    match (a, b) {
+        (Ok(primary), Err(e)) => {
+            assert!(e.to_string().contains("changed meanwhile"), "{e}");
+            assert_eq!(stored.primary(), primary);
+            assert_eq!(
+                stored.secondary(),
+                d.access.secondary(),
+                "the loser changed nothing"
+            );
+        }
+        (Err(e), Ok(secondary)) => {
+            assert!(e.to_string().contains("changed meanwhile"), "{e}");
+            assert_eq!(stored.secondary(), Some(secondary.as_str()));
+            assert_eq!(
+                stored.primary(),
+                d.access.primary(),
+                "the loser changed nothing"
+            );
+        }
+        // Both may succeed only one after the other, each on the other's result.
+        (Ok(primary), Ok(secondary)) => {
+            assert_eq!(
+                (stored.primary(), stored.secondary()),
+                (primary.as_str(), Some(secondary.as_str()))
+            );
+        }
+        (Err(a), Err(b)) => panic!("both failed: {a}; {b}"),
+    }
+}
+
+#[tokio::test]
+async fn awscurrent_moves_only_from_the_version_that_holds_it() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
+    let first = secret.versions().await.unwrap().into_keys().next().unwrap();
+    rotation::regenerate_access_key(&secret, WhichKey::Primary)
+        .await
+        .unwrap();
+    let late = uuid::Uuid::new_v4().to_string();
+    secret
+        .put_pending(&late, &d.access.to_secret())
+        .await
+        .unwrap();
+    // `first` no longer holds AWSCURRENT: a regeneration that read it must not land.
+    assert!(secret.promote(&late, &first).await.is_err());
+    let stored = AccessKeys::from_secret(
+        &secret
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(stored.primary(), d.access.primary());
+}
