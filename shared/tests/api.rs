@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::Arc;
 
-use base64::Engine;
 use callsign::api::{self, Operation, SUPPORTED_API_VERSIONS};
 use callsign::token::{self, TokenRejection};
 use callsign::{CustomId, IdentityId};
@@ -30,16 +29,6 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, target:
         Some(target) => assert_eq!(body["error"]["target"], target, "{body}"),
         None => assert!(body["error"].get("target").is_none(), "{body}"),
     }
-}
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn expires_on(body: &Value) -> i64 {
@@ -75,13 +64,13 @@ async fn create_with_token_returns_expires_on_equal_to_exp() {
         .create(r#"{"createTokenWithScopes":["chat","voip"],"expiresInMinutes":60}"#)
         .await;
     let token = &created["accessToken"];
-    let exp = claims(token["token"].as_str().unwrap())["exp"]
+    let exp = common::claims(token["token"].as_str().unwrap())["exp"]
         .as_i64()
         .unwrap();
     assert_eq!(expires_on(token), exp);
     assert!((before + 3600..=Utc::now().timestamp() + 3600).contains(&exp));
     assert!(token["expiresOn"].as_str().unwrap().ends_with("+00:00"));
-    let claims = claims(token["token"].as_str().unwrap());
+    let claims = common::claims(token["token"].as_str().unwrap());
     assert_eq!(claims["acsScope"], "chat,voip");
     assert_eq!(claims["sub"], created["identity"]["id"]);
     assert!(created["identity"]["lastTokenIssuedAt"].is_string());
@@ -103,7 +92,7 @@ async fn issue_token_defaults_to_24_hours_and_collapses_duplicate_scopes() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let claims = claims(body["token"].as_str().unwrap());
+    let claims = common::claims(body["token"].as_str().unwrap());
     assert_eq!(claims["acsScope"], "chat.join.limited,voip.join");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),

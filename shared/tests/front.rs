@@ -116,9 +116,34 @@ async fn front_on(
     throttle: Arc<dyn Throttle>,
     policy: FrontPolicy,
 ) -> Front {
+    let users = UserAuthConfig::Oidc(OidcSettings {
+        issuer: provider.issuer(),
+        audience: AUDIENCE.into(),
+        jwks_url: None,
+        leeway_seconds: 30,
+    });
+    let cors_origins = vec!["https://app.example".into()];
+    front_with(
+        store,
+        throttle,
+        FrontConfig {
+            policy,
+            users,
+            cors_origins,
+        },
+    )
+    .await
+}
+
+/// The front as a cold start builds it from `front_config`, with the admin routes beside
+/// it (fresh keys) to check tokens.
+async fn front_with(
+    store: Arc<dyn IdentityStore>,
+    throttle: Arc<dyn Throttle>,
+    front_config: FrontConfig,
+) -> Front {
     let config = common::config();
     let access = AccessKeys::generate();
-    let key = access.primary().to_owned();
     let keys = KeyRing::load(
         Arc::new(LocalKeySource::new(
             &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
@@ -128,24 +153,19 @@ async fn front_on(
     )
     .await
     .unwrap();
-    let front_config = FrontConfig {
-        policy,
-        users: UserAuthConfig::Oidc(OidcSettings {
-            issuer: provider.issuer(),
-            audience: AUDIENCE.into(),
-            jwks_url: None,
-            leeway_seconds: 30,
-        }),
-        cors_origins: vec!["https://app.example".into()],
-    };
-    let front = FrontApp::build(front_config, throttle).await.unwrap();
+    let front = FrontApp::build(front_config, throttle)
+        .await
+        .expect("the front starts");
     let app = Arc::new(App {
         service: IdentityService::new(store, keys, config.token),
         public_hosts: vec![],
         public_base_url: None,
         front: Some(front),
     });
-    Front { app, key }
+    Front {
+        app,
+        key: access.primary().to_owned(),
+    }
 }
 
 impl Front {
@@ -212,17 +232,6 @@ async fn dynamodb_table() -> Arc<DynamoDbStore> {
     Arc::new(store)
 }
 
-fn claims_of(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_signed_in_user_keeps_one_identity_across_calls_and_restarts() {
     let provider = Provider::start().await;
@@ -244,11 +253,11 @@ async fn a_signed_in_user_keeps_one_identity_across_calls_and_restarts() {
     assert!(id.starts_with("8:acs:"));
     let token = first["accessToken"]["token"].as_str().unwrap();
     assert_eq!(
-        claims_of(token)["acsScope"],
+        common::claims(token)["acsScope"],
         "chat,voip",
         "the configured user scopes"
     );
-    assert_eq!(claims_of(token)["sub"], id.as_str());
+    assert_eq!(common::claims(token)["sub"], id.as_str());
 
     let (_, again) = front
         .user(
@@ -260,7 +269,7 @@ async fn a_signed_in_user_keeps_one_identity_across_calls_and_restarts() {
         .await;
     assert_eq!(again["identity"]["id"], id.as_str());
     assert_eq!(
-        claims_of(again["accessToken"]["token"].as_str().unwrap())["acsScope"],
+        common::claims(again["accessToken"]["token"].as_str().unwrap())["acsScope"],
         "chat"
     );
 
@@ -499,7 +508,7 @@ async fn guests_are_throttled_per_address_and_get_the_guest_scopes() {
     for _ in 0..3 {
         let (status, body, _) = front.guest("203.0.113.5").await;
         assert_eq!(status, 200, "{body}");
-        let claims = claims_of(body["accessToken"]["token"].as_str().unwrap());
+        let claims = common::claims(body["accessToken"]["token"].as_str().unwrap());
         assert_eq!(claims["acsScope"], "chat.join.limited,voip.join");
         assert_eq!(
             claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
@@ -657,17 +666,6 @@ async fn browsers_of_allowed_origins_get_cors_headers_and_others_none() {
 
 #[tokio::test]
 async fn behind_the_gateway_jwt_authorizer_only_verified_claims_count() {
-    let access = AccessKeys::generate();
-    let config = common::config();
-    let keys = KeyRing::load(
-        Arc::new(LocalKeySource::new(
-            &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-            &access,
-        )),
-        config.key_cache_ttl,
-    )
-    .await
-    .unwrap();
     let front_config = FrontConfig {
         policy: FrontPolicy::default(),
         users: UserAuthConfig::Gateway {
@@ -675,16 +673,10 @@ async fn behind_the_gateway_jwt_authorizer_only_verified_claims_count() {
         },
         cors_origins: vec![],
     };
-    let app = Arc::new(App {
-        service: IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token),
-        public_hosts: vec![],
-        public_base_url: None,
-        front: Some(
-            FrontApp::build(front_config, Arc::new(MemoryThrottle::default()))
-                .await
-                .unwrap(),
-        ),
-    });
+    let store = Arc::new(MemoryStore::new());
+    let app = front_with(store, Arc::new(MemoryThrottle::default()), front_config)
+        .await
+        .app;
     let request = |claims: Option<Value>| ApiRequest {
         method: Method::POST,
         path: "/user/token".into(),
@@ -811,17 +803,6 @@ async fn the_admin_api_cannot_create_an_end_users_custom_id() {
 #[tokio::test]
 async fn a_provider_down_at_cold_start_fails_user_routes_only_until_it_is_back() {
     let server = JsonServer::start().await; // answers 404 to everything for now
-    let config = common::config();
-    let access = AccessKeys::generate();
-    let keys = KeyRing::load(
-        Arc::new(LocalKeySource::new(
-            &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-            &access,
-        )),
-        config.key_cache_ttl,
-    )
-    .await
-    .unwrap();
     let front_config = FrontConfig {
         policy: FrontPolicy::default(),
         users: UserAuthConfig::Oidc(OidcSettings {
@@ -832,20 +813,8 @@ async fn a_provider_down_at_cold_start_fails_user_routes_only_until_it_is_back()
         }),
         cors_origins: vec![],
     };
-    let app = Arc::new(App {
-        service: IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token),
-        public_hosts: vec![],
-        public_base_url: None,
-        front: Some(
-            FrontApp::build(front_config, Arc::new(MemoryThrottle::default()))
-                .await
-                .expect("starts anyway"),
-        ),
-    });
-    let front = Front {
-        app,
-        key: access.primary().to_owned(),
-    };
+    let store = Arc::new(MemoryStore::new());
+    let front = front_with(store, Arc::new(MemoryThrottle::default()), front_config).await;
     assert_eq!(
         front.guest("192.0.2.80").await.0,
         200,
