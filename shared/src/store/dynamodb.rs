@@ -336,6 +336,17 @@ impl DynamoDbStore {
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
 
+        // Most creates with a customId are repeats (an app user's token refresh): one read
+        // answers them, where a refused transaction would cost two writes.
+        if let Some(mapping) = self
+            .get_item::<CustomIdItem>(custom_id_key(custom_id))
+            .await?
+            && let Some(existing) = self
+                .existing_for(&mapping.identity_id, identity.last_token_issued_at)
+                .await?
+        {
+            return Ok(Created::Existing(existing));
+        }
         for attempt in 0..CONFLICT_ATTEMPTS {
             let result = self
                 .transact(
