@@ -212,17 +212,7 @@ impl Front {
     }
 
     async fn introspect(&self, token: &str) -> Value {
-        let request = ApiRequest::signed(
-            &self.key,
-            Method::POST,
-            "/tokens/:introspect?api-version=2023-10-01",
-            HOST,
-            &json!({ "token": token }).to_string(),
-        )
-        .unwrap();
-        let (status, body, _) = self.send(request).await;
-        assert_eq!(status, 200, "{body}");
-        body
+        common::introspect(&self.app, &self.key, token).await
     }
 }
 

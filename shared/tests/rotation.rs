@@ -155,19 +155,6 @@ async fn issue(app: &Arc<App>, key: &str, id: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-async fn introspect(app: &Arc<App>, key: &str, token: &str) -> Value {
-    let (status, body) = call(
-        app,
-        key,
-        Method::POST,
-        &format!("/tokens/:introspect?{V}"),
-        &json!({ "token": token }).to_string(),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 fn kid_of(token: &str) -> String {
     let header = token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
@@ -228,11 +215,14 @@ async fn rotations_keep_live_tokens_valid_retire_the_oldest_key_and_survive_inte
         vec![kid_2.clone(), kid_1.clone()]
     );
     assert_eq!(
-        introspect(&after_one, &key, &token_a).await["active"],
+        common::introspect(&after_one, &key, &token_a).await["active"],
         true,
         "signed before, verifies after"
     );
-    assert_eq!(introspect(&after_one, &key, &token_b).await["active"], true);
+    assert_eq!(
+        common::introspect(&after_one, &key, &token_b).await["active"],
+        true
+    );
 
     // Rotation 2 retires kid 1: its tokens are of an unknown key now.
     d.rotate(&uuid::Uuid::new_v4().to_string(), ALL_STEPS).await;
@@ -243,10 +233,13 @@ async fn rotations_keep_live_tokens_valid_retire_the_oldest_key_and_survive_inte
         vec![kid_3.clone(), kid_2.clone()]
     );
     assert_eq!(
-        introspect(&after_two, &key, &token_a).await,
+        common::introspect(&after_two, &key, &token_a).await,
         json!({"active": false, "reason": "unknown_key"})
     );
-    assert_eq!(introspect(&after_two, &key, &token_b).await["active"], true);
+    assert_eq!(
+        common::introspect(&after_two, &key, &token_b).await["active"],
+        true
+    );
 
     // Interrupted after createSecret: AWSCURRENT is untouched, the issuer keeps kid 3.
     let (_, current_before) = d.state().await;
@@ -257,7 +250,7 @@ async fn rotations_keep_live_tokens_valid_retire_the_oldest_key_and_survive_inte
     let token_c = issue(&interrupted, &key, &id).await;
     assert_eq!(kid_of(&token_c), kid_3);
     assert_eq!(
-        introspect(&interrupted, &key, &token_c).await["active"],
+        common::introspect(&interrupted, &key, &token_c).await["active"],
         true
     );
 
@@ -267,7 +260,10 @@ async fn rotations_keep_live_tokens_valid_retire_the_oldest_key_and_survive_inte
     let kids = jwks_kids(&recovered).await;
     assert_eq!(kids.len(), 2);
     assert_eq!(kids[1], kid_3);
-    assert_eq!(introspect(&recovered, &key, &token_c).await["active"], true);
+    assert_eq!(
+        common::introspect(&recovered, &key, &token_c).await["active"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -293,7 +289,7 @@ async fn a_running_function_picks_up_a_rotation_on_an_unknown_kid() {
     )
     .await;
     assert_eq!(
-        introspect(&verifier_side, &key, &token).await["active"],
+        common::introspect(&verifier_side, &key, &token).await["active"],
         true
     );
 }

@@ -56,16 +56,7 @@ impl Fixture {
     }
 
     async fn introspect(&self, token: &str) -> Value {
-        let (status, body) = self
-            .t
-            .call(
-                Method::POST,
-                &format!("/tokens/:introspect?{V}"),
-                &json!({ "token": token }).to_string(),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+        common::introspect(&self.t.app, &self.t.key, token).await
     }
 
     /// An authorizer that reads revocation markers fresh on every request.

@@ -4,16 +4,14 @@
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use serde_json::json;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::identities::{
-    field, identity_body, parse_lifetime, parse_object, parse_scope_list, token_body,
+    created_body, field, identity_body, parse_lifetime, parse_object, parse_scope_list,
 };
 use super::{ApiError, ApiRequest, ApiResponse, App, json_response};
 use crate::auth::oidc::{Caller, OidcVerifier};
 use crate::front::{Front, FrontError, FrontRequest};
-use crate::service::CreatedIdentity;
 
 /// How signed-in users are recognised.
 pub enum UserAuth {
@@ -180,14 +178,6 @@ fn parse_front_request(body: &Bytes) -> Result<FrontRequest, ApiError> {
     })
 }
 
-fn created_body(created: &CreatedIdentity) -> serde_json::Value {
-    let mut body = json!({ "identity": identity_body(&created.identity) });
-    if let Some(token) = &created.token {
-        body["accessToken"] = token_body(token);
-    }
-    body
-}
-
 pub(super) async fn user_token(app: &App, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let caller = caller(app, request).await?;
     let asked = parse_front_request(&request.body)?;
@@ -289,10 +279,6 @@ pub(super) fn front_path_methods(path: &str) -> Option<&'static str> {
         "/user" => Some("GET, DELETE, OPTIONS"),
         _ => None,
     }
-}
-
-pub(super) fn is_options(method: &Method) -> bool {
-    *method == Method::OPTIONS
 }
 
 impl FrontApp {

@@ -142,6 +142,15 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
     })
 }
 
+/// The body of a create (and of the front's token routes): the identity and its token.
+pub(super) fn created_body(created: &crate::service::CreatedIdentity) -> Value {
+    let mut body = json!({ "identity": identity_body(&created.identity) });
+    if let Some(token) = &created.token {
+        body["accessToken"] = token_body(token);
+    }
+    body
+}
+
 pub(super) fn identity_body(identity: &Identity) -> Value {
     let mut body = json!({ "id": identity.id.as_str() });
     if let Some(custom_id) = &identity.custom_id {

@@ -20,7 +20,7 @@ pub mod front;
 mod identities;
 mod verification;
 
-use identities::{identity_body, identity_id, parse_create, parse_issue, token_body};
+use identities::{created_body, identity_body, identity_id, parse_create, parse_issue, token_body};
 
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
     "2021-03-07",
@@ -172,15 +172,7 @@ impl Operation {
     /// The admin side (ACS operations, introspection): HMAC-signed, with an api-version.
     /// The rest is public (keys) or authenticates its users itself (the end-user front).
     pub fn is_admin(self) -> bool {
-        !matches!(
-            self,
-            Operation::Jwks
-                | Operation::OpenIdConfiguration
-                | Operation::UserToken
-                | Operation::GetUser
-                | Operation::DeleteUser
-                | Operation::GuestToken
-        )
+        !self.is_front() && !matches!(self, Operation::Jwks | Operation::OpenIdConfiguration)
     }
 
     pub fn is_front(self) -> bool {
@@ -354,7 +346,7 @@ pub async fn handle(app: &Arc<App>, operations: &[Operation], request: ApiReques
     let front_methods = front::front_path_methods(&request.path)
         .filter(|_| operations.iter().any(|op| op.is_front()));
     if let Some(allow) = front_methods
-        && front::is_options(&request.method)
+        && request.method == Method::OPTIONS
     {
         return front::preflight(app, &request, allow);
     }
@@ -439,11 +431,7 @@ async fn serve(
         Operation::CreateIdentity => {
             let create = parse_create(&request.body)?;
             let created = service.create(create).await?;
-            let mut body = json!({ "identity": identity_body(&created.identity) });
-            if let Some(token) = &created.token {
-                body["accessToken"] = token_body(token);
-            }
-            Ok(json_response(StatusCode::CREATED, &body))
+            Ok(json_response(StatusCode::CREATED, &created_body(&created)))
         }
         Operation::GetIdentity => {
             let identity = service.get(&identity_id(target)?).await?;

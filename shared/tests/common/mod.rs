@@ -206,3 +206,17 @@ pub fn claims(token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&json).unwrap()
 }
+
+/// Introspects `token` through the admin API (HMAC-signed with `key`); the answer's body.
+pub async fn introspect(app: &Arc<App>, key: &str, token: &str) -> Value {
+    let body = serde_json::json!({ "token": token }).to_string();
+    let request = signed(
+        key,
+        Method::POST,
+        "/tokens/:introspect?api-version=2023-10-01",
+        &body,
+    );
+    let (status, body) = split(api::handle(app, Operation::ALL, request).await);
+    assert_eq!(status, 200, "{body}");
+    body
+}
