@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use callsign::auth::oidc::{OidcSettings, OidcVerifier};
-use callsign::keys::{KeyError, KeySet, SigningAlgorithm, StoredKeySet};
-use callsign::verifier::StaticKeys;
+use callsign::adapters::oidc::OidcVerifier;
+use callsign::config::OidcSettings;
+use callsign::domain::keys::{KeyError, KeySet, SigningAlgorithm, StoredKeySet};
+use callsign_verifier::StaticKeys;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 

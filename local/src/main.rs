@@ -1,30 +1,27 @@
-//! The local server: every admin route in one process on 127.0.0.1, routed as API
-//! Gateway would route them to the functions, on an embedded store with keys generated at
-//! start. With CALLSIGN_TABLE_NAME set it uses DynamoDB and Secrets Manager instead.
+//! The local server: every route in one process on 127.0.0.1, routed as API Gateway
+//! would route them to the functions, on an embedded store with keys generated at start.
+//! With CALLSIGN_TABLE_NAME set it uses DynamoDB and Secrets Manager instead.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use callsign::api::front::{FrontApp, ProviderVerifier, UserAuth};
-use callsign::api::{self, ApiRequest, App, Operation};
-use callsign::config::FrontConfig;
-use callsign::store::memory::MemoryThrottle;
+use callsign::app;
+use callsign::config::{LocalConfig, UserAuthConfig};
+use callsign::domain::rotation::{WhichKey, regenerate_access_key};
+use callsign::http::front::UserAuth;
+use callsign::http::routes::ROUTES;
+use callsign::http::{self as api, ApiRequest, App, Served};
 use dev_oidc::DevIssuer;
-
-mod dev_oidc;
-use callsign::auth::AccessKeys;
-use callsign::config::Config;
-use callsign::keys::{KeyRing, LocalKeySource, StoredKeySet};
-use callsign::service::IdentityService;
-use callsign::store::memory::MemoryStore;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+mod dev_oidc;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -37,12 +34,14 @@ async fn main() {
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
         Some("routes") if args.len() == 1 => {
             // The routes this server (and the deployed API) serves, one route key a line.
-            Operation::ALL
-                .iter()
-                .for_each(|op| println!("{}", op.route_key()));
+            ROUTES.iter().for_each(|route| println!("{}", route.key));
             Ok(())
         }
-        Some("regenerate-access-key") if args.len() == 2 => regenerate_access_key(&args[1]).await,
+        Some("routes") if args.len() == 2 && args[1] == "--json" => print_route_table(),
+        Some("regenerate-access-key") if args.len() == 2 => regenerate(&args[1]).await,
+        Some("seed-identity") if matches!(args.len(), 2 | 3) => {
+            seed_identity(&args[1], args.get(2).map(String::as_str)).await
+        }
         Some(_) => Err(USAGE.into()),
     };
     if let Err(e) = result {
@@ -53,118 +52,120 @@ async fn main() {
 
 const USAGE: &str = "usage: callsign-local              run the local server
        callsign-local routes            list the route keys served (the OpenAPI contract's)
+       callsign-local routes --json     the route table: route key, operation, access and
+                                        the Lambda function serving it (template checks)
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
        callsign-local regenerate-access-key primary|secondary
                                         replace that key in the secret named by
-                                        CALLSIGN_ACCESS_KEYS_SECRET_ID; print the new key";
+                                        CALLSIGN_ACCESS_KEYS_SECRET_ID; print the new key
+       callsign-local seed-identity ID [CUSTOM_ID]
+                                        write that identity (and its customId mapping) to
+                                        the table named by CALLSIGN_TABLE_NAME, as the
+                                        admin API would (sample events name one)";
+
+/// The route table as JSON, for the checks that compare it with openapi.yaml and
+/// template.yaml.
+fn print_route_table() -> Result<(), Error> {
+    let table: Vec<serde_json::Value> = ROUTES
+        .iter()
+        .map(|route| {
+            serde_json::json!({
+                "method": route.method(),
+                "path": route.path(),
+                "operation": format!("{:?}", route.operation),
+                "access": format!("{:?}", route.access),
+                "function": route.function.name(),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&table)?);
+    Ok(())
+}
 
 /// ACS's "regenerate key": the named key is replaced at once; the other keeps working.
-async fn regenerate_access_key(which: &str) -> Result<(), Error> {
-    let which = callsign::rotation::WhichKey::parse(which).ok_or(USAGE)?;
-    let secret_id = env("CALLSIGN_ACCESS_KEYS_SECRET_ID")
+async fn regenerate(which: &str) -> Result<(), Error> {
+    let which = WhichKey::parse(which).ok_or(USAGE)?;
+    let secret_id = LocalConfig::from_env()?
+        .config
+        .access_keys_secret_id
         .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
-    let client = aws_sdk_secretsmanager::Client::new(&callsign::aws::sdk_config().await);
-    let secret = callsign::aws::SecretsManagerSecret::new(client, secret_id);
-    let key = callsign::rotation::regenerate_access_key(&secret, which).await?;
-    println!("{key}");
+    let secret = app::versioned_secret(&app::sdk_config().await, &secret_id);
+    println!("{}", regenerate_access_key(&secret, which).await?);
+    Ok(())
+}
+
+/// Writes one identity with a given id through the store, for sample events that name it.
+async fn seed_identity(id: &str, custom_id: Option<&str>) -> Result<(), Error> {
+    use callsign::domain::ports::IdentityStore;
+    use callsign::{CustomId, Identity, IdentityId};
+    let local = LocalConfig::from_env()?;
+    let store = app::dynamodb_store(&local.config, &app::sdk_config().await)?;
+    let identity = Identity::new_stable(
+        IdentityId::parse(id)?,
+        custom_id.map(CustomId::parse).transpose()?,
+        callsign::domain::time::now(),
+    );
+    let created = store.create(identity).await?;
+    println!("{}", created.identity().id);
     Ok(())
 }
 
 /// Signs a sample event with the access key in CALLSIGN_ACCESS_KEY and prints it.
 fn sign_event(path: &str) -> Result<(), Error> {
-    let key = env("CALLSIGN_ACCESS_KEY")
+    let key = LocalConfig::from_env()?
+        .access_key
         .ok_or("CALLSIGN_ACCESS_KEY must hold the access key to sign with")?;
     let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    callsign::lambda::sign_event(&mut event, &key, chrono::Utc::now())?;
+    callsign::lambda::http::sign_event(&mut event, &key, chrono::Utc::now())?;
     println!("{}", serde_json::to_string_pretty(&event)?);
     Ok(())
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 async fn run() -> Result<(), Error> {
-    // The local server invents a resource id when none is configured.
-    let resource_id =
-        env("CALLSIGN_RESOURCE_ID").unwrap_or_else(|| callsign::ResourceId::random().to_string());
-    let config = Config::from_lookup(|name| match name {
-        "CALLSIGN_RESOURCE_ID" => Some(resource_id.clone()),
-        other => env(other),
-    })?;
-    let port: u16 = match env("CALLSIGN_PORT") {
-        Some(raw) => raw
-            .parse()
-            .map_err(|_| format!("CALLSIGN_PORT must be a port number, not {raw}"))?,
-        None => 8080,
-    };
-
-    let (app, access_key, store_name) = if config.table_name.is_some() {
-        let sdk = callsign::aws::sdk_config().await;
-        if env("CALLSIGN_BOOTSTRAP").is_some_and(|v| v == "1" || v == "true") {
-            callsign::aws::bootstrap(&sdk, &config, env("CALLSIGN_ACCESS_KEY").as_deref()).await?;
+    let local = LocalConfig::from_env()?;
+    let config = &local.config;
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], local.port))).await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let on_table = config.table_name.is_some();
+    // Without a real identity provider configured, sign-in goes through the built-in
+    // development issuer. Never against a real table: its identities would be keyed to a
+    // throwaway issuer.
+    let dev_issuer =
+        (matches!(config.front.users, UserAuthConfig::None) && !on_table && local.dev_oidc)
+            .then(|| DevIssuer::new(&endpoint))
+            .transpose()?
+            .map(Arc::new);
+    let (app, access_key, store_name) = if on_table {
+        let sdk = app::sdk_config().await;
+        if local.bootstrap {
+            app::bootstrap(config, &sdk, local.access_key.as_deref()).await?;
         }
-        let app = callsign::aws::build_app(&config, &sdk, Operation::ALL).await?;
+        let app = app::aws_app(config, &sdk, Served::All).await?;
         let key = app
             .service
             .keys()
             .access_keys()
             .map(|keys| keys.primary().to_owned())
             .unwrap_or_default();
-        (app, key, "DynamoDB + Secrets Manager")
+        (Arc::new(app), key, "DynamoDB + Secrets Manager")
     } else {
-        let access_keys = match env("CALLSIGN_ACCESS_KEY") {
-            Some(primary) => AccessKeys::new(&primary, &callsign::auth::hmac::generate_key())?,
-            None => AccessKeys::generate(),
-        };
-        let key = access_keys.primary().to_owned();
-        let source = LocalKeySource::new(
-            &StoredKeySet::generate(config.signing_algorithm)?,
-            &access_keys,
-        );
-        let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl).await?;
-        let service =
-            IdentityService::new(Arc::new(MemoryStore::new()), keys, config.token.clone());
-        let front = FrontApp::build(
-            FrontConfig::from_env()?,
-            Arc::new(MemoryThrottle::default()),
-        )
-        .await?;
-        let app = App {
-            service,
-            public_hosts: config.public_hosts.clone(),
-            public_base_url: config.public_base_url.clone(),
-            front: Some(front),
-        };
-        (app, key, "embedded (in memory)")
-    };
-    let mut app = app;
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    // Without a real identity provider configured, sign-in goes through the built-in
-    // development issuer (CALLSIGN_DEV_OIDC=0 turns it off).
-    let dev_issuer = match &mut app.front {
-        // Never against a real table: its identities would be keyed to a throwaway issuer.
-        Some(front)
-            if matches!(front.users, UserAuth::None)
-                && config.table_name.is_none()
-                && env("CALLSIGN_DEV_OIDC").is_none_or(|v| v != "0") =>
-        {
-            let issuer = DevIssuer::new(&endpoint)?;
-            front.users = UserAuth::Oidc(ProviderVerifier::ready(issuer.verifier()));
-            Some(Arc::new(issuer))
-        }
-        _ => None,
+        let users = dev_issuer
+            .as_ref()
+            .map(|issuer| UserAuth::Provider(Arc::new(issuer.verifier())));
+        let memory = app::memory_app(config, local.access_key.as_deref(), users).await?;
+        let key = memory.access_keys.primary().to_owned();
+        (memory.app, key, "embedded (in memory)")
     };
     announce(
         &endpoint,
         &access_key,
-        &resource_id,
+        &config.token.resource_id.to_string(),
         store_name,
         dev_issuer.as_deref(),
+        local.ready_file.as_deref(),
     )?;
-    serve(listener, Arc::new(app), dev_issuer).await
+    serve(listener, app, dev_issuer).await
 }
 
 /// Prints what a developer needs, once, on stdout (the access key is meant to be copied
@@ -175,6 +176,7 @@ fn announce(
     resource_id: &str,
     store: &str,
     dev_issuer: Option<&DevIssuer>,
+    ready_file: Option<&std::path::Path>,
 ) -> Result<(), Error> {
     println!(
         "callsign local server\n  endpoint:    {endpoint}\n  access key:  {access_key}\n  resource id: {resource_id}\n  store:       {store}\n\n\
@@ -195,7 +197,7 @@ fn announce(
             issuer = issuer.issuer()
         );
     }
-    if let Some(path) = env("CALLSIGN_READY_FILE") {
+    if let Some(path) = ready_file {
         let ready = serde_json::json!({
             "endpoint": endpoint,
             "accessKey": access_key,
@@ -203,7 +205,8 @@ fn announce(
             "devOidcIssuer": dev_issuer.map(DevIssuer::issuer),
         });
         // Written whole, then renamed, so a watcher never reads half a file.
-        let partial = format!("{path}.partial");
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
         // It holds the access key: readable by this user only.
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -214,7 +217,7 @@ fn announce(
             .mode(0o600)
             .open(&partial)?
             .write_all(ready.to_string().as_bytes())?;
-        std::fs::rename(&partial, &path)?;
+        std::fs::rename(&partial, path)?;
     }
     Ok(())
 }
@@ -302,7 +305,5 @@ async fn route(
         source_ip: Some(peer.ip().to_string()),
         gateway_claims: None,
     };
-    api::handle(app, Operation::ALL, request)
-        .await
-        .map(Full::new)
+    api::handle(app, Served::All, request).await.map(Full::new)
 }

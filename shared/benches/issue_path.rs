@@ -10,16 +10,13 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use callsign::api::{self, ApiRequest, App, Operation};
-use callsign::auth::AccessKeys;
 use callsign::config::Config;
-use callsign::identity::{Identity, IdentityId};
-use callsign::keys::{KeyRing, KeySet, LocalKeySource, SigningAlgorithm, StoredKeySet};
-use callsign::scope::Scopes;
-use callsign::service::IdentityService;
-use callsign::store::IdentityStore;
-use callsign::store::memory::MemoryStore;
-use callsign::token::{self, TokenLifetime, TokenRequest};
+use callsign::domain::identity::{Identity, IdentityId};
+use callsign::domain::keys::KeySet;
+use callsign::domain::ports::IdentityStore;
+use callsign::domain::scope::Scopes;
+use callsign::domain::token::{self, TokenLifetime, TokenRequest};
+use callsign::http::{self as api, ApiRequest, App, Function, Served};
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput};
 use http::Method;
@@ -33,7 +30,7 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
     app: Arc<App>,
     request: ApiRequest,
-    keys: KeySet,
+    keys: Arc<KeySet>,
     settings: token::TokenSettings,
     id: IdentityId,
 }
@@ -43,29 +40,25 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let config =
-        Config::from_lookup(|n| (n == "CALLSIGN_RESOURCE_ID").then(|| RESOURCE.to_owned()))
-            .unwrap();
-    let access = AccessKeys::generate();
-    let stored = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
-    let source = LocalKeySource::new(&stored, &access);
-    let store = Arc::new(MemoryStore::new());
+    let config = Config::from_lookup(|name| match name {
+        "CALLSIGN_RESOURCE_ID" => Some(RESOURCE.to_owned()),
+        "CALLSIGN_KEY_CACHE_TTL_SECONDS" => Some("3600".to_owned()),
+        _ => None,
+    })
+    .unwrap();
     let id = IdentityId::new(config.token.resource_id);
-    let app = runtime.block_on(async {
-        store
+    let memory = runtime.block_on(async {
+        let memory = callsign::app::memory_app(&config, None, None)
+            .await
+            .unwrap();
+        memory
+            .store
             .create(Identity::new_stable(id.clone(), None, Utc::now()))
             .await
             .unwrap();
-        let keys = KeyRing::load(Arc::new(source), Duration::from_secs(3600))
-            .await
-            .unwrap();
-        Arc::new(App {
-            service: IdentityService::new(store, keys, config.token.clone()),
-            public_hosts: vec![],
-            public_base_url: None,
-            front: None,
-        })
+        memory
     });
+    let (app, access) = (memory.app, memory.access_keys);
     // Signed as the SDKs sign (encoded id); delivered decoded, as API Gateway does.
     let signed_path = format!(
         "/identities/{}/:issueAccessToken?api-version=2023-10-01",
@@ -82,9 +75,9 @@ fn fixture() -> Fixture {
     request.path = format!("/identities/{id}/:issueAccessToken");
     Fixture {
         runtime,
+        keys: app.service.keys().signing_keys(),
         app,
         request,
-        keys: KeySet::from_secret(&stored.to_secret()).unwrap(),
         settings: config.token,
         id,
     }
@@ -95,9 +88,11 @@ fn issue_once(f: &Fixture) {
 }
 
 fn issue(f: &Fixture, request: ApiRequest) {
-    let response = f
-        .runtime
-        .block_on(api::handle(&f.app, Operation::ISSUE_TOKEN, request));
+    let response = f.runtime.block_on(api::handle(
+        &f.app,
+        Served::Function(Function::IssueToken),
+        request,
+    ));
     assert_eq!(response.status(), 200);
     black_box(response);
 }
@@ -184,11 +179,11 @@ fn main() {
             || f.request.clone(),
             |request| issue(&f, request),
             BatchSize::SmallInput,
-        )
+        );
     });
     let p = probe(&f);
     group.bench_function("raw_es256_signature_verification", |b| {
-        b.iter(|| raw_verify_once(&p))
+        b.iter(|| raw_verify_once(&p));
     });
     group.bench_function("verify_path_in_memory", |b| b.iter(|| verify_once(&f, &p)));
     group.finish();

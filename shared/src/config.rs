@@ -1,16 +1,23 @@
-//! Configuration, read once per cold start from the environment.
+//! The configuration: the one place that reads `CALLSIGN_*` environment variables (the
+//! AWS SDK reads its own `AWS_*`, tracing `RUST_LOG`). Every value is trimmed, and an
+//! empty value counts as unset; numbers are whole and range-checked, never cast; every
+//! refusal names the variable. README.md ("Configuration") lists them all.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::identity::ResourceId;
-use crate::keys::SigningAlgorithm;
-use crate::token::{TokenSettings, is_token_safe};
+use crate::domain::front::FrontPolicy;
+use crate::domain::housekeeping::SweepPolicy;
+use crate::domain::identity::ResourceId;
+use crate::domain::keys::{JWKS_MAX_AGE_SECONDS, SigningAlgorithm};
+use crate::domain::token::{TokenLifetime, TokenSettings, is_token_safe};
+use crate::domain::{RoutePolicy, Scopes};
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// What every function needs. Names are documented in README.md ("Configuration").
+/// What the deployed functions need (each reads the part it uses), and the local server.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub token: TokenSettings,
@@ -25,7 +32,183 @@ pub struct Config {
     pub key_cache_ttl: Duration,
     /// Algorithm of newly generated signing keys (bootstrap, rotation).
     pub signing_algorithm: SigningAlgorithm,
+    pub front: FrontConfig,
+    pub authorizer: AuthorizerConfig,
+    pub sweep: SweepPolicy,
 }
+
+/// The end-user front's settings (user-token function, local server).
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    pub policy: FrontPolicy,
+    pub users: UserAuthConfig,
+    /// Origins allowed to call the front from a browser; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum UserAuthConfig {
+    /// Verify provider tokens here.
+    Oidc(OidcSettings),
+    /// API Gateway's JWT authorizer verified them; read its claims (issuer checked).
+    Gateway { issuer: String },
+    /// No sign-in configured: user routes answer 501.
+    None,
+}
+
+/// An OpenID Connect provider whose tokens sign end users in.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub audience: String,
+    /// None: found through the issuer's discovery document.
+    pub jwks_url: Option<String>,
+    pub leeway_seconds: i64,
+}
+
+/// The authorizer function's settings.
+#[derive(Debug, Clone)]
+pub struct AuthorizerConfig {
+    /// Route key → capability; the default routes of a typical chat and calling backend.
+    pub routes: RoutePolicy,
+    /// How long a revocation marker read from the table is trusted.
+    pub revocation_cache: Duration,
+}
+
+/// The AWS resources, all required outside the local server.
+pub struct AwsSettings<'a> {
+    pub table_name: &'a str,
+    pub signing_keys_secret_id: &'a str,
+    /// Only functions with HMAC-authenticated routes need it.
+    pub access_keys_secret_id: Option<&'a str>,
+}
+
+/// The local server's own settings, beside the deployment's.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// With a random resource id when none is configured.
+    pub config: Config,
+    pub port: u16,
+    /// Create the table and secrets when missing (against DynamoDB Local and moto).
+    pub bootstrap: bool,
+    /// The built-in development sign-in when no provider is configured.
+    pub dev_oidc: bool,
+    /// Where to write the endpoint and access key once listening (owner-only).
+    pub ready_file: Option<PathBuf>,
+    /// The primary access key to use (or sign with), instead of a generated one.
+    pub access_key: Option<String>,
+}
+
+/// Reads variables under the one set of rules.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str, what: &str) -> Result<String, ConfigError> {
+        self.text(name)
+            .ok_or_else(|| ConfigError(format!("{name} is required ({what})")))
+    }
+
+    /// A whole number within `range`, or `default` when unset.
+    fn whole<T: TryFrom<u64>>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = self.text(name) else {
+            return Ok(default);
+        };
+        raw.parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                let unit = if unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {unit}")
+                };
+                ConfigError(format!(
+                    "{name} must be a whole number{unit} from {} to {}, not {raw}",
+                    range.start(),
+                    range.end()
+                ))
+            })
+    }
+
+    fn seconds(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        self.whole(name, default, range, "seconds")
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError(format!(
+                "{name} must be 1 or 0 (true or false), not {other}"
+            ))),
+        }
+    }
+
+    /// A comma-separated list; items trimmed, a trailing `/` dropped, empty items skipped.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .map(|list| {
+                list.split(',')
+                    .map(|item| item.trim().trim_end_matches('/').to_owned())
+                    .filter(|item| !item.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn scopes(&self, name: &str, default: Scopes) -> Result<Scopes, ConfigError> {
+        match self.text(name) {
+            Some(list) => Scopes::parse(list.split(',').map(str::trim))
+                .map_err(|e| ConfigError(format!("{name}: {e}"))),
+            None => Ok(default),
+        }
+    }
+
+    /// A value that goes into every token (see `is_token_safe`).
+    fn claim(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        let value = self.text(name).unwrap_or_else(|| default.to_owned());
+        if is_token_safe(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError(format!(
+                "{name} must be printable ASCII without \" \\ > ? ~ (it goes into every token)"
+            )))
+        }
+    }
+
+    fn algorithm(&self) -> Result<SigningAlgorithm, ConfigError> {
+        const NAME: &str = "CALLSIGN_SIGNING_ALGORITHM";
+        match self.text(NAME) {
+            Some(name) => SigningAlgorithm::parse(&name).ok_or_else(|| {
+                ConfigError(format!("{NAME} must be ES256, RS256 or EdDSA, not {name}"))
+            }),
+            None => Ok(SigningAlgorithm::Es256),
+        }
+    }
+}
+
+const DAY_SECONDS: u64 = 86_400;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -34,78 +217,40 @@ impl Config {
 
     /// `lookup` abstracts the environment so that tests need not mutate it.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let resource_id = match get("CALLSIGN_RESOURCE_ID") {
-            Some(raw) => raw
-                .trim()
-                .parse::<ResourceId>()
-                .map_err(|e| ConfigError(format!("CALLSIGN_RESOURCE_ID: {e}")))?,
-            None => {
-                return Err(ConfigError(
-                    "CALLSIGN_RESOURCE_ID is required (a GUID)".into(),
-                ));
-            }
-        };
-        let claim = |name: &str, default: &str| -> Result<String, ConfigError> {
-            let value = get(name).unwrap_or_else(|| default.to_owned());
-            if is_token_safe(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError(format!(
-                    "{name} must be printable ASCII without \" \\ > ? ~ (it goes into every token)"
-                )))
-            }
-        };
-        let ttl_seconds = match get("CALLSIGN_KEY_CACHE_TTL_SECONDS") {
-            Some(raw) => raw.trim().parse::<u64>().map_err(|_| {
-                ConfigError(
-                    "CALLSIGN_KEY_CACHE_TTL_SECONDS must be a whole number of seconds".into(),
-                )
-            })?,
-            None => 300,
-        };
+        let env = Env { lookup: &lookup };
+        let resource_id = env
+            .required("CALLSIGN_RESOURCE_ID", "a GUID")?
+            .parse::<ResourceId>()
+            .map_err(|e| ConfigError(format!("CALLSIGN_RESOURCE_ID: {e}")))?;
+        let ttl_seconds = env.seconds("CALLSIGN_KEY_CACHE_TTL_SECONDS", 300, 0..=DAY_SECONDS)?;
+        // Every function learns a rotated-in key within its key cache TTL, and JWKS readers
+        // within the JWKS max-age after that.
+        let activation = env.seconds(
+            "CALLSIGN_KEY_ACTIVATION_SECONDS",
+            ttl_seconds + u64::from(JWKS_MAX_AGE_SECONDS),
+            0..=7 * DAY_SECONDS,
+        )?;
         Ok(Self {
             token: TokenSettings {
                 resource_id,
-                issuer: claim("CALLSIGN_TOKEN_ISSUER", "https://callsign.local")?,
-                audience: claim("CALLSIGN_TOKEN_AUDIENCE", "callsign")?,
-                region: claim("CALLSIGN_TOKEN_REGION", "amer")?,
-                resource_location: claim("CALLSIGN_RESOURCE_LOCATION", "unitedstates")?,
-                // Every function learns a rotated-in key within its key cache TTL, and JWKS
-                // readers within the JWKS max-age after that.
-                key_activation_seconds: match get("CALLSIGN_KEY_ACTIVATION_SECONDS") {
-                    Some(raw) => raw.trim().parse().map_err(|_| {
-                        ConfigError(
-                            "CALLSIGN_KEY_ACTIVATION_SECONDS must be a whole number of seconds"
-                                .into(),
-                        )
-                    })?,
-                    None => ttl_seconds as i64 + crate::api::JWKS_MAX_AGE_SECONDS as i64,
-                },
+                issuer: env.claim("CALLSIGN_TOKEN_ISSUER", "https://callsign.local")?,
+                audience: env.claim("CALLSIGN_TOKEN_AUDIENCE", "callsign")?,
+                region: env.claim("CALLSIGN_TOKEN_REGION", "amer")?,
+                resource_location: env.claim("CALLSIGN_RESOURCE_LOCATION", "unitedstates")?,
+                key_activation_seconds: i64::try_from(activation).expect("bounded above"),
             },
-            table_name: get("CALLSIGN_TABLE_NAME"),
-            signing_keys_secret_id: get("CALLSIGN_SIGNING_KEYS_SECRET_ID"),
-            access_keys_secret_id: get("CALLSIGN_ACCESS_KEYS_SECRET_ID"),
-            public_hosts: get("CALLSIGN_PUBLIC_HOSTS")
-                .map(|hosts| {
-                    hosts
-                        .split(',')
-                        .map(|h| h.trim().trim_end_matches('/').to_owned())
-                        .filter(|h| !h.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            public_base_url: get("CALLSIGN_PUBLIC_BASE_URL")
-                .map(|url| url.trim().trim_end_matches('/').to_owned()),
+            table_name: env.text("CALLSIGN_TABLE_NAME"),
+            signing_keys_secret_id: env.text("CALLSIGN_SIGNING_KEYS_SECRET_ID"),
+            access_keys_secret_id: env.text("CALLSIGN_ACCESS_KEYS_SECRET_ID"),
+            public_hosts: env.list("CALLSIGN_PUBLIC_HOSTS"),
+            public_base_url: env
+                .text("CALLSIGN_PUBLIC_BASE_URL")
+                .map(|url| url.trim_end_matches('/').to_owned()),
             key_cache_ttl: Duration::from_secs(ttl_seconds),
-            signing_algorithm: match get("CALLSIGN_SIGNING_ALGORITHM") {
-                Some(name) => SigningAlgorithm::parse(name.trim()).ok_or_else(|| {
-                    ConfigError(format!(
-                        "CALLSIGN_SIGNING_ALGORITHM must be ES256, RS256 or EdDSA, not {name}"
-                    ))
-                })?,
-                None => SigningAlgorithm::Es256,
-            },
+            signing_algorithm: env.algorithm()?,
+            front: FrontConfig::read(&env)?,
+            authorizer: AuthorizerConfig::read(&env)?,
+            sweep: sweep_policy(&env)?,
         })
     }
 
@@ -127,17 +272,120 @@ impl Config {
     }
 }
 
-pub struct AwsSettings<'a> {
-    pub table_name: &'a str,
-    pub signing_keys_secret_id: &'a str,
-    /// Only functions with HMAC-authenticated routes need it.
-    pub access_keys_secret_id: Option<&'a str>,
+impl FrontConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let defaults = FrontPolicy::default();
+        let guest_max: i64 = env.whole("CALLSIGN_GUEST_MAX_MINUTES", 60, 60..=1440, "minutes")?;
+        let guest_grace: i64 =
+            env.whole("CALLSIGN_GUEST_GRACE_MINUTES", 60, 1..=10_080, "minutes")?;
+        let policy = FrontPolicy {
+            user_scopes: env.scopes("CALLSIGN_USER_SCOPES", defaults.user_scopes)?,
+            guest_scopes: env.scopes("CALLSIGN_GUEST_SCOPES", defaults.guest_scopes)?,
+            guest_max_lifetime: TokenLifetime::from_minutes(guest_max).expect("range checked"),
+            guest_grace: chrono::Duration::minutes(guest_grace),
+            guest_limit: env.whole("CALLSIGN_GUEST_LIMIT", 10, 1..=1_000_000_000, "requests")?,
+            guest_window_seconds: env.whole(
+                "CALLSIGN_GUEST_WINDOW_SECONDS",
+                60,
+                1..=DAY_SECONDS,
+                "seconds",
+            )?,
+        };
+        let trust_gateway = env.flag("CALLSIGN_OIDC_TRUST_GATEWAY", false)?;
+        let users = match (env.text("CALLSIGN_OIDC_ISSUER"), trust_gateway) {
+            (Some(issuer), true) => UserAuthConfig::Gateway { issuer },
+            (Some(issuer), false) => UserAuthConfig::Oidc(OidcSettings {
+                issuer,
+                audience: env.required(
+                    "CALLSIGN_OIDC_AUDIENCE",
+                    "with CALLSIGN_OIDC_ISSUER: the app's client id",
+                )?,
+                jwks_url: env.text("CALLSIGN_OIDC_JWKS_URL"),
+                leeway_seconds: env.whole(
+                    "CALLSIGN_OIDC_LEEWAY_SECONDS",
+                    60,
+                    0..=3600,
+                    "seconds",
+                )?,
+            }),
+            (None, true) => {
+                return Err(ConfigError(
+                    "CALLSIGN_OIDC_TRUST_GATEWAY needs CALLSIGN_OIDC_ISSUER".into(),
+                ));
+            }
+            (None, false) => UserAuthConfig::None,
+        };
+        Ok(Self {
+            policy,
+            users,
+            cors_origins: env.list("CALLSIGN_CORS_ORIGINS"),
+        })
+    }
+}
+
+impl AuthorizerConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let routes = match env.text("CALLSIGN_AUTHORIZER_ROUTES") {
+            Some(json) => RoutePolicy::from_json(&json)
+                .map_err(|e| ConfigError(format!("CALLSIGN_AUTHORIZER_ROUTES: {e}")))?,
+            None => RoutePolicy::default_routes(),
+        };
+        let revocation_seconds = env.seconds("CALLSIGN_REVOCATION_CACHE_SECONDS", 30, 0..=3600)?;
+        Ok(Self {
+            routes,
+            revocation_cache: Duration::from_secs(revocation_seconds),
+        })
+    }
+}
+
+/// The retention sweep's settings (cleanup function); retention is off by default.
+fn sweep_policy(env: &Env<'_>) -> Result<SweepPolicy, ConfigError> {
+    let retention_days: Option<i64> = match env.text("CALLSIGN_RETENTION_DAYS") {
+        Some(_) => Some(env.whole("CALLSIGN_RETENTION_DAYS", 0, 1..=36_500, "days")?),
+        None => None,
+    };
+    Ok(SweepPolicy {
+        retention: retention_days.map(chrono::Duration::days),
+        page_size: env.whole("CALLSIGN_SWEEP_PAGE_SIZE", 100, 1..=10_000, "items")?,
+        pages_per_run: env.whole("CALLSIGN_SWEEP_PAGES", 20, 1..=10_000, "pages")?,
+    })
+}
+
+impl LocalConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        // The local server invents a resource id when none is configured.
+        let resource_id = env
+            .text("CALLSIGN_RESOURCE_ID")
+            .unwrap_or_else(|| ResourceId::random().to_string());
+        let config = Config::from_lookup(|name| match name {
+            "CALLSIGN_RESOURCE_ID" => Some(resource_id.clone()),
+            other => lookup(other),
+        })?;
+        Ok(Self {
+            config,
+            port: env.whole("CALLSIGN_PORT", 8080, 0..=65_535, "")?,
+            bootstrap: env.flag("CALLSIGN_BOOTSTRAP", false)?,
+            dev_oidc: env.flag("CALLSIGN_DEV_OIDC", true)?,
+            ready_file: env.text("CALLSIGN_READY_FILE").map(PathBuf::from),
+            access_key: env.text("CALLSIGN_ACCESS_KEY"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    const RESOURCE: (&str, &str) = (
+        "CALLSIGN_RESOURCE_ID",
+        "2dee53b4-368b-45b4-ab52-8493fb117652",
+    );
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -147,230 +395,306 @@ mod tests {
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
+    fn with(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut vars = vec![RESOURCE];
+        vars.extend_from_slice(extra);
+        config(&vars)
+    }
+
+    fn refusal(extra: &[(&str, &str)]) -> String {
+        with(extra).expect_err("refused").to_string()
+    }
+
     #[test]
     fn defaults_apply_and_resource_id_is_required() {
-        assert!(config(&[]).is_err());
-        let c = config(&[(
-            "CALLSIGN_RESOURCE_ID",
-            "2dee53b4-368b-45b4-ab52-8493fb117652",
-        )])
-        .unwrap();
+        assert_eq!(
+            config(&[]).unwrap_err().to_string(),
+            "configuration: CALLSIGN_RESOURCE_ID is required (a GUID)"
+        );
+        let c = with(&[]).unwrap();
         assert_eq!(c.token.audience, "callsign");
+        assert_eq!(c.token.issuer, "https://callsign.local");
+        assert_eq!(c.token.region, "amer");
+        assert_eq!(c.token.resource_location, "unitedstates");
         assert_eq!(c.key_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.token.key_activation_seconds, 600);
+        assert_eq!(c.signing_algorithm, SigningAlgorithm::Es256);
         assert!(c.table_name.is_none());
         assert!(c.aws().is_err());
+        assert_eq!(c.authorizer.revocation_cache, Duration::from_secs(30));
+        assert!(c.sweep.retention.is_none());
+        assert_eq!((c.sweep.page_size, c.sweep.pages_per_run), (100, 20));
     }
 
     #[test]
-    fn unsafe_claim_values_and_bad_numbers_are_refused() {
-        let id = (
-            "CALLSIGN_RESOURCE_ID",
-            "2dee53b4-368b-45b4-ab52-8493fb117652",
+    fn the_resource_id_must_be_a_guid() {
+        assert!(
+            config(&[("CALLSIGN_RESOURCE_ID", "not-a-guid")])
+                .unwrap_err()
+                .to_string()
+                .contains("CALLSIGN_RESOURCE_ID: 'not-a-guid' is not a GUID")
         );
-        assert!(config(&[id, ("CALLSIGN_TOKEN_ISSUER", "https://x?y")]).is_err());
-        assert!(config(&[id, ("CALLSIGN_KEY_CACHE_TTL_SECONDS", "soon")]).is_err());
-        assert!(config(&[("CALLSIGN_RESOURCE_ID", "not-a-guid")]).is_err());
-        assert!(config(&[id, ("CALLSIGN_SIGNING_ALGORITHM", "HS256")]).is_err());
-        let rsa = config(&[id, ("CALLSIGN_SIGNING_ALGORITHM", "RS256")]).unwrap();
-        assert_eq!(rsa.signing_algorithm, SigningAlgorithm::Rs256);
-        let c = config(&[
-            id,
-            ("CALLSIGN_PUBLIC_HOSTS", "api.example.com/, other.example "),
+        let c = config(&[(
+            "CALLSIGN_RESOURCE_ID",
+            " 2dee53b4-368b-45b4-ab52-8493fb117652 ",
+        )]);
+        assert!(c.is_ok(), "values are trimmed");
+    }
+
+    #[test]
+    fn token_claims_must_be_token_safe() {
+        for name in [
+            "CALLSIGN_TOKEN_ISSUER",
+            "CALLSIGN_TOKEN_AUDIENCE",
+            "CALLSIGN_TOKEN_REGION",
+            "CALLSIGN_RESOURCE_LOCATION",
+        ] {
+            assert_eq!(
+                refusal(&[(name, "https://x?y")]),
+                format!(
+                    "configuration: {name} must be printable ASCII without \" \\ > ? ~ (it goes into every token)"
+                )
+            );
+        }
+        let c = with(&[("CALLSIGN_TOKEN_ISSUER", " https://id.example ")]).unwrap();
+        assert_eq!(c.token.issuer, "https://id.example");
+    }
+
+    #[test]
+    fn every_number_is_whole_and_within_its_range() {
+        let cases = [
+            ("CALLSIGN_KEY_CACHE_TTL_SECONDS", "seconds from 0 to 86400"),
+            (
+                "CALLSIGN_KEY_ACTIVATION_SECONDS",
+                "seconds from 0 to 604800",
+            ),
+            ("CALLSIGN_GUEST_MAX_MINUTES", "minutes from 60 to 1440"),
+            ("CALLSIGN_GUEST_GRACE_MINUTES", "minutes from 1 to 10080"),
+            ("CALLSIGN_GUEST_LIMIT", "requests from 1 to 1000000000"),
+            ("CALLSIGN_GUEST_WINDOW_SECONDS", "seconds from 1 to 86400"),
+            (
+                "CALLSIGN_REVOCATION_CACHE_SECONDS",
+                "seconds from 0 to 3600",
+            ),
+            ("CALLSIGN_RETENTION_DAYS", "days from 1 to 36500"),
+            ("CALLSIGN_SWEEP_PAGE_SIZE", "items from 1 to 10000"),
+            ("CALLSIGN_SWEEP_PAGES", "pages from 1 to 10000"),
+        ];
+        for (name, range) in cases {
+            for bad in ["soon", "-1", "1.5", "99999999999999999999", "99999999999"] {
+                assert_eq!(
+                    refusal(&[(name, bad)]),
+                    format!("configuration: {name} must be a whole number of {range}, not {bad}"),
+                    "{name}={bad}"
+                );
+            }
+        }
+        let oidc = [
+            ("CALLSIGN_OIDC_ISSUER", "https://idp"),
+            ("CALLSIGN_OIDC_AUDIENCE", "app"),
+            ("CALLSIGN_OIDC_LEEWAY_SECONDS", "3601"),
+        ];
+        assert_eq!(
+            refusal(&oidc),
+            "configuration: CALLSIGN_OIDC_LEEWAY_SECONDS must be a whole number of seconds from 0 to 3600, not 3601"
+        );
+        let c = with(&[
+            ("CALLSIGN_KEY_CACHE_TTL_SECONDS", " 60 "),
+            ("CALLSIGN_GUEST_LIMIT", "5"),
+            ("CALLSIGN_GUEST_WINDOW_SECONDS", "30"),
+            ("CALLSIGN_GUEST_MAX_MINUTES", "120"),
+            ("CALLSIGN_GUEST_GRACE_MINUTES", "15"),
+            ("CALLSIGN_REVOCATION_CACHE_SECONDS", "0"),
+            ("CALLSIGN_RETENTION_DAYS", "30"),
+            ("CALLSIGN_SWEEP_PAGE_SIZE", "25"),
+            ("CALLSIGN_SWEEP_PAGES", "3"),
         ])
         .unwrap();
-        assert_eq!(c.public_hosts, vec!["api.example.com", "other.example"]);
-    }
-}
-
-/// A positive whole number from a setting, or its default.
-fn positive(value: Option<String>, name: &str, default: i64) -> Result<i64, ConfigError> {
-    match value {
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ConfigError(format!("{name} must be a positive whole number"))),
-        None => Ok(default),
-    }
-}
-
-/// The retention sweep's settings (cleanup function); retention is off by default.
-pub fn sweep_policy(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<crate::cleanup::SweepPolicy, ConfigError> {
-    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    let retention = match get("CALLSIGN_RETENTION_DAYS") {
-        Some(raw) => Some(
-            chrono::Duration::try_days(positive(Some(raw), "CALLSIGN_RETENTION_DAYS", 0)?)
-                .ok_or_else(|| ConfigError("CALLSIGN_RETENTION_DAYS is too large".into()))?,
-        ),
-        None => None,
-    };
-    Ok(crate::cleanup::SweepPolicy {
-        retention,
-        page_size: positive(
-            get("CALLSIGN_SWEEP_PAGE_SIZE"),
-            "CALLSIGN_SWEEP_PAGE_SIZE",
-            100,
-        )? as i32,
-        pages_per_run: positive(get("CALLSIGN_SWEEP_PAGES"), "CALLSIGN_SWEEP_PAGES", 20)? as u32,
-    })
-}
-
-/// The end-user front's settings (user-token function, local server).
-#[derive(Debug, Clone)]
-pub struct FrontConfig {
-    pub policy: crate::front::FrontPolicy,
-    pub users: UserAuthConfig,
-    /// Origins allowed to call the front from a browser; `*` allows any.
-    pub cors_origins: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum UserAuthConfig {
-    /// Verify provider tokens here.
-    Oidc(crate::auth::oidc::OidcSettings),
-    /// API Gateway's JWT authorizer verified them; read its claims (issuer checked).
-    Gateway { issuer: String },
-    /// No sign-in configured: user routes answer 501.
-    None,
-}
-
-impl FrontConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        use crate::scope::Scopes;
-        use crate::token::TokenLifetime;
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let scopes = |name: &str, default: Scopes| -> Result<Scopes, ConfigError> {
-            match get(name) {
-                Some(list) => Scopes::parse(list.split(',').map(str::trim))
-                    .map_err(|e| ConfigError(format!("{name}: {e}"))),
-                None => Ok(default),
-            }
-        };
-        let number = |name: &str, default: i64| positive(get(name), name, default);
-        let defaults = crate::front::FrontPolicy::default();
-        let guest_max = number("CALLSIGN_GUEST_MAX_MINUTES", 60)?;
-        let policy = crate::front::FrontPolicy {
-            user_scopes: scopes("CALLSIGN_USER_SCOPES", defaults.user_scopes)?,
-            guest_scopes: scopes("CALLSIGN_GUEST_SCOPES", defaults.guest_scopes)?,
-            guest_max_lifetime: TokenLifetime::from_minutes(guest_max).ok_or_else(|| {
-                ConfigError("CALLSIGN_GUEST_MAX_MINUTES must be within 60..=1440".into())
-            })?,
-            guest_grace: chrono::Duration::try_minutes(number("CALLSIGN_GUEST_GRACE_MINUTES", 60)?)
-                .ok_or_else(|| ConfigError("CALLSIGN_GUEST_GRACE_MINUTES is too large".into()))?,
-            guest_limit: number("CALLSIGN_GUEST_LIMIT", 10)? as u64,
-            guest_window_seconds: number("CALLSIGN_GUEST_WINDOW_SECONDS", 60)?,
-        };
-        let trust_gateway =
-            get("CALLSIGN_OIDC_TRUST_GATEWAY").is_some_and(|v| v == "1" || v == "true");
-        let users = match (get("CALLSIGN_OIDC_ISSUER"), trust_gateway) {
-            (Some(issuer), true) => UserAuthConfig::Gateway { issuer },
-            (Some(issuer), false) => UserAuthConfig::Oidc(crate::auth::oidc::OidcSettings {
-                issuer,
-                audience: get("CALLSIGN_OIDC_AUDIENCE").ok_or_else(|| {
-                    ConfigError(
-                        "CALLSIGN_OIDC_AUDIENCE is required with CALLSIGN_OIDC_ISSUER".into(),
-                    )
-                })?,
-                jwks_url: get("CALLSIGN_OIDC_JWKS_URL"),
-                leeway_seconds: number("CALLSIGN_OIDC_LEEWAY_SECONDS", 60)?,
-            }),
-            (None, true) => {
-                return Err(ConfigError(
-                    "CALLSIGN_OIDC_TRUST_GATEWAY needs CALLSIGN_OIDC_ISSUER".into(),
-                ));
-            }
-            (None, false) => UserAuthConfig::None,
-        };
-        let cors_origins = get("CALLSIGN_CORS_ORIGINS")
-            .map(|list| {
-                list.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self {
-            policy,
-            users,
-            cors_origins,
-        })
-    }
-}
-
-#[cfg(test)]
-mod front_tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn front(vars: &[(&str, &str)]) -> Result<FrontConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        FrontConfig::from_lookup(|name| map.get(name).cloned())
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
+        assert_eq!(
+            c.token.key_activation_seconds, 360,
+            "TTL plus the JWKS max-age"
+        );
+        assert_eq!(c.front.policy.guest_limit, 5);
+        assert_eq!(c.front.policy.guest_window_seconds, 30);
+        assert_eq!(c.front.policy.guest_max_lifetime.minutes(), 120);
+        assert_eq!(c.front.policy.guest_grace, chrono::Duration::minutes(15));
+        assert_eq!(c.authorizer.revocation_cache, Duration::ZERO);
+        assert_eq!(c.sweep.retention, Some(chrono::Duration::days(30)));
+        assert_eq!((c.sweep.page_size, c.sweep.pages_per_run), (25, 3));
+        let c = with(&[("CALLSIGN_KEY_ACTIVATION_SECONDS", "0")]).unwrap();
+        assert_eq!(c.token.key_activation_seconds, 0);
     }
 
     #[test]
-    fn sweep_settings_are_validated() {
-        let lookup = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert!(sweep_policy(lookup(&[])).unwrap().retention.is_none());
+    fn the_signing_algorithm_is_one_of_three() {
         assert_eq!(
-            sweep_policy(lookup(&[("CALLSIGN_RETENTION_DAYS", "30")]))
-                .unwrap()
-                .retention,
-            Some(chrono::Duration::days(30))
+            refusal(&[("CALLSIGN_SIGNING_ALGORITHM", "HS256")]),
+            "configuration: CALLSIGN_SIGNING_ALGORITHM must be ES256, RS256 or EdDSA, not HS256"
         );
-        assert!(sweep_policy(lookup(&[("CALLSIGN_RETENTION_DAYS", "99999999999999")])).is_err());
-        assert!(sweep_policy(lookup(&[("CALLSIGN_SWEEP_PAGES", "0")])).is_err());
+        for (name, alg) in [
+            ("ES256", SigningAlgorithm::Es256),
+            ("RS256", SigningAlgorithm::Rs256),
+            (" EdDSA ", SigningAlgorithm::EdDsa),
+        ] {
+            let c = with(&[("CALLSIGN_SIGNING_ALGORITHM", name)]).unwrap();
+            assert_eq!(c.signing_algorithm, alg);
+        }
     }
 
     #[test]
-    fn defaults_and_validation() {
-        let c = front(&[]).unwrap();
-        assert_eq!(c.policy.user_scopes.to_claim(), "chat,voip");
+    fn names_of_aws_resources_are_trimmed_and_required_outside_local_runs() {
+        let c = with(&[
+            ("CALLSIGN_TABLE_NAME", " callsign "),
+            ("CALLSIGN_SIGNING_KEYS_SECRET_ID", "callsign/signing"),
+            ("CALLSIGN_ACCESS_KEYS_SECRET_ID", " callsign/access "),
+        ])
+        .unwrap();
+        let aws = c.aws().unwrap();
+        assert_eq!(aws.table_name, "callsign");
+        assert_eq!(aws.signing_keys_secret_id, "callsign/signing");
+        assert_eq!(aws.access_keys_secret_id, Some("callsign/access"));
+        let missing = with(&[("CALLSIGN_TABLE_NAME", "t")]).unwrap();
         assert_eq!(
-            c.policy.guest_scopes.to_claim(),
-            "chat.join.limited,voip.join"
+            missing.aws().err().unwrap().to_string(),
+            "configuration: CALLSIGN_SIGNING_KEYS_SECRET_ID is required"
         );
-        assert!(matches!(c.users, UserAuthConfig::None));
-        assert!(c.cors_origins.is_empty());
-        assert!(
-            front(&[("CALLSIGN_OIDC_ISSUER", "https://idp")]).is_err(),
-            "audience required"
-        );
-        assert!(front(&[("CALLSIGN_GUEST_MAX_MINUTES", "30")]).is_err());
-        assert!(front(&[("CALLSIGN_USER_SCOPES", "chat,admin")]).is_err());
-        assert!(front(&[("CALLSIGN_OIDC_TRUST_GATEWAY", "1")]).is_err());
-        let c = front(&[
-            ("CALLSIGN_OIDC_ISSUER", "https://idp"),
-            ("CALLSIGN_OIDC_TRUST_GATEWAY", "true"),
+    }
+
+    #[test]
+    fn lists_are_trimmed_without_trailing_slashes() {
+        let c = with(&[
+            ("CALLSIGN_PUBLIC_HOSTS", "api.example.com/, other.example ,"),
+            ("CALLSIGN_PUBLIC_BASE_URL", "https://api.example.com/ "),
             (
                 "CALLSIGN_CORS_ORIGINS",
                 "https://app.example/, https://admin.example",
             ),
         ])
         .unwrap();
-        assert!(matches!(c.users, UserAuthConfig::Gateway { .. }));
+        assert_eq!(c.public_hosts, vec!["api.example.com", "other.example"]);
         assert_eq!(
-            c.cors_origins,
+            c.public_base_url.as_deref(),
+            Some("https://api.example.com")
+        );
+        assert_eq!(
+            c.front.cors_origins,
             vec!["https://app.example", "https://admin.example"]
+        );
+    }
+
+    #[test]
+    fn end_user_sign_in_settings() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.front.policy.user_scopes.to_claim(), "chat,voip");
+        assert_eq!(
+            c.front.policy.guest_scopes.to_claim(),
+            "chat.join.limited,voip.join"
+        );
+        assert!(matches!(c.front.users, UserAuthConfig::None));
+        assert!(c.front.cors_origins.is_empty());
+        assert_eq!(
+            refusal(&[("CALLSIGN_OIDC_ISSUER", "https://idp")]),
+            "configuration: CALLSIGN_OIDC_AUDIENCE is required (with CALLSIGN_OIDC_ISSUER: the app's client id)"
+        );
+        assert_eq!(
+            refusal(&[("CALLSIGN_USER_SCOPES", "chat,admin")]),
+            "configuration: CALLSIGN_USER_SCOPES: Invalid scope 'admin'. Valid scopes are: chat, chat.join, chat.join.limited, voip, voip.join."
+        );
+        assert!(refusal(&[("CALLSIGN_GUEST_SCOPES", "x")]).contains("CALLSIGN_GUEST_SCOPES"));
+        assert_eq!(
+            refusal(&[("CALLSIGN_OIDC_TRUST_GATEWAY", "1")]),
+            "configuration: CALLSIGN_OIDC_TRUST_GATEWAY needs CALLSIGN_OIDC_ISSUER"
+        );
+        assert_eq!(
+            refusal(&[("CALLSIGN_OIDC_TRUST_GATEWAY", "maybe")]),
+            "configuration: CALLSIGN_OIDC_TRUST_GATEWAY must be 1 or 0 (true or false), not maybe"
+        );
+        let c = with(&[
+            ("CALLSIGN_OIDC_ISSUER", "https://idp"),
+            ("CALLSIGN_OIDC_TRUST_GATEWAY", "true"),
+        ])
+        .unwrap();
+        assert!(matches!(c.front.users, UserAuthConfig::Gateway { .. }));
+        let c = with(&[
+            ("CALLSIGN_OIDC_ISSUER", "https://idp"),
+            ("CALLSIGN_OIDC_AUDIENCE", "app"),
+            ("CALLSIGN_OIDC_JWKS_URL", "https://idp/keys"),
+            ("CALLSIGN_OIDC_LEEWAY_SECONDS", "5"),
+        ])
+        .unwrap();
+        let UserAuthConfig::Oidc(oidc) = c.front.users else {
+            panic!("OIDC expected");
+        };
+        assert_eq!(
+            (
+                oidc.issuer.as_str(),
+                oidc.audience.as_str(),
+                oidc.jwks_url.as_deref(),
+                oidc.leeway_seconds
+            ),
+            ("https://idp", "app", Some("https://idp/keys"), 5)
+        );
+    }
+
+    #[test]
+    fn authorizer_routes_are_a_json_map_of_capabilities() {
+        let c = with(&[(
+            "CALLSIGN_AUTHORIZER_ROUTES",
+            r#"{"GET /x":"chat.participate"}"#,
+        )])
+        .unwrap();
+        assert!(c.authorizer.routes.capability("GET /x").is_some());
+        assert!(
+            c.authorizer
+                .routes
+                .capability("POST /chat/threads")
+                .is_none()
+        );
+        assert!(
+            refusal(&[("CALLSIGN_AUTHORIZER_ROUTES", r#"{"GET /x":"admin"}"#)])
+                .starts_with("configuration: CALLSIGN_AUTHORIZER_ROUTES: ")
+        );
+    }
+
+    #[test]
+    fn the_local_server_settings() {
+        let local = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            LocalConfig::from_lookup(|name| map.get(name).cloned())
+        };
+        let l = local(&[]).unwrap();
+        assert_eq!(l.port, 8080);
+        assert!(!l.bootstrap && l.dev_oidc);
+        assert!(l.ready_file.is_none() && l.access_key.is_none());
+        let l = local(&[
+            ("CALLSIGN_PORT", "0"),
+            ("CALLSIGN_BOOTSTRAP", "1"),
+            ("CALLSIGN_DEV_OIDC", "0"),
+            ("CALLSIGN_READY_FILE", " /tmp/ready.json "),
+            ("CALLSIGN_ACCESS_KEY", " a2V5 "),
+            RESOURCE,
+        ])
+        .unwrap();
+        assert_eq!(l.port, 0);
+        assert!(l.bootstrap && !l.dev_oidc);
+        assert_eq!(l.ready_file, Some(PathBuf::from("/tmp/ready.json")));
+        assert_eq!(l.access_key.as_deref(), Some("a2V5"));
+        assert_eq!(l.config.token.resource_id.to_string(), RESOURCE.1);
+        assert_eq!(
+            local(&[("CALLSIGN_PORT", "65536")])
+                .unwrap_err()
+                .to_string(),
+            "configuration: CALLSIGN_PORT must be a whole number from 0 to 65535, not 65536"
+        );
+        assert!(
+            local(&[("CALLSIGN_BOOTSTRAP", "yes please")])
+                .unwrap_err()
+                .to_string()
+                .contains("CALLSIGN_BOOTSTRAP must be 1 or 0")
         );
     }
 }

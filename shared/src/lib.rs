@@ -1,28 +1,20 @@
 //! callsign: a serverless identity and access-token service speaking the ACS Identity
-//! wire format. The domain (identities, scopes, tokens, keys, HMAC) knows nothing of
-//! Lambda or the AWS SDK; `store`, `keys` and `lambda` hold the adapters.
+//! wire format.
+//!
+//! Dependencies point inward: `domain` (with its `ports`) depends on nothing of the
+//! others; `adapters` implement the ports, `http` and `lambda` translate requests and
+//! events into use cases; `config` reads the environment, and `app`, the composition
+//! root, is the only module that knows them all.
 
-pub mod api;
-pub mod auth;
-pub mod authorizer;
-pub mod aws;
-pub mod capability;
-pub mod cleanup;
+pub mod adapters;
+pub mod app;
 pub mod config;
-pub mod front;
-pub mod identity;
-pub mod keys;
+pub mod domain;
+pub mod http;
 pub mod lambda;
 pub mod logging;
-pub mod rotation;
-pub mod scope;
-pub mod service;
-pub mod store;
-pub mod time;
-pub mod token;
-pub mod verifier;
 
 pub use config::Config;
-pub use identity::{CustomId, Identity, IdentityId, ResourceId};
-pub use scope::{Scope, Scopes};
-pub use service::IdentityService;
+pub use domain::identity::{CustomId, Identity, IdentityId, ResourceId};
+pub use domain::service::IdentityService;
+pub use domain::{Scope, Scopes};

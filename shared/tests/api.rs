@@ -5,8 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use callsign::api::{self, Operation, SUPPORTED_API_VERSIONS};
-use callsign::token::{self, TokenRejection};
+use callsign::domain::token::{self, TokenRejection};
+use callsign::http::admin_auth::SUPPORTED_API_VERSIONS;
+use callsign::http::{self as api, Function, Served};
 use callsign::{CustomId, IdentityId};
 use chrono::{DateTime, Utc};
 use common::*;
@@ -79,10 +80,7 @@ async fn create_with_token_returns_expires_on_equal_to_exp() {
 #[tokio::test]
 async fn issue_token_defaults_to_24_hours_and_collapses_duplicate_scopes() {
     let t = memory_app().await;
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let path = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
     let (status, body) = t
         .call(
@@ -119,10 +117,7 @@ async fn issue_token_defaults_to_24_hours_and_collapses_duplicate_scopes() {
 #[tokio::test]
 async fn validation_errors_use_the_acs_codes_messages_and_targets() {
     let t = memory_app().await;
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let issue = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
 
     let (s, b) = t
@@ -215,10 +210,7 @@ async fn rejected_requests_change_nothing() {
         .await;
     assert_error(s, &b, 404, "IdentityNotFound", None);
 
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let issue = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
     let (s, _) = t.call(Method::POST, &issue, r#"{"scopes":["nope"]}"#).await;
     assert_eq!(s, 400);
@@ -282,10 +274,7 @@ async fn ids_of_other_resources_malformed_ids_and_unknown_ids() {
 #[tokio::test]
 async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
     let t = memory_app().await;
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let issue = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
     let body = r#"{"scopes":["chat"],"expiresInMinutes":60}"#;
     let (_, first) = t.call(Method::POST, &issue, body).await;
@@ -423,7 +412,7 @@ async fn concurrent_creates_with_one_custom_id_yield_one_identity() {
 async fn authentication_failures_are_401_denied_without_detail() {
     let t = memory_app().await;
     let path = format!("/identities?{V}");
-    let stranger = callsign::auth::hmac::generate_key();
+    let stranger = callsign::domain::access_keys::generate_key();
     let mut requests = vec![signed(&stranger, Method::POST, &path, "")];
     let mut unsigned = signed(&t.key, Method::POST, &path, "");
     unsigned.headers.remove("authorization");
@@ -452,10 +441,7 @@ async fn authentication_failures_are_401_denied_without_detail() {
 #[tokio::test]
 async fn every_path_form_of_an_id_is_accepted() {
     let t = memory_app().await;
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let body = r#"{"scopes":["chat"]}"#;
     // Literal colons on the wire.
     let (s, _) = t
@@ -533,7 +519,7 @@ async fn client_request_id_is_echoed_on_success_and_error() {
 async fn unknown_routes_wrong_methods_and_oversized_bodies() {
     let t = memory_app().await;
     // Unauthenticated callers learn nothing about routes.
-    let stranger = callsign::auth::hmac::generate_key();
+    let stranger = callsign::domain::access_keys::generate_key();
     let (s, b) = split(
         t.send(signed(&stranger, Method::GET, &format!("/nothing?{V}"), ""))
             .await,
@@ -557,11 +543,11 @@ async fn unknown_routes_wrong_methods_and_oversized_bodies() {
 async fn each_function_serves_only_its_own_routes() {
     let t = memory_app().await;
     let request = signed(&t.key, Method::POST, &format!("/identities?{V}"), "");
-    let response = api::handle(&t.app, Operation::ISSUE_TOKEN, request).await;
+    let response = api::handle(&t.app, Served::Function(Function::IssueToken), request).await;
     assert_eq!(response.status(), 404);
     let request = signed(&t.key, Method::POST, &format!("/identities?{V}"), "");
     assert_eq!(
-        api::handle(&t.app, Operation::IDENTITIES, request)
+        api::handle(&t.app, Served::Function(Function::Identities), request)
             .await
             .status(),
         201
@@ -571,10 +557,7 @@ async fn each_function_serves_only_its_own_routes() {
 #[tokio::test]
 async fn whole_number_floats_are_whole_numbers() {
     let t = memory_app().await;
-    let id = t.create("").await["identity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = t.create_id().await;
     let path = format!("/identities/{}/:issueAccessToken?{V}", encoded(&id));
     let (status, body) = t
         .call(
@@ -604,7 +587,7 @@ async fn whole_number_floats_are_whole_numbers() {
 async fn wrong_methods_on_public_paths_are_405_without_credentials() {
     let t = memory_app().await;
     for path in ["/.well-known/jwks.json", "/guest/token"] {
-        let request = callsign::api::ApiRequest {
+        let request = callsign::http::ApiRequest {
             method: Method::PUT,
             path: path.into(),
             ..Default::default()

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use callsign::cleanup::{SweepPolicy, sweep};
-use callsign::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
-use callsign::lambda::cleanup_event;
-use callsign::store::dynamodb::DynamoDbStore;
-use callsign::store::{Housekeeping, IdentityStore};
+use callsign::adapters::dynamodb::DynamoDbStore;
+use callsign::domain::housekeeping::{SweepPolicy, sweep};
+use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
+use callsign::domain::ports::{Housekeeping, IdentityStore};
+use callsign::lambda::cleanup::cleanup_event;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
@@ -44,7 +44,7 @@ async fn table() -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
 
 /// Every record the table's stream holds so far, as Lambda would deliver them.
 async fn stream_event(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<EventRecord> {
-    let config = common::aws_config("CALLSIGN_TEST_DYNAMODB_ENDPOINT").await;
+    let config = common::aws_config(common::servers::dynamodb_endpoint()).await;
     let streams = aws_sdk_dynamodbstreams::Client::new(&config);
     let described = client
         .describe_table()
@@ -301,7 +301,7 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
     );
     store.create(raced.clone()).await.unwrap();
     store
-        .record_token_issue(&raced.id, callsign::time::now())
+        .record_token_issue(&raced.id, callsign::domain::time::now())
         .await
         .unwrap();
     assert!(!store.purge(&raced).await.unwrap());

@@ -5,36 +5,36 @@ mod common;
 
 use std::path::Path;
 
-use callsign::api::Operation;
-use callsign::identity::{CustomId, Identity, IdentityId};
+use callsign::domain::identity::{CustomId, Identity, IdentityId};
+use callsign::domain::ports::IdentityStore;
+use callsign::http::{Access, Function, Served};
 use callsign::lambda;
-use callsign::store::IdentityStore;
 use chrono::Utc;
 
 /// The identity the events name: the store is seeded with it (and its customId).
 const SEEDED_ID: &str =
     "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081";
 
-const CASES: &[(&str, &[Operation], u16)] = &[
-    ("identities-create.json", Operation::IDENTITIES, 201),
+const CASES: &[(&str, Function, u16)] = &[
+    ("identities-create.json", Function::Identities, 201),
     (
         "identities-create-with-token.json",
-        Operation::IDENTITIES,
+        Function::Identities,
         201,
     ),
     (
         "identities-create-custom-id.json",
-        Operation::IDENTITIES,
+        Function::Identities,
         201,
     ),
-    ("identities-get.json", Operation::IDENTITIES, 200),
-    ("identities-delete.json", Operation::IDENTITIES, 204),
-    ("issue-token.json", Operation::ISSUE_TOKEN, 200),
-    ("revoke-tokens.json", Operation::REVOKE_TOKENS, 204),
-    ("custom-id-lookup.json", Operation::CUSTOM_ID_LOOKUP, 200),
-    ("jwks.json", Operation::JWKS, 200),
-    ("openid-configuration.json", Operation::JWKS, 200),
-    ("introspect.json", Operation::INTROSPECT, 200),
+    ("identities-get.json", Function::Identities, 200),
+    ("identities-delete.json", Function::Identities, 204),
+    ("issue-token.json", Function::IssueToken, 200),
+    ("revoke-tokens.json", Function::RevokeTokens, 204),
+    ("custom-id-lookup.json", Function::CustomIdLookup, 200),
+    ("jwks.json", Function::Jwks, 200),
+    ("openid-configuration.json", Function::Jwks, 200),
+    ("introspect.json", Function::Introspect, 200),
 ];
 
 /// Events of the non-HTTP functions and the end-user front, exercised by their own tests:
@@ -78,7 +78,8 @@ async fn every_event_file_is_covered() {
 
 #[tokio::test]
 async fn each_event_gets_its_status_from_its_function() {
-    for (file, operations, status) in CASES {
+    for (file, function, status) in CASES {
+        let served = Served::Function(*function);
         let t = common::memory_app().await;
         let seeded = Identity::new_stable(
             IdentityId::parse(SEEDED_ID).unwrap(),
@@ -90,18 +91,20 @@ async fn each_event_gets_its_status_from_its_function() {
         let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
         let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
         // As committed (unsigned: no key is committed) only public routes answer.
-        let public = operations.iter().all(|op| !op.is_admin());
+        let public = !served.has(Access::Admin);
         let unsigned = lambda_http::request::from_str(&raw).unwrap();
-        let unsigned_status = lambda::handle(&t.app, operations, unsigned).await.status();
+        let unsigned_status = lambda::http::handle(&t.app, served, unsigned)
+            .await
+            .status();
         assert_eq!(
             unsigned_status,
             if public { *status } else { 401 },
             "{file}"
         );
 
-        lambda::sign_event(&mut event, &t.key, Utc::now()).unwrap();
+        lambda::http::sign_event(&mut event, &t.key, Utc::now()).unwrap();
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = lambda::handle(&t.app, operations, request).await;
+        let response = lambda::http::handle(&t.app, served, request).await;
         assert_eq!(
             response.status().as_u16(),
             *status,
@@ -136,10 +139,10 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
         .unwrap()
         .replace("8:acs:", "8%3Aacs%3A");
     event["rawPath"] = encoded.into();
-    lambda::sign_event(&mut event, &t.key, Utc::now()).unwrap();
+    lambda::http::sign_event(&mut event, &t.key, Utc::now()).unwrap();
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     assert_eq!(
-        lambda::handle(&t.app, Operation::ISSUE_TOKEN, request)
+        lambda::http::handle(&t.app, Served::Function(Function::IssueToken), request)
             .await
             .status(),
         200
@@ -151,18 +154,11 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
 #[tokio::test]
 async fn the_authorizer_events_are_allowed_and_denied() {
     use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
-    use callsign::authorizer::{Authorizer, RevocationCache};
-    use callsign::capability::RoutePolicy;
 
     let t = common::memory_app().await;
     let created = t.create(r#"{"createTokenWithScopes":["chat.join"]}"#).await;
     let token = created["accessToken"]["token"].as_str().unwrap();
-    let service = &t.app.service;
-    let authorizer = Authorizer::new(
-        service.verifier(),
-        RoutePolicy::default_routes(),
-        RevocationCache::new(service.store(), std::time::Duration::from_secs(30), 100),
-    );
+    let authorizer = callsign::app::authorizer_for(&t.app.service, &t.config.authorizer);
     for (file, allowed) in [
         ("authorizer-allowed.json", true),
         ("authorizer-denied.json", false),
@@ -170,7 +166,7 @@ async fn the_authorizer_events_are_allowed_and_denied() {
         let committed = std::fs::read_to_string(events_dir().join(file)).unwrap();
         let raw = committed.replace("<a callsign access token>", token);
         let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_str(&raw).unwrap();
-        let response = lambda::authorize_event(&authorizer, &event).await;
+        let response = lambda::authorizer::authorize_event(&authorizer, &event).await;
         assert_eq!(response.is_authorized, allowed, "{file}");
         if allowed {
             assert_eq!(response.context["identityId"], created["identity"]["id"]);
@@ -183,13 +179,16 @@ async fn the_authorizer_events_are_allowed_and_denied() {
             let decision = authorizer
                 .authorize(route, Some(&format!("Bearer {token}")), chrono::Utc::now())
                 .await;
-            assert_eq!(decision, Err(callsign::authorizer::Denial::ScopeTooNarrow));
+            assert_eq!(
+                decision,
+                Err(callsign::domain::authorizer::Denial::ScopeTooNarrow)
+            );
         }
         // As committed, with the placeholder instead of a token: denied.
         let event: ApiGatewayV2CustomAuthorizerV2Request =
             serde_json::from_str(&committed).unwrap();
         assert!(
-            !lambda::authorize_event(&authorizer, &event)
+            !lambda::authorizer::authorize_event(&authorizer, &event)
                 .await
                 .is_authorized,
             "{file}"
@@ -201,25 +200,18 @@ async fn the_authorizer_events_are_allowed_and_denied() {
 /// authorizer (its verified claims in the request context).
 #[tokio::test]
 async fn the_front_events_sign_in_read_delete_and_serve_a_guest() {
-    use callsign::api::front::FrontApp;
-    use callsign::config::{FrontConfig, UserAuthConfig};
-    use callsign::front::FrontPolicy;
-    use callsign::store::memory::MemoryThrottle;
-
-    let mut t = common::memory_app().await;
-    let front = FrontApp::build(
-        FrontConfig {
-            policy: FrontPolicy::default(),
-            users: UserAuthConfig::Gateway {
-                issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example".into(),
-            },
-            cors_origins: vec!["https://app.example".into()],
-        },
-        std::sync::Arc::new(MemoryThrottle::default()),
+    let t = common::memory_app_with(
+        common::config_with(&[
+            (
+                "CALLSIGN_OIDC_ISSUER",
+                "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
+            ),
+            ("CALLSIGN_OIDC_TRUST_GATEWAY", "1"),
+            ("CALLSIGN_CORS_ORIGINS", "https://app.example"),
+        ]),
+        None,
     )
-    .await
-    .unwrap();
-    std::sync::Arc::get_mut(&mut t.app).unwrap().front = Some(front);
+    .await;
     let run = |file: &str| {
         let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
         lambda_http::request::from_str(&raw).unwrap()
@@ -231,7 +223,8 @@ async fn the_front_events_sign_in_read_delete_and_serve_a_guest() {
         ("user-get.json", 404),
         ("guest-token.json", 200),
     ] {
-        let response = lambda::handle(&t.app, Operation::FRONT, run(file)).await;
+        let response =
+            lambda::http::handle(&t.app, Served::Function(Function::UserToken), run(file)).await;
         assert_eq!(
             response.status().as_u16(),
             status,
@@ -248,17 +241,17 @@ async fn the_front_events_sign_in_read_delete_and_serve_a_guest() {
 
 /// Records what the consumer asks of the store, on top of the in-memory store.
 struct Recording {
-    inner: callsign::store::memory::MemoryStore,
+    inner: callsign::adapters::memory::MemoryStore,
     unmapped: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait::async_trait]
-impl callsign::store::Housekeeping for Recording {
+impl callsign::domain::ports::Housekeeping for Recording {
     async fn unmap_custom_id(
         &self,
         custom_id: &CustomId,
         identity_id: &str,
-    ) -> Result<(), callsign::store::StoreError> {
+    ) -> Result<(), callsign::domain::ports::StoreError> {
         self.unmapped
             .lock()
             .unwrap()
@@ -268,20 +261,23 @@ impl callsign::store::Housekeeping for Recording {
     async fn identities_page(
         &self,
         cursor: Option<&str>,
-        limit: i32,
-    ) -> Result<(Vec<Identity>, Option<String>), callsign::store::StoreError> {
+        limit: u32,
+    ) -> Result<(Vec<Identity>, Option<String>), callsign::domain::ports::StoreError> {
         self.inner.identities_page(cursor, limit).await
     }
-    async fn purge(&self, identity: &Identity) -> Result<bool, callsign::store::StoreError> {
+    async fn purge(
+        &self,
+        identity: &Identity,
+    ) -> Result<bool, callsign::domain::ports::StoreError> {
         self.inner.purge(identity).await
     }
-    async fn sweep_cursor(&self) -> Result<Option<String>, callsign::store::StoreError> {
+    async fn sweep_cursor(&self) -> Result<Option<String>, callsign::domain::ports::StoreError> {
         self.inner.sweep_cursor().await
     }
     async fn save_sweep_cursor(
         &self,
         cursor: Option<&str>,
-    ) -> Result<(), callsign::store::StoreError> {
+    ) -> Result<(), callsign::domain::ports::StoreError> {
         self.inner.save_sweep_cursor(cursor).await
     }
 }
@@ -289,14 +285,14 @@ impl callsign::store::Housekeeping for Recording {
 /// The stream record unmaps the customId its identity left behind; the schedule sweeps.
 #[tokio::test]
 async fn the_cleanup_events_unmap_and_sweep() {
-    use callsign::cleanup::SweepPolicy;
-    use callsign::store::Housekeeping;
+    use callsign::domain::housekeeping::SweepPolicy;
+    use callsign::domain::ports::Housekeeping;
     let store = Recording {
-        inner: callsign::store::memory::MemoryStore::new(),
+        inner: callsign::adapters::memory::MemoryStore::new(),
         unmapped: Default::default(),
     };
     let guest = Identity {
-        kind: callsign::identity::IdentityKind::Ephemeral {
+        kind: callsign::domain::identity::IdentityKind::Ephemeral {
             expires_at: Utc::now() - chrono::Duration::minutes(1),
         },
         ..Identity::new_stable(
@@ -315,7 +311,7 @@ async fn the_cleanup_events_unmap_and_sweep() {
     let read = |file: &str| {
         serde_json::from_str(&std::fs::read_to_string(events_dir().join(file)).unwrap()).unwrap()
     };
-    let response = lambda::cleanup_event(&store, &policy, read("cleanup-stream.json"))
+    let response = lambda::cleanup::cleanup_event(&store, &policy, read("cleanup-stream.json"))
         .await
         .unwrap();
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
@@ -324,7 +320,7 @@ async fn the_cleanup_events_unmap_and_sweep() {
         vec![("alice@contoso.com".to_owned(), SEEDED_ID.to_owned())]
     );
 
-    let report = lambda::cleanup_event(&store, &policy, read("cleanup-schedule.json"))
+    let report = lambda::cleanup::cleanup_event(&store, &policy, read("cleanup-schedule.json"))
         .await
         .unwrap();
     assert_eq!(

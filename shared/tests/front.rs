@@ -7,17 +7,15 @@ mod common;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use callsign::api::front::FrontApp;
-use callsign::api::{self, ApiRequest, App, Operation};
-use callsign::auth::AccessKeys;
-use callsign::auth::oidc::OidcSettings;
-use callsign::config::{FrontConfig, UserAuthConfig};
-use callsign::front::FrontPolicy;
-use callsign::keys::{KeyRing, KeySet, LocalKeySource, SigningAlgorithm, StoredKeySet};
-use callsign::service::IdentityService;
-use callsign::store::dynamodb::DynamoDbStore;
-use callsign::store::memory::{MemoryStore, MemoryThrottle};
-use callsign::store::{IdentityStore, Throttle};
+use callsign::adapters::dynamodb::DynamoDbStore;
+use callsign::adapters::memory::{MemoryStore, MemoryThrottle};
+use callsign::app::{self, Backends};
+use callsign::config::{FrontConfig, OidcSettings, UserAuthConfig};
+use callsign::domain::access_keys::AccessKeys;
+use callsign::domain::front::{Caller, FrontPolicy};
+use callsign::domain::keys::{KeySet, SigningAlgorithm, StoredKeySet};
+use callsign::domain::ports::{IdentityStore, Throttle};
+use callsign::http::{self as api, ApiRequest, App, Function, Served};
 use chrono::Utc;
 use common::{HOST, JsonServer, encoded, split};
 use http::{HeaderValue, Method};
@@ -142,26 +140,17 @@ async fn front_with(
     throttle: Arc<dyn Throttle>,
     front_config: FrontConfig,
 ) -> Front {
-    let config = common::config();
+    let mut config = common::config();
+    config.front = front_config;
     let access = AccessKeys::generate();
-    let keys = KeyRing::load(
-        Arc::new(LocalKeySource::new(
-            &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-            &access,
-        )),
-        config.key_cache_ttl,
-    )
-    .await
-    .unwrap();
-    let front = FrontApp::build(front_config, throttle)
-        .await
-        .expect("the front starts");
-    let app = Arc::new(App {
-        service: IdentityService::new(store, keys, config.token),
-        public_hosts: vec![],
-        public_base_url: None,
-        front: Some(front),
-    });
+    let mut backends = Backends::memory(&config, Arc::new(MemoryStore::new()), &access).unwrap();
+    backends.store = store;
+    backends.throttle = throttle;
+    let app = Arc::new(
+        app::assemble(&config, Served::All, backends, None)
+            .await
+            .expect("the front starts"),
+    );
     Front {
         app,
         key: access.primary().to_owned(),
@@ -173,7 +162,7 @@ impl Front {
         if request.source_ip.is_none() {
             request.source_ip = Some("198.51.100.7".into());
         }
-        let response = api::handle(&self.app, Operation::ALL, request).await;
+        let response = api::handle(&self.app, Served::All, request).await;
         let headers = response.headers().clone();
         let (status, body) = split(response);
         (status, body, headers)
@@ -394,7 +383,7 @@ async fn bad_provider_tokens_are_refused_and_write_nothing() {
     assert_eq!(
         table
             .find_by_custom_id(
-                &callsign::auth::oidc::Caller {
+                &Caller {
                     issuer: provider.issuer(),
                     subject: "admin".into()
                 }
@@ -675,7 +664,7 @@ async fn behind_the_gateway_jwt_authorizer_only_verified_claims_count() {
     };
     let ok = api::handle(
         &app,
-        Operation::FRONT,
+        Served::Function(Function::UserToken),
         request(Some(json!({"iss": "https://idp.example", "sub": "erin"}))),
     )
     .await;
@@ -685,7 +674,12 @@ async fn behind_the_gateway_jwt_authorizer_only_verified_claims_count() {
         Some(json!({"iss": "https://other.example", "sub": "erin"})),
         Some(json!({"iss": "https://idp.example"})),
     ] {
-        let response = api::handle(&app, Operation::FRONT, request(claims.clone())).await;
+        let response = api::handle(
+            &app,
+            Served::Function(Function::UserToken),
+            request(claims.clone()),
+        )
+        .await;
         assert_eq!(response.status(), 401, "{claims:?}");
     }
 }
@@ -710,7 +704,7 @@ async fn guests_without_an_address_are_refused_and_ipv6_counts_per_slash_64() {
         path: "/guest/token".into(),
         ..Default::default()
     };
-    let response = api::handle(&front.app, Operation::ALL, nowhere).await;
+    let response = api::handle(&front.app, Served::All, nowhere).await;
     assert_eq!(
         response.status(),
         500,
@@ -763,7 +757,7 @@ async fn the_admin_api_cannot_create_an_end_users_custom_id() {
         FrontPolicy::default(),
     )
     .await;
-    let alice = callsign::auth::oidc::Caller {
+    let alice = Caller {
         issuer: provider.issuer(),
         subject: "alice".into(),
     };
@@ -857,7 +851,7 @@ async fn discovery_must_name_the_configured_issuer() {
         leeway_seconds: 30,
     };
     assert!(
-        callsign::auth::oidc::OidcVerifier::discover(settings)
+        callsign::adapters::oidc::OidcVerifier::discover(settings)
             .await
             .is_err()
     );

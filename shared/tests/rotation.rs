@@ -11,13 +11,17 @@ use std::time::Duration;
 use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use callsign::api::{self, ApiRequest, App, Operation};
-use callsign::auth::AccessKeys;
-use callsign::aws::{SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing};
-use callsign::keys::{KeyRing, SigningAlgorithm, StoredKeySet};
-use callsign::rotation::{self, Step, VersionedSecret, WhichKey};
-use callsign::service::IdentityService;
-use callsign::store::dynamodb::DynamoDbStore;
+use callsign::adapters::dynamodb::DynamoDbStore;
+use callsign::adapters::secrets_manager::{
+    SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing,
+};
+use callsign::app::{self, Backends};
+use callsign::domain::access_keys::{AccessKeys, generate_key};
+use callsign::domain::key_ring::KeyRing;
+use callsign::domain::keys::{SigningAlgorithm, StoredKeySet};
+use callsign::domain::ports::VersionedSecret;
+use callsign::domain::rotation::{self, Step, WhichKey};
+use callsign::http::{self as api, ApiRequest, App, Function, Served};
 use common::{HOST, encoded, split};
 use http::Method;
 use serde_json::{Value, json};
@@ -64,7 +68,7 @@ impl Deployment {
     }
 
     /// Tokens settings with new keys signing at once (the activation delay has its own test).
-    fn settings(&self) -> callsign::token::TokenSettings {
+    fn settings(&self) -> callsign::domain::token::TokenSettings {
         let mut settings = common::config().token;
         settings.key_activation_seconds = self.activation_seconds;
         settings
@@ -81,14 +85,20 @@ impl Deployment {
             &self.signing_id,
             Some(&self.access_id),
         );
-        let keys = KeyRing::load(Arc::new(source), ttl).await.unwrap();
-        let store = DynamoDbStore::new(self.dynamodb.clone(), &self.table);
-        Arc::new(App {
-            service: IdentityService::new(Arc::new(store), keys, self.settings()),
-            public_hosts: vec![],
-            public_base_url: None,
-            front: None,
-        })
+        let store = Arc::new(DynamoDbStore::new(self.dynamodb.clone(), &self.table));
+        let backends = Backends {
+            store: store.clone(),
+            throttle: store,
+            keys: Arc::new(source),
+        };
+        let mut config = common::config();
+        config.token = self.settings();
+        config.key_cache_ttl = ttl;
+        Arc::new(
+            app::assemble(&config, Served::All, backends, None)
+                .await
+                .unwrap(),
+        )
     }
 
     async fn state(&self) -> (HashMap<String, Vec<String>>, String) {
@@ -141,7 +151,7 @@ async fn call(app: &Arc<App>, key: &str, method: Method, path: &str, body: &str)
     split(
         api::handle(
             app,
-            Operation::ALL,
+            Served::All,
             ApiRequest::signed(key, method, path, HOST, body).unwrap(),
         )
         .await,
@@ -165,7 +175,7 @@ async fn jwks_kids(app: &Arc<App>) -> Vec<String> {
     let mut request = ApiRequest::signed("", Method::GET, "/.well-known/jwks.json", HOST, "")
         .unwrap_or_else(|_| {
             ApiRequest::signed(
-                &callsign::auth::hmac::generate_key(),
+                &generate_key(),
                 Method::GET,
                 "/.well-known/jwks.json",
                 HOST,
@@ -174,7 +184,7 @@ async fn jwks_kids(app: &Arc<App>) -> Vec<String> {
             .unwrap()
         });
     request.headers.remove("authorization");
-    let (status, body) = split(api::handle(app, Operation::JWKS, request).await);
+    let (status, body) = split(api::handle(app, Served::Function(Function::Jwks), request).await);
     assert_eq!(status, 200);
     body["keys"]
         .as_array()
@@ -380,9 +390,13 @@ async fn the_rotation_events_drive_a_whole_rotation() {
         event["SecretId"] = json!(d.signing_id);
         event["ClientRequestToken"] = json!(token);
         let event: SecretsManagerSecretRotationEvent = serde_json::from_value(event).unwrap();
-        callsign::lambda::rotate_event(&d.signing_secret(), &event, SigningAlgorithm::EdDsa)
-            .await
-            .unwrap();
+        callsign::lambda::rotation::rotate_event(
+            &d.signing_secret(),
+            &event,
+            SigningAlgorithm::EdDsa,
+        )
+        .await
+        .unwrap();
     }
     let (versions, after) = d.state().await;
     assert_ne!(after, before);
@@ -399,9 +413,13 @@ async fn the_rotation_events_drive_a_whole_rotation() {
     )
     .unwrap();
     assert!(
-        callsign::lambda::rotate_event(&d.signing_secret(), &bogus, SigningAlgorithm::Es256)
-            .await
-            .is_err()
+        callsign::lambda::rotation::rotate_event(
+            &d.signing_secret(),
+            &bogus,
+            SigningAlgorithm::Es256
+        )
+        .await
+        .is_err()
     );
 }
 
@@ -506,7 +524,7 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
     })
     .await
     .unwrap();
-    let primary = callsign::auth::hmac::generate_key();
+    let primary = generate_key();
     create_secret_if_missing(&secrets, &access_id, || {
         json!({ "primaryKey": primary }).to_string()
     })

@@ -1,13 +1,15 @@
-//! The Secrets Manager key source against moto's server (started by scripts/test).
+//! The Secrets Manager key source against moto's server (started by the test fixture).
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use callsign::auth::AccessKeys;
-use callsign::aws::{SecretsManagerKeySource, create_secret_if_missing};
-use callsign::keys::{KeyError, KeyRing, KeySource, SigningAlgorithm, StoredKeySet};
+use callsign::adapters::secrets_manager::{SecretsManagerKeySource, create_secret_if_missing};
+use callsign::domain::access_keys::AccessKeys;
+use callsign::domain::key_ring::KeyRing;
+use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};
+use callsign::domain::ports::KeySource;
 
 async fn secrets(
     signing: &StoredKeySet,

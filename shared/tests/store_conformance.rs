@@ -1,5 +1,5 @@
 //! One conformance suite for every `IdentityStore` adapter: the in-memory store, and the
-//! DynamoDB adapter against DynamoDB Local (started by scripts/test).
+//! DynamoDB adapter against DynamoDB Local (started by the test fixture).
 
 mod common;
 
@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use callsign::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
-use callsign::store::dynamodb::DynamoDbStore;
-use callsign::store::memory::MemoryStore;
-use callsign::store::{Created, IdentityStore};
+use callsign::adapters::dynamodb::DynamoDbStore;
+use callsign::adapters::memory::MemoryStore;
+use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
+use callsign::domain::ports::{Created, IdentityStore};
 use chrono::{Duration, Utc};
 
 fn resource() -> ResourceId {
@@ -21,7 +21,7 @@ fn stable(custom_id: Option<&str>) -> Identity {
     Identity::new_stable(
         IdentityId::new(resource()),
         custom_id.map(|c| CustomId::parse(c).unwrap()),
-        callsign::time::now(),
+        callsign::domain::time::now(),
     )
 }
 
@@ -48,7 +48,7 @@ async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
     assert_eq!(stored.revocation_epoch, 0);
     assert_eq!(stored.last_token_issued_at, None);
 
-    let at = callsign::time::now();
+    let at = callsign::domain::time::now();
     let issued = store
         .record_token_issue(&identity.id, at)
         .await
@@ -112,7 +112,7 @@ async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &d
     store.create(first.clone()).await.unwrap();
     store.revoke_tokens(&first.id).await.unwrap();
     let mut again = stable(Some(&custom));
-    let issued_at = callsign::time::now();
+    let issued_at = callsign::domain::time::now();
     again.last_token_issued_at = Some(issued_at);
     match store.create(again).await.unwrap() {
         Created::Existing(existing) => {
@@ -292,7 +292,7 @@ async fn dynamodb_store_conforms() {
     let ttl = ttl.time_to_live_description.unwrap();
     assert_eq!(
         ttl.attribute_name.as_deref(),
-        Some(callsign::store::dynamodb::TTL_ATTRIBUTE)
+        Some(callsign::adapters::dynamodb::items::TTL_ATTRIBUTE)
     );
 }
 

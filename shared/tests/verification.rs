@@ -12,13 +12,15 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use callsign::authorizer::{Authorizer, Denial, RevocationCache};
-use callsign::capability::{Capability, RoutePolicy};
-use callsign::keys::{KeySet, PublicKeys, SigningAlgorithm, StoredKeySet};
-use callsign::scope::{Scope, Scopes};
-use callsign::token::{self, Claims, TokenLifetime, TokenRejection, TokenRequest, TokenSettings};
-use callsign::verifier::{JwksKeys, Verifier};
+use callsign::domain::authorizer::{Authorizer, Denial};
+use callsign::domain::capability::{Capability, RoutePolicy};
+use callsign::domain::keys::{KeySet, PublicKeys, SigningAlgorithm, StoredKeySet};
+use callsign::domain::scope::{Scope, Scopes};
+use callsign::domain::token::{
+    self, Claims, TokenLifetime, TokenRejection, TokenRequest, TokenSettings,
+};
 use callsign::{Identity, IdentityId};
+use callsign_verifier::{JwksKeys, Verifier};
 use chrono::{Duration as Span, Utc};
 use common::*;
 use http::Method;
@@ -34,10 +36,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let t = memory_app().await;
-        let id = t.create("").await["identity"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = t.create_id().await;
         Self { t, id }
     }
 
@@ -61,12 +60,9 @@ impl Fixture {
 
     /// An authorizer that reads revocation markers fresh on every request.
     fn authorizer(&self, cache_age: Duration) -> Authorizer {
-        let service = &self.t.app.service;
-        Authorizer::new(
-            service.verifier(),
-            RoutePolicy::default_routes(),
-            RevocationCache::new(service.store(), cache_age, 100),
-        )
+        let mut settings = self.t.config.authorizer.clone();
+        settings.revocation_cache = cache_age;
+        callsign::app::authorizer_for(&self.t.app.service, &settings)
     }
 
     fn keys(&self) -> Arc<KeySet> {
@@ -455,7 +451,7 @@ async fn the_authorizer_enforces_every_cell_of_the_capability_table() {
 async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
     let t = memory_app().await;
     let request = |etag: Option<&str>| {
-        let mut request = callsign::api::ApiRequest::signed(
+        let mut request = callsign::http::ApiRequest::signed(
             &t.key,
             Method::GET,
             "/.well-known/jwks.json",
@@ -504,7 +500,7 @@ async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
     let length = serde_json::to_vec(&jwks).unwrap().len().to_string();
     assert_eq!(head.headers()["content-length"], length.as_str());
 
-    let mut discovery = callsign::api::ApiRequest::signed(
+    let mut discovery = callsign::http::ApiRequest::signed(
         &t.key,
         Method::GET,
         "/.well-known/openid-configuration",
@@ -527,7 +523,7 @@ async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
 #[tokio::test]
 async fn introspection_needs_hmac_and_a_token() {
     let f = Fixture::new().await;
-    let stranger = callsign::auth::hmac::generate_key();
+    let stranger = callsign::domain::access_keys::generate_key();
     let (s, b) = split(
         f.t.send(signed(
             &stranger,
@@ -679,11 +675,11 @@ async fn a_jwks_with_symmetric_or_mislabelled_keys_verifies_nothing_with_them() 
 async fn identity_records_of_expired_guests_count_as_deleted_for_verification() {
     let f = Fixture::new().await;
     let id = IdentityId::new(f.settings().resource_id);
-    let mut guest = Identity::new_stable(id.clone(), None, callsign::time::now());
-    guest.kind = callsign::identity::IdentityKind::Ephemeral {
+    let mut guest = Identity::new_stable(id.clone(), None, callsign::domain::time::now());
+    guest.kind = callsign::domain::identity::IdentityKind::Ephemeral {
         expires_at: Utc::now() + Span::seconds(1),
     };
-    use callsign::store::IdentityStore;
+    use callsign::domain::ports::IdentityStore;
     f.t.store.create(guest).await.unwrap();
     let token = token::issue(&f.settings(), &f.keys(), &id, chat(), 0, Utc::now())
         .unwrap()

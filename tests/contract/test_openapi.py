@@ -1,54 +1,23 @@
 """The OpenAPI contract (openapi.yaml at the repo root) against the routes the server serves.
 
 * openapi.yaml is a valid OpenAPI 3.1 document (openapi-spec-validator);
-* its operations, as (METHOD, path) pairs, are exactly the route keys that
-  `callsign-local routes` prints: nothing served is undocumented, nothing documented is
+* its operations, as (METHOD, path) pairs, are exactly the routes of the route table
+  (`callsign-local routes --json`): nothing served is undocumented, nothing documented is
   not served.
-
-Needs the built binary: $CARGO_TARGET_DIR/debug/callsign-local (default target/), or
-CALLSIGN_LOCAL_BIN naming it. scripts/test runs this right after the build.
 """
 
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
+
+from route_table import served_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "openapi.yaml"
 # The operation keys a Path Item may hold (OpenAPI 3.1 §4.8.9).
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-
-def local_binary():
-    explicit = os.environ.get("CALLSIGN_LOCAL_BIN", "").strip()
-    if explicit:
-        return Path(explicit)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", "").strip() or "target")
-    if not target.is_absolute():
-        target = ROOT / target
-    return target / "debug" / "callsign-local"
-
-
-def served_routes():
-    binary = local_binary()
-    if not binary.is_file():
-        pytest.fail(f"{binary} is missing: build the workspace first (cargo build --workspace)")
-    out = subprocess.run(
-        [str(binary), "routes"], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    routes = set()
-    for line in out.splitlines():
-        if not line.strip():
-            continue
-        method, path = line.split(" ", 1)
-        routes.add((method.upper(), path.strip()))
-    assert routes, f"`{binary} routes` printed no routes"
-    return routes
 
 
 def documented_routes():

@@ -1,10 +1,13 @@
 """template.yaml against the workspace: every function in functions/ is deployed, built
-from its own binary, and granted only named actions on named resources."""
+from its own binary, serves exactly its routes of the route table, and is granted only
+named actions on named resources."""
 
 import pathlib
 
 import pytest
 import yaml
+
+from route_table import route_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -93,3 +96,28 @@ def test_no_secret_value_is_written_in_the_template(template):
         props = template["Resources"][name]["Properties"]
         assert "SecretString" not in props, name
         assert "GenerateSecretString" in props, name
+
+
+def http_api_routes(resource):
+    return {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+
+
+def test_each_function_serves_exactly_its_routes_of_the_route_table(template):
+    table = route_table()
+    deployed = {
+        resource["Metadata"]["BuildProperties"]["Binary"]: http_api_routes(resource)
+        for resource in rust_functions(template).values()
+    }
+    for function in sorted({route["function"] for route in table}):
+        expected = {(r["method"], r["path"]) for r in table if r["function"] == function}
+        # Browsers preflight the end-user routes: each of their paths takes OPTIONS too.
+        expected |= {("OPTIONS", r["path"]) for r in table if r["function"] == function and r["access"] == "EndUser"}
+        assert deployed.get(function) == expected, function
+    for function, routes in deployed.items():
+        if function not in {route["function"] for route in table}:
+            assert not routes, f"{function} has HTTP routes the route table does not give it"
+

@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tempfile
 
-import boto3
-
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 SEEDED_ID = "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081"
@@ -23,11 +21,13 @@ PLACEHOLDER = "<a callsign access token>"
 
 
 def seed():
-    """The identity the sample events name, with its customId (as the admin API writes them)."""
-    table = boto3.resource("dynamodb", endpoint_url=os.environ["DYNAMODB_ENDPOINT"]).Table(os.environ["TABLE_NAME"])
-    table.put_item(Item={"pk": f"ID#{SEEDED_ID}", "id": SEEDED_ID, "customId": "alice@contoso.com",
-                         "createdAt": 1795269000000, "revocationEpoch": 0, "ephemeral": False})
-    table.put_item(Item={"pk": "CID#alice@contoso.com", "identityId": SEEDED_ID, "createdAt": 1795269000000})
+    """The identity the sample events name, with its customId, written by the project's own
+    store code (`callsign-local seed-identity`), never as hand-written items."""
+    env = dict(os.environ, CALLSIGN_TABLE_NAME=os.environ["TABLE_NAME"],
+               AWS_ENDPOINT_URL_DYNAMODB=os.environ["DYNAMODB_ENDPOINT"])
+    seeded = subprocess.run([os.environ["CALLSIGN_LOCAL"], "seed-identity", SEEDED_ID, "alice@contoso.com"],
+                            env=env, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    check("the seeded identity is the one the events name", seeded == SEEDED_ID, seeded)
 
 
 def event(name, replace=None, sign=False):

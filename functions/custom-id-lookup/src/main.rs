@@ -1,8 +1,8 @@
 //! Lambda function `custom-id-lookup`: GET /customIds/{customId}.
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::CUSTOM_ID_LOOKUP).await
+    callsign::lambda::run_http(Function::CustomIdLookup).await
 }

@@ -1,8 +1,8 @@
 //! Lambda function `identities`: POST /identities, GET and DELETE /identities/{id}.
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::IDENTITIES).await
+    callsign::lambda::run_http(Function::Identities).await
 }

@@ -1,8 +1,8 @@
 //! Lambda function `introspect`: POST /tokens/:introspect (HMAC-authenticated, RFC 7662).
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::INTROSPECT).await
+    callsign::lambda::run_http(Function::Introspect).await
 }

@@ -1,8 +1,8 @@
 //! Lambda function `issue-token`: POST /identities/{id}/:issueAccessToken.
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::ISSUE_TOKEN).await
+    callsign::lambda::run_http(Function::IssueToken).await
 }

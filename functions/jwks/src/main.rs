@@ -1,9 +1,9 @@
 //! Lambda function `jwks`: GET /.well-known/jwks.json and /.well-known/openid-configuration
 //! (public: no HMAC, no access keys loaded).
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::JWKS).await
+    callsign::lambda::run_http(Function::Jwks).await
 }

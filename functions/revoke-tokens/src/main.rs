@@ -1,8 +1,8 @@
 //! Lambda function `revoke-tokens`: POST /identities/{id}/:revokeAccessTokens.
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::REVOKE_TOKENS).await
+    callsign::lambda::run_http(Function::RevokeTokens).await
 }

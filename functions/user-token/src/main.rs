@@ -2,9 +2,9 @@
 //! /user (a provider token as Bearer, or API Gateway's JWT authorizer in front), and
 //! POST /guest/token (anonymous, throttled).
 
-use callsign::api::Operation;
+use callsign::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    callsign::lambda::run(Operation::FRONT).await
+    callsign::lambda::run_http(Function::UserToken).await
 }

@@ -1,17 +1,17 @@
-//! Helpers shared by the integration tests: an app on the in-memory store, signed
-//! requests, and SDK clients for the real test servers that `scripts/test` starts.
+//! Fixtures shared by the integration tests: an app on the in-memory store (built by the
+//! composition root), signed requests, and SDK clients for the real test servers, which
+//! `servers` starts when a test needs them.
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod servers;
 
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use callsign::api::{self, ApiRequest, ApiResponse, App, Operation};
-use callsign::auth::AccessKeys;
+use callsign::adapters::memory::MemoryStore;
 use callsign::config::Config;
-use callsign::keys::{KeyRing, LocalKeySource, SigningAlgorithm, StoredKeySet};
-use callsign::service::IdentityService;
-use callsign::store::IdentityStore;
-use callsign::store::memory::MemoryStore;
+use callsign::http::front::UserAuth;
+use callsign::http::{self as api, ApiRequest, ApiResponse, App, Served};
 use http::Method;
 use serde_json::Value;
 
@@ -26,36 +26,35 @@ pub struct TestApp {
 }
 
 pub fn config() -> Config {
-    Config::from_lookup(|name| (name == "CALLSIGN_RESOURCE_ID").then(|| RESOURCE.to_owned()))
-        .unwrap()
+    config_with(&[])
+}
+
+/// The test configuration (our resource id) with these variables set too.
+pub fn config_with(vars: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| match name {
+        "CALLSIGN_RESOURCE_ID" => Some(RESOURCE.to_owned()),
+        _ => vars
+            .iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| (*value).to_owned()),
+    })
+    .unwrap()
 }
 
 pub async fn memory_app() -> TestApp {
-    let config = config();
-    let access = AccessKeys::generate();
-    let key = access.primary().to_owned();
-    let source = LocalKeySource::new(
-        &StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        &access,
-    );
-    let keys = KeyRing::load(Arc::new(source), config.key_cache_ttl)
+    memory_app_with(config(), None).await
+}
+
+/// An app on the embedded store with this configuration, and sign-in through `users`
+/// instead of the configured one.
+pub async fn memory_app_with(config: Config, users: Option<UserAuth>) -> TestApp {
+    let memory = callsign::app::memory_app(&config, None, users)
         .await
         .unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let service = IdentityService::new(
-        store.clone() as Arc<dyn IdentityStore>,
-        keys,
-        config.token.clone(),
-    );
     TestApp {
-        app: Arc::new(App {
-            service,
-            public_hosts: vec![],
-            public_base_url: None,
-            front: None,
-        }),
-        store,
-        key,
+        app: memory.app,
+        store: memory.store,
+        key: memory.access_keys.primary().to_owned(),
         config,
     }
 }
@@ -67,7 +66,7 @@ pub fn signed(key: &str, method: Method, path_and_query: &str, body: &str) -> Ap
 
 impl TestApp {
     pub async fn send(&self, request: ApiRequest) -> ApiResponse {
-        api::handle(&self.app, Operation::ALL, request).await
+        api::handle(&self.app, Served::All, request).await
     }
 
     pub async fn call(&self, method: Method, path_and_query: &str, body: &str) -> (u16, Value) {
@@ -77,6 +76,11 @@ impl TestApp {
         split(response)
     }
 
+    /// A new identity's id.
+    pub async fn create_id(&self) -> String {
+        identity_id(&self.create("").await)
+    }
+
     pub async fn create(&self, body: &str) -> Value {
         let (status, body) = self
             .call(Method::POST, "/identities?api-version=2023-10-01", body)
@@ -84,6 +88,14 @@ impl TestApp {
         assert_eq!(status, 201, "{body}");
         body
     }
+}
+
+/// The identity id in a create (or front token) response body.
+pub fn identity_id(body: &Value) -> String {
+    body["identity"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no identity id in {body}"))
+        .to_owned()
 }
 
 pub fn split(response: ApiResponse) -> (u16, Value) {
@@ -102,15 +114,10 @@ pub fn encoded(id: &str) -> String {
     id.replace(':', "%3A")
 }
 
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the suite with scripts/test, which starts DynamoDB Local and moto")
-    })
-}
-
-pub async fn aws_config(endpoint_env: &str) -> SdkConfig {
+/// An SDK configuration for a local test server: dummy credentials, us-east-1.
+pub async fn aws_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(required_env(endpoint_env))
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",
@@ -120,11 +127,11 @@ pub async fn aws_config(endpoint_env: &str) -> SdkConfig {
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_config("CALLSIGN_TEST_DYNAMODB_ENDPOINT").await)
+    aws_sdk_dynamodb::Client::new(&aws_config(servers::dynamodb_endpoint()).await)
 }
 
 pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&aws_config("CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT").await)
+    aws_sdk_secretsmanager::Client::new(&aws_config(servers::moto_endpoint()).await)
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -216,7 +223,7 @@ pub async fn introspect(app: &Arc<App>, key: &str, token: &str) -> Value {
         "/tokens/:introspect?api-version=2023-10-01",
         &body,
     );
-    let (status, body) = split(api::handle(app, Operation::ALL, request).await);
+    let (status, body) = split(api::handle(app, Served::All, request).await);
     assert_eq!(status, 200, "{body}");
     body
 }

@@ -1,0 +1,136 @@
+//! What the cleanup jobs need on DynamoDB: unmapping a removed identity's customId, the
+//! paged identity scan, conditional purges, and the sweep's saved cursor.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::DynamoDbStore;
+use super::errors::{condition_failed, store_error};
+use super::items::{IDENTITY_PREFIX, IdentityItem, SWEEP_CURSOR_KEY, decode, identity_key, key};
+use crate::domain::identity::{CustomId, Identity, IdentityKind};
+use crate::domain::ports::{Housekeeping, StoreError};
+
+#[async_trait]
+impl Housekeeping for DynamoDbStore {
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError> {
+        self.remove_stale_mapping(custom_id, identity_id).await
+    }
+
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S(IDENTITY_PREFIX.into()))
+            .set_exclusive_start_key(cursor.map(|pk| key(pk.to_owned())))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let identities = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            // One unreadable item must not stop every later sweep: it is logged and skipped.
+            .filter_map(|item| {
+                match decode::<IdentityItem>(item).and_then(IdentityItem::into_identity) {
+                    Ok(identity) => Some(identity),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweep skipped an unreadable identity item");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let next = output
+            .last_evaluated_key
+            .and_then(|key| key.get("pk").and_then(|v| v.as_s().ok()).cloned());
+        Ok((identities, next))
+    }
+
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
+        // Only as the sweep saw it: a token issued since (or a changed expiry) keeps it.
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(identity_key(&identity.id))));
+        let mut condition = String::from("attribute_exists(pk)");
+        match identity.last_token_issued_at {
+            Some(seen) => {
+                condition.push_str(" AND lastTokenIssuedAt = :seen");
+                request = request.expression_attribute_values(
+                    ":seen",
+                    AttributeValue::N(seen.timestamp_millis().to_string()),
+                );
+            }
+            None => condition.push_str(" AND attribute_not_exists(lastTokenIssuedAt)"),
+        }
+        if let IdentityKind::Ephemeral { expires_at } = identity.kind {
+            condition.push_str(" AND expiresAt = :expires");
+            request = request.expression_attribute_values(
+                ":expires",
+                AttributeValue::N(expires_at.timestamp().to_string()),
+            );
+        }
+        match request.condition_expression(condition).send().await {
+            Ok(_) => {}
+            Err(err) if condition_failed(&err) => return Ok(false),
+            Err(err) => return Err(store_error(err)),
+        }
+        if let Some(custom_id) = &identity.custom_id {
+            self.remove_stale_mapping(custom_id, identity.id.as_str())
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("next").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        match cursor {
+            Some(next) => {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", AttributeValue::S(SWEEP_CURSOR_KEY.into()))
+                    .item("next", AttributeValue::S(next.to_owned()))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! The DynamoDB adapter: one table keyed by `pk` (see `items` for what it holds). Split
+//! by concern: item mapping, error classification, the identity store, housekeeping, the
+//! guest throttle, the table schema, and stream records.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use chrono::Utc;
+
+use crate::domain::ports::StoreError;
+
+mod errors;
+mod housekeeping;
+mod identities;
+pub mod items;
+mod schema;
+pub mod stream;
+mod throttle;
+
+use items::{decode, key};
+
+/// An identity (not expired) exists under the key.
+const LIVE: &str = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)";
+
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// An identity item and its customId mapping, written or deleted together.
+    async fn transact(
+        &self,
+        identity: TransactWriteItem,
+        mapping: TransactWriteItem,
+    ) -> Result<
+        TransactWriteItemsOutput,
+        SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    > {
+        self.client
+            .transact_write_items()
+            .transact_items(identity)
+            .transact_items(mapping)
+            .send()
+            .await
+    }
+
+    async fn get_item<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(errors::store_error)?;
+        output.item.map(decode).transpose()
+    }
+}
+
+fn now_value() -> AttributeValue {
+    AttributeValue::N(Utc::now().timestamp().to_string())
+}
+
+fn backoff(attempt: u32) -> Duration {
+    // 5, 10, 20, … ms with jitter, so racing creators do not collide in lockstep.
+    let base = 5u64 << attempt.min(6);
+    Duration::from_millis(base + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base)
+}

@@ -1,0 +1,197 @@
+//! Secrets Manager adapters: the key source that reads the signing and access key
+//! secrets, and one secret with staged versions as rotation sees it.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client as SecretsClient;
+
+use crate::domain::access_keys::AccessKeys;
+use crate::domain::keys::{KeyError, KeySet};
+use crate::domain::ports::{KeySource, SecretStoreError, VersionedSecret};
+use crate::domain::rotation;
+
+/// Keys from two Secrets Manager secrets (JSON; formats in README.md).
+pub struct SecretsManagerKeySource {
+    client: SecretsClient,
+    signing_keys_secret_id: String,
+    access_keys_secret_id: Option<String>,
+}
+
+impl SecretsManagerKeySource {
+    pub fn new(
+        client: SecretsClient,
+        signing_keys_secret_id: &str,
+        access_keys_secret_id: Option<&str>,
+    ) -> Self {
+        Self {
+            client,
+            signing_keys_secret_id: signing_keys_secret_id.to_owned(),
+            access_keys_secret_id: access_keys_secret_id.map(str::to_owned),
+        }
+    }
+
+    async fn current(&self, secret_id: &str) -> Result<String, KeyError> {
+        // Always name the stage: moto (and older caches) may otherwise answer with the
+        // previous value right after a rotation moved AWSCURRENT.
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .map_err(|e| {
+                KeyError::Source(format!(
+                    "GetSecretValue {secret_id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                ))
+            })?;
+        output
+            .secret_string
+            .ok_or_else(|| KeyError::Invalid(format!("secret {secret_id} has no string value")))
+    }
+}
+
+#[async_trait]
+impl KeySource for SecretsManagerKeySource {
+    async fn signing_keys(&self) -> Result<KeySet, KeyError> {
+        KeySet::from_secret(&self.current(&self.signing_keys_secret_id).await?)
+    }
+
+    async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
+        let secret_id = self
+            .access_keys_secret_id
+            .as_deref()
+            .ok_or_else(|| KeyError::Source("CALLSIGN_ACCESS_KEYS_SECRET_ID is not set".into()))?;
+        AccessKeys::from_secret(&self.current(secret_id).await?)
+    }
+}
+
+/// Creates a secret with `value` unless one with that name exists (local runs, tests).
+pub async fn create_secret_if_missing(
+    client: &SecretsClient,
+    name: &str,
+    value: impl FnOnce() -> String,
+) -> Result<bool, KeyError> {
+    match client.describe_secret().secret_id(name).send().await {
+        Ok(_) => Ok(false),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            client
+                .create_secret()
+                .name(name)
+                .secret_string(value())
+                .send()
+                .await
+                .map_err(|e| {
+                    KeyError::Source(format!(
+                        "CreateSecret {name}: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    ))
+                })?;
+            Ok(true)
+        }
+        Err(err) => Err(KeyError::Source(format!(
+            "DescribeSecret {name}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+        ))),
+    }
+}
+
+/// One Secrets Manager secret, as the rotation code sees it.
+pub struct SecretsManagerSecret {
+    client: SecretsClient,
+    secret_id: String,
+}
+
+impl SecretsManagerSecret {
+    pub fn new(client: SecretsClient, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+fn secret_error<
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
+    what: &str,
+    err: aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> SecretStoreError {
+    SecretStoreError(format!(
+        "{what}: {}",
+        aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+    ))
+}
+
+#[async_trait]
+impl VersionedSecret for SecretsManagerSecret {
+    async fn versions(&self) -> Result<HashMap<String, Vec<String>>, SecretStoreError> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| secret_error("DescribeSecret", e))?;
+        Ok(described.version_ids_to_stages.unwrap_or_default())
+    }
+
+    async fn value(
+        &self,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>, SecretStoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.secret_string),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(secret_error("GetSecretValue", err)),
+        }
+    }
+
+    async fn put_pending(&self, token: &str, value: &str) -> Result<(), SecretStoreError> {
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(rotation::PENDING)
+            .send()
+            .await
+            .map_err(|e| secret_error("PutSecretValue", e))?;
+        Ok(())
+    }
+
+    async fn promote(&self, token: &str, from: &str) -> Result<(), SecretStoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage(rotation::CURRENT)
+            .move_to_version_id(token)
+            .remove_from_version_id(from)
+            .send()
+            .await
+            .map_err(|e| secret_error("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! The composition root: the one place that assembles the app from the configuration,
+//! the adapters and the transports, for the Lambda functions, the local server, tests and
+//! benchmarks. Keys and clients are loaded here, once per cold start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::adapters::dynamodb::DynamoDbStore;
+use crate::adapters::memory::{LocalKeySource, MemoryStore, MemoryThrottle};
+use crate::adapters::oidc::DiscoveredProvider;
+use crate::adapters::secrets_manager::{
+    SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing,
+};
+use crate::config::{AuthorizerConfig, Config, ConfigError, FrontConfig, UserAuthConfig};
+use crate::domain::access_keys::{AccessKeys, generate_key};
+use crate::domain::authorizer::{Authorizer, RevocationCache};
+use crate::domain::front::Front;
+use crate::domain::key_ring::KeyRing;
+use crate::domain::keys::StoredKeySet;
+use crate::domain::ports::{IdentityStore, KeySource, Throttle};
+use crate::domain::service::IdentityService;
+use crate::http::front::{FrontApp, UserAuth};
+use crate::http::{Access, App, Served};
+
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a cold start waits for the identity provider's keys before it serves anyway
+/// (sign-ins then load them on first use).
+const PROVIDER_WARM_UP: Duration = Duration::from_secs(3);
+/// Revocation markers the authorizer keeps at most.
+const REVOCATION_CACHE_ENTRIES: usize = 10_000;
+
+/// Credentials, region and endpoints from the environment (`AWS_ENDPOINT_URL_DYNAMODB`
+/// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` point the clients at local servers).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// What the app runs on: its store, its guest throttle, and where its keys come from.
+pub struct Backends {
+    pub store: Arc<dyn IdentityStore>,
+    pub throttle: Arc<dyn Throttle>,
+    pub keys: Arc<dyn KeySource>,
+}
+
+impl Backends {
+    /// DynamoDB and Secrets Manager, as the configuration names them.
+    pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        let aws = config.aws()?;
+        let store = Arc::new(dynamodb_store(config, sdk)?);
+        Ok(Self {
+            store: store.clone(),
+            throttle: store,
+            keys: Arc::new(SecretsManagerKeySource::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                aws.signing_keys_secret_id,
+                aws.access_keys_secret_id,
+            )),
+        })
+    }
+
+    /// In memory, with a fresh signing key set of the configured algorithm and these
+    /// access keys.
+    pub fn memory(
+        config: &Config,
+        store: Arc<MemoryStore>,
+        access_keys: &AccessKeys,
+    ) -> Result<Self, BuildError> {
+        let signing = StoredKeySet::generate(config.signing_algorithm)?;
+        Ok(Self {
+            store,
+            throttle: Arc::new(MemoryThrottle::default()),
+            keys: Arc::new(LocalKeySource::new(&signing, access_keys)),
+        })
+    }
+}
+
+/// The DynamoDB table the configuration names.
+pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore, ConfigError> {
+    let table = config
+        .table_name
+        .as_deref()
+        .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))?;
+    Ok(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        table,
+    ))
+}
+
+/// Assembles the app for a process that serves `served`: signing keys always, access
+/// keys only where HMAC-authenticated routes are served, the end-user front only where
+/// its routes are. `users` replaces the configured sign-in (the local server's
+/// development issuer, tests).
+pub async fn assemble(
+    config: &Config,
+    served: Served,
+    backends: Backends,
+    users: Option<UserAuth>,
+) -> Result<App, BuildError> {
+    let keys = if served.has(Access::Admin) {
+        KeyRing::load(backends.keys, config.key_cache_ttl).await?
+    } else {
+        KeyRing::load_signing_only(backends.keys, config.key_cache_ttl).await?
+    };
+    let front = if served.has(Access::EndUser) {
+        let users = match users {
+            Some(users) => users,
+            None => user_auth(&config.front).await,
+        };
+        Some(FrontApp {
+            front: Front::new(config.front.policy.clone(), backends.throttle),
+            users,
+            cors_origins: config.front.cors_origins.clone(),
+        })
+    } else {
+        None
+    };
+    Ok(App {
+        service: IdentityService::new(backends.store, keys, config.token.clone()),
+        public_hosts: config.public_hosts.clone(),
+        public_base_url: config.public_base_url.clone(),
+        front,
+    })
+}
+
+/// How the front recognises signed-in users, as configured. An OIDC provider's keys load
+/// here if it answers quickly, else on first use.
+pub async fn user_auth(front: &FrontConfig) -> UserAuth {
+    match &front.users {
+        UserAuthConfig::Oidc(settings) => UserAuth::Provider(Arc::new(
+            DiscoveredProvider::start(settings.clone(), PROVIDER_WARM_UP).await,
+        )),
+        UserAuthConfig::Gateway { issuer } => UserAuth::Gateway {
+            issuer: issuer.clone(),
+        },
+        UserAuthConfig::None => UserAuth::None,
+    }
+}
+
+/// The app of an HTTP Lambda function (or the local server on a real table).
+pub async fn aws_app(config: &Config, sdk: &SdkConfig, served: Served) -> Result<App, BuildError> {
+    if served.has(Access::Admin) && config.access_keys_secret_id.is_none() {
+        return Err(Box::new(ConfigError(
+            "CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into(),
+        )));
+    }
+    assemble(config, served, Backends::aws(config, sdk)?, None).await
+}
+
+/// An app on the embedded store, serving every route: the local server, tests and
+/// benchmarks. `primary_key` is the primary access key to accept (None: a fresh one).
+pub struct MemoryApp {
+    pub app: Arc<App>,
+    pub store: Arc<MemoryStore>,
+    pub access_keys: AccessKeys,
+}
+
+pub async fn memory_app(
+    config: &Config,
+    primary_key: Option<&str>,
+    users: Option<UserAuth>,
+) -> Result<MemoryApp, BuildError> {
+    let access_keys = match primary_key {
+        Some(primary) => AccessKeys::new(primary, &generate_key())?,
+        None => AccessKeys::generate(),
+    };
+    let store = Arc::new(MemoryStore::new());
+    let backends = Backends::memory(config, store.clone(), &access_keys)?;
+    let app = assemble(config, Served::All, backends, users).await?;
+    Ok(MemoryApp {
+        app: Arc::new(app),
+        store,
+        access_keys,
+    })
+}
+
+/// The authorizer's decision maker: our own tokens (signing keys only), the capability
+/// each route needs, and revocation markers from the store, cached briefly.
+pub async fn authorizer(config: &Config, backends: Backends) -> Result<Authorizer, BuildError> {
+    let keys = KeyRing::load_signing_only(backends.keys, config.key_cache_ttl).await?;
+    let service = IdentityService::new(backends.store, keys, config.token.clone());
+    Ok(authorizer_for(&service, &config.authorizer))
+}
+
+/// The authorizer on a service's keys and store.
+pub fn authorizer_for(service: &IdentityService, settings: &AuthorizerConfig) -> Authorizer {
+    Authorizer::new(
+        service.verifier(),
+        settings.routes.clone(),
+        RevocationCache::new(
+            service.store(),
+            settings.revocation_cache,
+            REVOCATION_CACHE_ENTRIES,
+        ),
+    )
+}
+
+/// One Secrets Manager secret with staged versions: rotation and key regeneration.
+pub fn versioned_secret(sdk: &SdkConfig, secret_id: &str) -> SecretsManagerSecret {
+    SecretsManagerSecret::new(aws_sdk_secretsmanager::Client::new(sdk), secret_id)
+}
+
+/// Creates the table and both secrets when missing, for a local run against DynamoDB
+/// Local and moto. The access key secret gets `primary_key` if given.
+pub async fn bootstrap(
+    config: &Config,
+    sdk: &SdkConfig,
+    primary_key: Option<&str>,
+) -> Result<(), BuildError> {
+    let aws = config.aws()?;
+    dynamodb_store(config, sdk)?
+        .create_table_if_missing()
+        .await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let signing = StoredKeySet::generate(config.signing_algorithm)?;
+    create_secret_if_missing(&secrets, aws.signing_keys_secret_id, || signing.to_secret()).await?;
+    let access_keys = match primary_key {
+        Some(primary) => AccessKeys::new(primary, &generate_key())?,
+        None => AccessKeys::generate(),
+    };
+    let access_keys_secret_id = aws
+        .access_keys_secret_id
+        .ok_or_else(|| ConfigError("CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into()))?;
+    create_secret_if_missing(&secrets, access_keys_secret_id, || access_keys.to_secret()).await?;
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Signing keys: one asymmetric key with its `kid`, the key set in force (current and
+//! previous) that signs and verifies tokens, and its stored form (a secret's JSON).
+
+use std::sync::Arc;
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::EncodingKey;
+use pkcs8::PrivateKeyInfoRef;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub use callsign_verifier::keys::{KeyError, PublicKey, PublicKeys, SigningAlgorithm};
+
+/// How long verifiers may cache the JWKS. Shorter than any rotation overlap (the previous
+/// key lives at least 24 h after a rotation), so verifiers that honour it always know the
+/// key of any live token.
+pub const JWKS_MAX_AGE_SECONDS: u32 = 300;
+
+/// One asymmetric signing key with its id.
+pub struct SigningKey {
+    public: PublicKey,
+    encoding: EncodingKey,
+    created_at: Option<i64>,
+}
+
+impl SigningKey {
+    /// A fresh key of `algorithm`.
+    pub fn generate(algorithm: SigningAlgorithm) -> Result<(Self, StoredKey), KeyError> {
+        let failed =
+            |_| KeyError::Invalid(format!("could not generate an {} key", algorithm.as_str()));
+        let pkcs8 = match algorithm {
+            SigningAlgorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                    .map_err(failed)?
+                    .as_ref()
+                    .to_vec()
+            }
+            SigningAlgorithm::Rs256 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
+                let der: Pkcs8V1Der<'_> = pair.as_der().map_err(failed)?;
+                der.as_ref().to_vec()
+            }
+            SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+        };
+        let stored = StoredKey {
+            kid: new_kid(),
+            alg: algorithm.as_str().into(),
+            private_key: STANDARD.encode(pkcs8),
+            created_at: Some(chrono::Utc::now().timestamp()),
+        };
+        Ok((Self::from_stored(&stored)?, stored))
+    }
+
+    pub fn from_stored(stored: &StoredKey) -> Result<Self, KeyError> {
+        let kid = &stored.kid;
+        let algorithm = SigningAlgorithm::parse(&stored.alg).ok_or_else(|| {
+            KeyError::Invalid(format!("key {kid}: unsupported algorithm {}", stored.alg))
+        })?;
+        if kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(KeyError::Invalid(
+                "a kid must be non-empty ASCII letters and digits".into(),
+            ));
+        }
+        let der = STANDARD
+            .decode(&stored.private_key)
+            .map_err(|_| KeyError::Invalid(format!("key {kid}: privateKey is not base64")))?;
+        let not_a_key = || {
+            KeyError::Invalid(format!(
+                "key {kid}: privateKey is not an {} PKCS#8 key",
+                algorithm.as_str()
+            ))
+        };
+        let (jwk, encoding) = match algorithm {
+            SigningAlgorithm::Es256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|_| not_a_key())?;
+                let point = pair.public_key().as_ref(); // 0x04 || x || y
+                let jwk = json!({
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                });
+                (jwk, EncodingKey::from_ec_der(&der))
+            }
+            SigningAlgorithm::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(&der).map_err(|_| not_a_key())?;
+                let public = pair.public_key();
+                let jwk = json!({
+                    "kty": "RSA",
+                    "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                });
+                // jsonwebtoken signs RSA with the PKCS#1 key that PKCS#8 wraps.
+                let info = PrivateKeyInfoRef::try_from(der.as_slice()).map_err(|_| not_a_key())?;
+                (jwk, EncodingKey::from_rsa_der(info.private_key.as_bytes()))
+            }
+            SigningAlgorithm::EdDsa => {
+                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| not_a_key())?;
+                let jwk = json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+                });
+                (jwk, EncodingKey::from_ed_der(&der))
+            }
+        };
+        Ok(Self {
+            public: PublicKey::from_jwk(kid, algorithm, jwk)?,
+            encoding,
+            created_at: stored.created_at,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        self.public.kid()
+    }
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.public.algorithm()
+    }
+    pub fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
+}
+
+/// The keys in force: tokens are signed with `current`; `previous` still verifies, so a
+/// rotation never breaks a live token.
+pub struct KeySet {
+    pub current: SigningKey,
+    pub previous: Option<SigningKey>,
+    public: Arc<PublicKeys>,
+    jwks: (String, String),
+}
+
+impl KeySet {
+    pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Result<Self, KeyError> {
+        let public = std::iter::once(&current)
+            .chain(previous.as_ref())
+            .map(|key| {
+                PublicKey::from_jwk(
+                    key.public.kid(),
+                    key.public.algorithm(),
+                    key.public.jwk().clone(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let public = PublicKeys::new(public);
+        let body = public.to_jwks().to_string();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
+        Ok(Self {
+            current,
+            previous,
+            public: Arc::new(public),
+            jwks: (body, etag),
+        })
+    }
+
+    /// The key that signs at `now`: `current`, unless it is younger than `activation`
+    /// seconds and a previous key exists. A rotated-in key is published (JWKS, verifier
+    /// caches) before it is used, so no verifier meets a kid it cannot know yet.
+    pub fn signer(&self, now: i64, activation: i64) -> &SigningKey {
+        match (&self.previous, self.current.created_at) {
+            (Some(previous), Some(created_at)) if now - created_at < activation => previous,
+            _ => &self.current,
+        }
+    }
+
+    /// The JWKS document and its ETag, made once per key set.
+    pub fn jwks_document(&self) -> &(String, String) {
+        &self.jwks
+    }
+
+    /// The public half: what verifies tokens, and what the JWKS publishes.
+    pub fn public_keys(&self) -> &Arc<PublicKeys> {
+        &self.public
+    }
+
+    pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
+        // serde's message could quote the secret: say only where it broke.
+        let stored: StoredKeySet = serde_json::from_str(secret).map_err(|e| {
+            KeyError::Invalid(format!(
+                "signing key set secret is not the documented JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Self::new(
+            SigningKey::from_stored(&stored.current)?,
+            stored
+                .previous
+                .as_ref()
+                .map(SigningKey::from_stored)
+                .transpose()?,
+        )
+    }
+}
+
+/// The signing key set's secret value (JSON): private keys as base64 PKCS#8 DER.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredKeySet {
+    pub current: StoredKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<StoredKey>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: String,
+    /// When the key was made (epoch seconds): it signs only once every cache that
+    /// publishes or verifies keys has had time to learn it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StoredKeySet {
+    /// A new set with one fresh current key and no previous one.
+    pub fn generate(algorithm: SigningAlgorithm) -> Result<Self, KeyError> {
+        let (_, current) = SigningKey::generate(algorithm)?;
+        Ok(Self {
+            current,
+            previous: None,
+        })
+    }
+
+    /// The next set of a rotation: a fresh current key; today's current becomes previous,
+    /// and today's previous is retired.
+    pub fn rotated(&self, algorithm: SigningAlgorithm) -> Result<Self, KeyError> {
+        let (_, current) = SigningKey::generate(algorithm)?;
+        Ok(Self {
+            current,
+            previous: Some(self.current.clone()),
+        })
+    }
+
+    pub fn to_secret(&self) -> String {
+        serde_json::to_string(self).expect("plain strings serialize")
+    }
+}
+
+fn new_kid() -> String {
+    // Letters and digits only: the kid lands in the JWT header.
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_sets_round_trip_through_their_secret() {
+        let stored = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
+        let secret = stored.to_secret();
+        let set = KeySet::from_secret(&secret).unwrap();
+        assert_eq!(set.current.kid(), stored.current.kid);
+        assert!(set.previous.is_none());
+        assert!(set.public_keys().find(&stored.current.kid).is_some());
+        assert!(set.public_keys().find("other").is_none());
+        assert!(!format!("{:?}", stored).contains(&stored.current.private_key));
+    }
+
+    #[test]
+    fn bad_key_material_is_rejected_with_a_reason() {
+        let mut stored = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
+        stored.current.private_key = STANDARD.encode(b"not a key");
+        assert!(matches!(
+            KeySet::from_secret(&stored.to_secret()),
+            Err(KeyError::Invalid(_))
+        ));
+        assert!(matches!(
+            KeySet::from_secret("{}"),
+            Err(KeyError::Invalid(_))
+        ));
+        let mut stored = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
+        stored.current.alg = "HS256".into();
+        assert!(KeySet::from_secret(&stored.to_secret()).is_err());
+    }
+}

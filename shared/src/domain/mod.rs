@@ -1,0 +1,20 @@
+//! The domain: identities and their customIds, scopes and capabilities, token issue and
+//! verification, key sets, the admin use cases, the end-user front, rotation steps, the
+//! housekeeping policy and the authorizer's decision. It knows no AWS SDK, Lambda or HTTP
+//! type; what it needs from the outside world it asks through `ports`.
+
+pub mod access_keys;
+pub mod authorizer;
+pub mod front;
+pub mod housekeeping;
+pub mod identity;
+pub mod key_ring;
+pub mod keys;
+pub mod ports;
+pub mod rotation;
+pub mod service;
+pub mod time;
+pub mod token;
+
+/// Scopes and the capability table, shared with the services that verify tokens.
+pub use callsign_verifier::{Capability, RoutePolicy, Scope, Scopes, capability, scope};

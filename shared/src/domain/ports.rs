@@ -1,0 +1,149 @@
+//! The ports: the narrow traits through which the domain reaches the outside world (the
+//! identity store, guest throttle counters, housekeeping, key sources, versioned secrets
+//! and identity providers). Adapters implement them.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::access_keys::AccessKeys;
+use super::front::Caller;
+use super::identity::{CustomId, Identity, IdentityId};
+use super::keys::{KeyError, KeySet};
+use super::token::TokenRejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store is throttling or unavailable; nothing was written. Worth a retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+/// The result of a create: a new identity, or the one its customId already maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(Identity),
+    Existing(Identity),
+}
+
+impl Created {
+    pub fn identity(&self) -> &Identity {
+        match self {
+            Created::New(identity) | Created::Existing(identity) => identity,
+        }
+    }
+}
+
+/// Everything the admin API does to identities. Adapters share one semantics, checked by
+/// the conformance suite in `shared/tests/store_conformance.rs`:
+/// * an identity with a customId is written together with its mapping, atomically; a
+///   second create with that customId returns the first identity, also under races;
+/// * expired (ephemeral) identities are treated as absent by every operation;
+/// * delete removes the identity and its mapping together.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Writes a new identity (with its customId mapping). If the customId already maps to
+    /// a live identity, returns that one instead, and when `identity` carries
+    /// `last_token_issued_at` records that token issue on it (as `record_token_issue`).
+    /// Writing the very same identity again (a retry) answers `New` again.
+    async fn create(&self, identity: Identity) -> Result<Created, StoreError>;
+    async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
+    async fn find_by_custom_id(&self, custom_id: &CustomId)
+    -> Result<Option<Identity>, StoreError>;
+    /// Records a token issue and returns the identity as it now is (None: no such live
+    /// identity). One round trip: its revocation epoch goes into the token.
+    async fn record_token_issue(
+        &self,
+        id: &IdentityId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Identity>, StoreError>;
+    /// Invalidates every token issued so far. False if there is no such live identity.
+    async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError>;
+    /// Deletes the identity and its customId mapping. False if there was none.
+    async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError>;
+}
+
+/// Fixed-window request counters (guest throttling), kept beside the identities.
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// Counts one request for `key` in the window that starts at `window_start` (epoch
+    /// seconds) and lasts `window_seconds`; returns the count so far, this one included.
+    /// Counters disappear some time after their window.
+    async fn hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        window_seconds: i64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What the cleanup jobs need beyond the admin operations.
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Removes the customId's mapping if it still points at `identity_id` (idempotent).
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` identity records after `cursor`, expired ones included, and the cursor
+    /// to continue from (None: the end).
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError>;
+    /// Deletes an identity (expired ones too) and its mapping, if it is still as `identity`
+    /// shows it: a token issued or an expiry changed since keeps it (false).
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError>;
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError>;
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// Where keys come from: Secrets Manager in AWS, generated in memory for local runs.
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    async fn signing_keys(&self) -> Result<KeySet, KeyError>;
+    async fn access_keys(&self) -> Result<AccessKeys, KeyError>;
+}
+
+/// A secret store failed (unreachable, refused); the message names the call.
+#[derive(Debug, thiserror::Error)]
+#[error("secret store: {0}")]
+pub struct SecretStoreError(pub String);
+
+/// A secret with staged versions (Secrets Manager's model): what rotation works on.
+#[async_trait]
+pub trait VersionedSecret: Send + Sync {
+    /// Version id → its stages.
+    async fn versions(&self) -> Result<HashMap<String, Vec<String>>, SecretStoreError>;
+    /// The value at `stage` (and `version`, if given); None when there is none.
+    async fn value(
+        &self,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>, SecretStoreError>;
+    /// Stores `value` as version `token`, staged AWSPENDING (idempotent per token).
+    async fn put_pending(&self, token: &str, value: &str) -> Result<(), SecretStoreError>;
+    /// Moves AWSCURRENT from version `from` (which must hold it) to version `token`.
+    async fn promote(&self, token: &str, from: &str) -> Result<(), SecretStoreError>;
+}
+
+/// Why an identity provider's token was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderTokenError {
+    /// The provider's keys cannot be had right now: worth a retry later.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Rejected(TokenRejection),
+}
+
+/// Verifies end users' identity-provider tokens (an OpenID Connect provider).
+#[async_trait]
+pub trait ProviderTokens: Send + Sync {
+    async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, ProviderTokenError>;
+}

@@ -1,0 +1,224 @@
+//! Secrets Manager's rotation contract for the signing key set (createSecret, setSecret,
+//! testSecret, finishSecret), and regeneration of one access key. Written against the
+//! `VersionedSecret` port; `adapters::secrets_manager::SecretsManagerSecret` is the adapter.
+//!
+//! Schedule: a rotation retires the *previous* key, so a token signed two rotations ago
+//! stops verifying. Tokens live up to 24 h and keys are cached for
+//! CALLSIGN_KEY_CACHE_TTL_SECONDS (5 min) plus the JWKS max-age (5 min): rotate at most
+//! once per 48 h (the template's schedule) to keep every live token verifiable.
+
+use chrono::Utc;
+
+use super::Scopes;
+use super::access_keys::{AccessKeys, generate_key};
+use super::identity::{IdentityId, ResourceId};
+use super::keys::{KeyError, KeySet, SigningAlgorithm, StoredKeySet};
+use super::ports::{SecretStoreError, VersionedSecret};
+use super::token::{self, TokenLifetime, TokenRequest, TokenSettings};
+
+pub const CURRENT: &str = "AWSCURRENT";
+pub const PENDING: &str = "AWSPENDING";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(transparent)]
+    Store(#[from] SecretStoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    CreateSecret,
+    SetSecret,
+    TestSecret,
+    FinishSecret,
+}
+
+impl Step {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "createSecret" => Some(Self::CreateSecret),
+            "setSecret" => Some(Self::SetSecret),
+            "testSecret" => Some(Self::TestSecret),
+            "finishSecret" => Some(Self::FinishSecret),
+            _ => None,
+        }
+    }
+}
+
+/// Runs one step of a signing-key rotation. Every step may be retried: it then finds its
+/// work done and changes nothing.
+pub async fn rotate_signing_keys(
+    secret: &dyn VersionedSecret,
+    step: Step,
+    token: &str,
+    algorithm: SigningAlgorithm,
+) -> Result<(), RotationError> {
+    match step {
+        Step::CreateSecret => create(secret, token, algorithm).await,
+        // No other system holds these keys: nothing to set.
+        Step::SetSecret => Ok(()),
+        Step::TestSecret => test(secret, token).await,
+        Step::FinishSecret => finish(secret, token).await,
+    }
+}
+
+async fn current_value(secret: &dyn VersionedSecret) -> Result<String, RotationError> {
+    secret
+        .value(CURRENT, None)
+        .await?
+        .ok_or_else(|| RotationError::Invalid("the secret has no AWSCURRENT value".into()))
+}
+
+async fn create(
+    secret: &dyn VersionedSecret,
+    token: &str,
+    algorithm: SigningAlgorithm,
+) -> Result<(), RotationError> {
+    let current = current_value(secret).await?;
+    if secret.value(PENDING, Some(token)).await?.is_some() {
+        return Ok(()); // a retry: the pending set exists already
+    }
+    let next = match serde_json::from_str::<StoredKeySet>(&current) {
+        Ok(current) => current.rotated(algorithm)?,
+        // A new deployment's secret holds what Secrets Manager generated: the first
+        // rotation makes the first key set.
+        Err(_) => {
+            tracing::info!("AWSCURRENT is not a key set yet: initialising it");
+            StoredKeySet::generate(algorithm)?
+        }
+    };
+    Ok(secret.put_pending(token, &next.to_secret()).await?)
+}
+
+/// Signs a probe token with the pending set's new key and verifies it with the set.
+async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
+    let pending = secret.value(PENDING, Some(token)).await?.ok_or_else(|| {
+        RotationError::Invalid(format!("version {token} has no AWSPENDING value"))
+    })?;
+    let keys = KeySet::from_secret(&pending)?;
+    // The pending set must carry today's signing key as its previous one (unless this
+    // rotation initialises the secret).
+    if let Ok(current) = serde_json::from_str::<StoredKeySet>(&current_value(secret).await?)
+        && (keys.previous.as_ref().map(|k| k.kid()) != Some(current.current.kid.as_str())
+            || keys.current.kid() == current.current.kid)
+    {
+        return Err(RotationError::Invalid(
+            "the pending set does not rotate the current key (previous must be today's current)"
+                .into(),
+        ));
+    }
+    let settings = TokenSettings {
+        resource_id: ResourceId::random(),
+        issuer: "rotation-test".into(),
+        audience: "rotation-test".into(),
+        region: "test".into(),
+        resource_location: "test".into(),
+        key_activation_seconds: 0,
+    };
+    let now = Utc::now();
+    let request = TokenRequest {
+        scopes: Scopes::parse(["chat"]).expect("a valid scope"),
+        lifetime: TokenLifetime::DEFAULT,
+    };
+    let probe = token::issue(
+        &settings,
+        &keys,
+        &IdentityId::new(settings.resource_id),
+        request,
+        0,
+        now,
+    )
+    .map_err(|e| RotationError::Invalid(format!("the pending key cannot sign: {e}")))?;
+    token::verify(
+        &probe.token,
+        &settings.expectations(0),
+        keys.public_keys(),
+        now,
+    )
+    .map_err(|e| {
+        RotationError::Invalid(format!(
+            "the pending key set cannot verify its own token: {e}"
+        ))
+    })?;
+    Ok(())
+}
+
+async fn finish(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
+    let versions = secret.versions().await?;
+    let stages = versions
+        .get(token)
+        .ok_or_else(|| RotationError::Invalid(format!("version {token} does not exist")))?;
+    if stages.iter().any(|s| s == CURRENT) {
+        return Ok(()); // a retry: already current
+    }
+    if !stages.iter().any(|s| s == PENDING) {
+        // A late or replayed finishSecret must not roll the key set back.
+        return Err(RotationError::Invalid(format!(
+            "version {token} is not AWSPENDING"
+        )));
+    }
+    let current = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| RotationError::Invalid("no version is AWSCURRENT".into()))?;
+    Ok(secret.promote(token, &current).await?)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhichKey {
+    Primary,
+    Secondary,
+}
+
+impl WhichKey {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "primary" => Some(Self::Primary),
+            "secondary" => Some(Self::Secondary),
+            _ => None,
+        }
+    }
+}
+
+/// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
+/// key" does. Returns the new key. Functions pick it up within their key cache TTL.
+///
+/// Compare-and-swap: the new value is staged, then AWSCURRENT moves to it from exactly the
+/// version that was read; if another regeneration moved it meanwhile, this one fails
+/// (nothing is lost) and can simply be run again.
+pub async fn regenerate_access_key(
+    secret: &dyn VersionedSecret,
+    which: WhichKey,
+) -> Result<String, RotationError> {
+    let versions = secret.versions().await?;
+    let read_version = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| RotationError::Invalid("no version is AWSCURRENT".into()))?;
+    let value = secret
+        .value(CURRENT, Some(&read_version))
+        .await?
+        .ok_or_else(|| {
+            RotationError::Invalid("the access keys changed meanwhile; run again".into())
+        })?;
+    let keys = AccessKeys::from_secret(&value)?;
+    let fresh = generate_key();
+    let next = match which {
+        WhichKey::Primary => keys.with_primary(&fresh)?,
+        WhichKey::Secondary => keys.with_secondary(&fresh)?,
+    };
+    let token = uuid::Uuid::new_v4().to_string();
+    secret.put_pending(&token, &next.to_secret()).await?;
+    secret.promote(&token, &read_version).await.map_err(|e| {
+        RotationError::Invalid(format!(
+            "the access keys changed meanwhile ({e}); run again"
+        ))
+    })?;
+    Ok(fresh)
+}

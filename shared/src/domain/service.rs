@@ -1,0 +1,198 @@
+//! The use cases of the admin API, written against the ports only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use callsign_verifier::Verifier;
+
+use super::identity::{CustomId, Identity, IdentityId, IdentityKind};
+use super::key_ring::{KeyRing, KeyRingKeys};
+use super::ports::{Created, IdentityStore, StoreError};
+use super::time;
+use super::token::{
+    self, AccessToken, SigningError, TokenRejection, TokenRequest, TokenSettings, VerifiedToken,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("identity not found")]
+    NotFound,
+    #[error("identity belongs to another resource")]
+    NotOwned,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+/// A create request, validated.
+#[derive(Debug, Clone)]
+pub struct CreateIdentity {
+    pub custom_id: Option<CustomId>,
+    pub token: Option<TokenRequest>,
+    /// Some: an ephemeral identity (a guest), gone after this instant.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+pub struct CreatedIdentity {
+    pub identity: Identity,
+    pub token: Option<AccessToken>,
+}
+
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
+    keys: Arc<KeyRing>,
+    settings: TokenSettings,
+    verifier: Verifier,
+}
+
+/// How often an unknown kid may make us fetch the signing keys before their TTL is up.
+const UNKNOWN_KID_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Clock skew tolerated when verifying our own tokens.
+pub const VERIFY_LEEWAY_SECONDS: i64 = 60;
+
+impl IdentityService {
+    pub fn new(store: Arc<dyn IdentityStore>, keys: Arc<KeyRing>, settings: TokenSettings) -> Self {
+        let verifier = Verifier::new(
+            settings.expectations(VERIFY_LEEWAY_SECONDS),
+            Arc::new(KeyRingKeys::new(keys.clone(), UNKNOWN_KID_REFRESH_INTERVAL)),
+        );
+        Self {
+            store,
+            keys,
+            settings,
+            verifier,
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> Arc<dyn IdentityStore> {
+        self.store.clone()
+    }
+
+    /// A verifier of our own tokens on this service's key ring.
+    pub fn verifier(&self) -> Verifier {
+        self.verifier.clone()
+    }
+
+    /// Creates an identity (or returns the one its customId maps to), optionally with a
+    /// token. The token issue is recorded in the same write: one round trip for a new
+    /// identity.
+    pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
+        let now = time::now();
+        let mut identity = Identity::new_stable(
+            IdentityId::new(self.settings.resource_id),
+            request.custom_id,
+            now,
+        );
+        if request.token.is_some() {
+            identity.last_token_issued_at = Some(now);
+        }
+        if let Some(expires_at) = request.expires_at {
+            identity.kind = IdentityKind::Ephemeral { expires_at };
+        }
+        let identity = match self.store.create(identity).await? {
+            Created::New(identity) | Created::Existing(identity) => identity,
+        };
+        let token = match request.token {
+            Some(token_request) => Some(self.sign(&identity, token_request, now)?),
+            None => None,
+        };
+        Ok(CreatedIdentity { identity, token })
+    }
+
+    pub async fn issue_token(
+        &self,
+        id: &IdentityId,
+        request: TokenRequest,
+    ) -> Result<AccessToken, ServiceError> {
+        self.check_owned(id)?;
+        let now = time::now();
+        let identity = self
+            .store
+            .record_token_issue(id, now)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        self.sign(&identity, request, now)
+    }
+
+    pub async fn revoke_tokens(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        self.check_owned(id)?;
+        self.store
+            .revoke_tokens(id)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn delete(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        self.check_owned(id)?;
+        self.store
+            .delete(id)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn get(&self, id: &IdentityId) -> Result<Identity, ServiceError> {
+        self.check_owned(id)?;
+        self.store.get(id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn find_by_custom_id(&self, custom_id: &CustomId) -> Result<Identity, ServiceError> {
+        self.store
+            .find_by_custom_id(custom_id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Whether a token is live now: signature, claims, and (against the table, so a revoke
+    /// or delete counts at once) the identity's current revocation epoch.
+    pub async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<Result<VerifiedToken, TokenRejection>, ServiceError> {
+        let now = Utc::now();
+        let verified = match self.verifier.verify(token, now).await {
+            Ok(verified) => verified,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let current = self.store.get(&verified.identity).await?;
+        Ok(token::check_revocation(&verified, current.as_ref(), now).map(|()| verified))
+    }
+
+    fn check_owned(&self, id: &IdentityId) -> Result<(), ServiceError> {
+        if id.belongs_to(self.settings.resource_id) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotOwned)
+        }
+    }
+
+    fn sign(
+        &self,
+        identity: &Identity,
+        request: TokenRequest,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, ServiceError> {
+        let keys = self.keys.signing_keys();
+        Ok(token::issue(
+            &self.settings,
+            &keys,
+            &identity.id,
+            request,
+            identity.revocation_epoch,
+            now,
+        )?)
+    }
+}

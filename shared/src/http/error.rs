@@ -1,0 +1,161 @@
+//! Errors in the ACS envelope (`{"error":{"code","message","target"?}}`), with the
+//! status code and headers each one carries.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::request::ApiResponse;
+use crate::domain::ports::StoreError;
+use crate::domain::service::ServiceError;
+
+/// An error in the ACS envelope.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub target: Option<&'static str>,
+    pub(super) allow: Option<String>,
+    pub(super) retry_after: Option<i64>,
+    /// Adds `WWW-Authenticate: Bearer` (end-user routes).
+    pub(super) bearer_challenge: Option<bool>,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            target: None,
+            allow: None,
+            retry_after: None,
+            bearer_challenge: None,
+        }
+    }
+
+    pub(super) fn validation(target: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            target: Some(target),
+            ..Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
+        }
+    }
+
+    pub(super) fn denied() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Denied",
+            "Denied by the resource provider.",
+        )
+    }
+
+    pub(super) fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "IdentityNotFound",
+            "Provided identity doesn't exist.",
+        )
+    }
+
+    pub(super) fn into_response(self) -> ApiResponse {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(target) = self.target {
+            error["target"] = json!(target);
+        }
+        let mut response = json_response(self.status, &json!({ "error": error }));
+        if let Some(allow) = self
+            .allow
+            .and_then(|allow| HeaderValue::from_str(&allow).ok())
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        // RFC 6750: `invalid_token` only when a token was presented.
+        if let Some(invalid) = self.bearer_challenge {
+            let challenge = if invalid {
+                "Bearer realm=\"callsign\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"callsign\""
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound => ApiError::not_found(),
+            ServiceError::NotOwned => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "IdentityNotOwned",
+                "Provided identity doesn't belong to the resource.",
+            ),
+            ServiceError::Store(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Retry the request.",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "An internal error occurred.",
+                )
+            }
+        }
+    }
+}
+
+pub(super) fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Bytes::from(body.to_string()))
+        .expect("static headers are valid")
+}
+
+pub(super) fn empty_response(status: StatusCode) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .body(Bytes::new())
+        .expect("status only")
+}
+
+pub(super) fn unknown_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No such route.")
+}
+
+pub(super) fn method_not_allowed(allow: String) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("Allowed methods: {allow}."),
+    )
+    .with_allow(allow)
+}
+
+impl ApiError {
+    fn with_allow(mut self, allow: String) -> Self {
+        self.allow = Some(allow);
+        self
+    }
+}

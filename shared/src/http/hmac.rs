@@ -1,0 +1,457 @@
+//! ACS HMAC-SHA256 request authentication (wire spec §3), server and client side: the
+//! admin routes' authentication.
+//! aws-lc-rs provides HMAC, SHA-256 and constant-time comparison: it is already linked
+//! for token signing, so no second crypto stack is pulled in.
+
+use crate::domain::access_keys::AccessKeys;
+use crate::domain::keys::KeyError;
+use aws_lc_rs::{constant_time, digest, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+const SCHEME: &str = "HMAC-SHA256";
+const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
+const MAX_CLOCK_SKEW_MINUTES: i64 = 15;
+
+/// RFC 3986 unreserved characters stay; everything else (`:` included) is encoded.
+const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The parts of a request that HMAC authentication looks at.
+pub struct HmacRequest<'a> {
+    pub method: &'a str,
+    /// The path as the function received it (raw, possibly already decoded).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub date: Option<&'a str>,
+    pub content_sha256: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Authentication failed. The reason is for our logs only; clients just get 401 Denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("a required header is missing")]
+    MissingHeader,
+    #[error("the body does not match x-ms-content-sha256")]
+    ContentHashMismatch,
+    #[error("the authorization header is not HMAC-SHA256 over the expected headers")]
+    BadScheme,
+    #[error("x-ms-date is unreadable or more than 15 minutes off")]
+    StaleDate,
+    #[error("no key, host and path form reproduce the signature")]
+    BadSignature,
+}
+
+/// Verifies a request against both access keys (spec §3, rules 1–7).
+pub fn verify(
+    keys: &AccessKeys,
+    request: &HmacRequest<'_>,
+    public_hosts: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), Denied> {
+    // Rule 1: the body hash, before anything looks at the body.
+    let claimed_hash = request.content_sha256.ok_or(Denied::MissingHeader)?;
+    let body_hash = content_hash(request.body);
+    constant_time::verify_slices_are_equal(claimed_hash.as_bytes(), body_hash.as_bytes())
+        .map_err(|_| Denied::ContentHashMismatch)?;
+
+    // Rule 2: scheme and signed headers.
+    let authorization = request.authorization.ok_or(Denied::MissingHeader)?;
+    let signature = parse_authorization(authorization).ok_or(Denied::BadScheme)?;
+
+    // Rule 3: freshness.
+    let date = request.date.ok_or(Denied::MissingHeader)?;
+    let signed_at = DateTime::parse_from_rfc2822(date).map_err(|_| Denied::StaleDate)?;
+    if (now - signed_at.with_timezone(&Utc)).abs() > Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+        return Err(Denied::StaleDate);
+    }
+
+    // Rules 4–6: any path form, any accepted host, either key.
+    let method = request.method.to_ascii_uppercase();
+    let paths = path_forms(request.path);
+    let hosts = request
+        .host
+        .into_iter()
+        .chain(public_hosts.iter().map(String::as_str))
+        .filter(|host| !host.is_empty() && !host.ends_with('/'));
+    for host in hosts {
+        for path in &paths {
+            let message = string_to_sign(&method, path, request.query, date, host, claimed_hash);
+            if keys.verifies(message.as_bytes(), &signature) {
+                return Ok(());
+            }
+        }
+    }
+    Err(Denied::BadSignature)
+}
+
+fn parse_authorization(value: &str) -> Option<Vec<u8>> {
+    let (scheme, params) = value.split_once(' ')?;
+    if scheme != SCHEME {
+        return None;
+    }
+    let mut signed_headers = None;
+    let mut signature = None;
+    for param in params.trim().split('&') {
+        let (name, value) = param.split_once('=')?;
+        match name {
+            "SignedHeaders" => signed_headers = Some(value),
+            "Signature" => signature = Some(value),
+            _ => return None,
+        }
+    }
+    if signed_headers? != SIGNED_HEADERS {
+        return None;
+    }
+    STANDARD.decode(signature?).ok()
+}
+
+/// The path forms a client may have signed (rule 4): as received; with every id segment
+/// percent-encoded (action segments such as `:issueAccessToken` stay literal); decoded.
+fn path_forms(received: &str) -> Vec<String> {
+    let encoded = received
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with(':') {
+                segment.to_owned()
+            } else {
+                let decoded = percent_decode_str(segment).decode_utf8_lossy();
+                utf8_percent_encode(&decoded, ID_SEGMENT).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let decoded = percent_decode_str(received)
+        .decode_utf8_lossy()
+        .into_owned();
+    let mut forms = vec![received.to_owned()];
+    for form in [encoded, decoded] {
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+fn string_to_sign(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    date: &str,
+    host: &str,
+    content_hash: &str,
+) -> String {
+    match query {
+        Some(query) => format!("{method}\n{path}?{query}\n{date};{host};{content_hash}"),
+        None => format!("{method}\n{path}\n{date};{host};{content_hash}"),
+    }
+}
+
+pub fn content_hash(body: &[u8]) -> String {
+    STANDARD.encode(digest::digest(&digest::SHA256, body))
+}
+
+/// The headers a client sends: `(x-ms-date, x-ms-content-sha256, Authorization)`.
+/// `path_and_query` is exactly what goes on the wire.
+pub fn sign_request(
+    access_key_b64: &str,
+    method: &str,
+    path_and_query: &str,
+    host: &str,
+    date: &str,
+    body: &[u8],
+) -> Result<(String, String, String), KeyError> {
+    let key_bytes = STANDARD
+        .decode(access_key_b64)
+        .map_err(|_| KeyError::Invalid("access key is not base64".into()))?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &key_bytes);
+    let hash = content_hash(body);
+    let message = format!(
+        "{}\n{path_and_query}\n{date};{host};{hash}",
+        method.to_ascii_uppercase()
+    );
+    let signature = STANDARD.encode(hmac::sign(&key, message.as_bytes()));
+    let authorization = format!("{SCHEME} SignedHeaders={SIGNED_HEADERS}&Signature={signature}");
+    Ok((date.to_owned(), hash, authorization))
+}
+
+/// `x-ms-date` for an instant (RFC 1123, GMT).
+pub fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::access_keys::generate_key;
+
+    const KEY: &str =
+        "dGhpcyBpcyBhIHRlc3Qga2V5IGZvciBBQ1MgaWRlbnRpdHkgSE1BQyB3aXJlIHJlc2VhcmNoIDY0Ynl0ZXMhIQ==";
+    const DATE: &str = "Mon, 02 Jun 2025 10:00:00 GMT";
+    const HOST: &str = "my-resource.communication.azure.com";
+    const ID: &str =
+        "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081";
+    const ID_ENCODED: &str =
+        "8%3Aacs%3A2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081";
+    const ISSUE_BODY: &str = r#"{"scopes": ["chat", "voip"], "expiresInMinutes": 60}"#;
+
+    fn signed_at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc2822(DATE)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn keys() -> AccessKeys {
+        AccessKeys::new(&generate_key(), KEY).unwrap()
+    }
+
+    fn signature_of(authorization: &str) -> &str {
+        authorization.split("Signature=").nth(1).unwrap()
+    }
+
+    #[test]
+    fn test_vector_1_create_identity() {
+        let (_, hash, auth) = sign_request(
+            KEY,
+            "POST",
+            "/identities?api-version=2023-10-01",
+            HOST,
+            DATE,
+            b"",
+        )
+        .unwrap();
+        assert_eq!(hash, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            signature_of(&auth),
+            "tLDhDnJ+H3HHBn9oG15j32ltSLbF0/Y3LCZUVIQGs9Q="
+        );
+    }
+
+    #[test]
+    fn test_vector_2_issue_token() {
+        let path = format!("/identities/{ID_ENCODED}/:issueAccessToken?api-version=2023-10-01");
+        let (_, hash, auth) =
+            sign_request(KEY, "POST", &path, HOST, DATE, ISSUE_BODY.as_bytes()).unwrap();
+        assert_eq!(hash, "61fHvMdthuyC4EKoystoTBD5lj1BMUsqcqBz5FByCQk=");
+        assert_eq!(
+            signature_of(&auth),
+            "zFDIi+5KmQZ3OBI5s1quoEiS7ECJsjP6QJdnOptCVK8="
+        );
+    }
+
+    #[test]
+    fn test_vector_3_delete_identity() {
+        let path = format!("/identities/{ID_ENCODED}?api-version=2023-10-01");
+        let (_, _, auth) = sign_request(KEY, "DELETE", &path, "127.0.0.1:8080", DATE, b"").unwrap();
+        assert_eq!(
+            signature_of(&auth),
+            "J+QA8gJmAg7TCpBNZIjnINn+zWpcYibtHWXRj5Rwhlc="
+        );
+    }
+
+    /// Vector 2 as each kind of client or gateway may present the path.
+    fn issue_request<'a>(
+        path: &'a str,
+        auth: &'a str,
+        hash: &'a str,
+        body: &'a [u8],
+    ) -> HmacRequest<'a> {
+        HmacRequest {
+            method: "POST",
+            path,
+            query: Some("api-version=2023-10-01"),
+            host: Some(HOST),
+            date: Some(DATE),
+            content_sha256: Some(hash),
+            authorization: Some(auth),
+            body,
+        }
+    }
+
+    #[test]
+    fn the_signed_encoded_path_verifies_in_every_received_form() {
+        let signed = format!("/identities/{ID_ENCODED}/:issueAccessToken?api-version=2023-10-01");
+        let (_, hash, auth) =
+            sign_request(KEY, "POST", &signed, HOST, DATE, ISSUE_BODY.as_bytes()).unwrap();
+        for received in [
+            format!("/identities/{ID_ENCODED}/:issueAccessToken"),
+            format!("/identities/{ID}/:issueAccessToken"),
+        ] {
+            let request = issue_request(&received, &auth, &hash, ISSUE_BODY.as_bytes());
+            assert_eq!(
+                verify(&keys(), &request, &[], signed_at()),
+                Ok(()),
+                "{received}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_literal_colon_path_verifies_when_received_encoded() {
+        let signed = format!("/identities/{ID}/:issueAccessToken?api-version=2023-10-01");
+        let (_, hash, auth) =
+            sign_request(KEY, "POST", &signed, HOST, DATE, ISSUE_BODY.as_bytes()).unwrap();
+        let received = format!("/identities/{ID_ENCODED}/:issueAccessToken");
+        let request = issue_request(&received, &auth, &hash, ISSUE_BODY.as_bytes());
+        assert_eq!(verify(&keys(), &request, &[], signed_at()), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_denies() {
+        let signed = format!("/identities/{ID_ENCODED}/:issueAccessToken?api-version=2023-10-01");
+        let received = format!("/identities/{ID}/:issueAccessToken");
+        let body = ISSUE_BODY.as_bytes();
+        let (_, hash, auth) = sign_request(KEY, "POST", &signed, HOST, DATE, body).unwrap();
+        let ok = || issue_request(&received, &auth, &hash, body);
+        let keys = keys();
+
+        // 1: body changed after signing.
+        let tampered = br#"{"scopes": ["chat", "voip"], "expiresInMinutes": 61}"#;
+        let r = HmacRequest {
+            body: tampered,
+            ..ok()
+        };
+        assert_eq!(
+            verify(&keys, &r, &[], signed_at()),
+            Err(Denied::ContentHashMismatch)
+        );
+        // 2: other scheme or signed headers.
+        let other = auth.replace(
+            "x-ms-date;host;x-ms-content-sha256",
+            "host;x-ms-date;x-ms-content-sha256",
+        );
+        let r = HmacRequest {
+            authorization: Some(&other),
+            ..ok()
+        };
+        assert_eq!(verify(&keys, &r, &[], signed_at()), Err(Denied::BadScheme));
+        let other = auth.replace("HMAC-SHA256", "Bearer");
+        let r = HmacRequest {
+            authorization: Some(&other),
+            ..ok()
+        };
+        assert_eq!(verify(&keys, &r, &[], signed_at()), Err(Denied::BadScheme));
+        // 3: stale or future date, either side of 15 minutes.
+        assert_eq!(
+            verify(&keys, &ok(), &[], signed_at() + Duration::minutes(16)),
+            Err(Denied::StaleDate)
+        );
+        assert_eq!(
+            verify(&keys, &ok(), &[], signed_at() - Duration::minutes(16)),
+            Err(Denied::StaleDate)
+        );
+        assert_eq!(
+            verify(&keys, &ok(), &[], signed_at() + Duration::minutes(14)),
+            Ok(())
+        );
+        // 4: another path.
+        let r = HmacRequest {
+            path: "/identities",
+            ..ok()
+        };
+        assert_eq!(
+            verify(&keys, &r, &[], signed_at()),
+            Err(Denied::BadSignature)
+        );
+        // 5: another host; the host with a trailing slash is never accepted.
+        let r = HmacRequest {
+            host: Some("evil.example"),
+            ..ok()
+        };
+        assert_eq!(
+            verify(&keys, &r, &[], signed_at()),
+            Err(Denied::BadSignature)
+        );
+        assert_eq!(
+            verify(&keys, &r, &[HOST.to_owned()], signed_at()),
+            Ok(()),
+            "configured public host"
+        );
+        let (_, h, slash_auth) =
+            sign_request(KEY, "POST", &signed, &format!("{HOST}/"), DATE, body).unwrap();
+        let r = HmacRequest {
+            authorization: Some(&slash_auth),
+            content_sha256: Some(&h),
+            host: Some("evil"),
+            ..ok()
+        };
+        assert_eq!(
+            verify(&keys, &r, &[format!("{HOST}/")], signed_at()),
+            Err(Denied::BadSignature)
+        );
+        // 6: neither key.
+        let strangers = AccessKeys::generate();
+        assert_eq!(
+            verify(&strangers, &ok(), &[], signed_at()),
+            Err(Denied::BadSignature)
+        );
+        // Missing headers.
+        let r = HmacRequest {
+            authorization: None,
+            ..ok()
+        };
+        assert_eq!(
+            verify(&keys, &r, &[], signed_at()),
+            Err(Denied::MissingHeader)
+        );
+    }
+
+    #[test]
+    fn the_secondary_key_alone_is_enough() {
+        let keys = AccessKeys::new(&generate_key(), KEY).unwrap();
+        let swapped = AccessKeys::new(KEY, &generate_key()).unwrap();
+        let (_, hash, auth) = sign_request(
+            KEY,
+            "POST",
+            "/identities?api-version=2023-10-01",
+            HOST,
+            DATE,
+            b"",
+        )
+        .unwrap();
+        let r = HmacRequest {
+            method: "POST",
+            path: "/identities",
+            query: Some("api-version=2023-10-01"),
+            host: Some(HOST),
+            date: Some(DATE),
+            content_sha256: Some(&hash),
+            authorization: Some(&auth),
+            body: b"",
+        };
+        assert_eq!(verify(&keys, &r, &[], signed_at()), Ok(()));
+        assert_eq!(verify(&swapped, &r, &[], signed_at()), Ok(()));
+    }
+
+    #[test]
+    fn access_keys_round_trip_and_reject_junk() {
+        let keys = AccessKeys::generate();
+        let again = AccessKeys::from_secret(&keys.to_secret()).unwrap();
+        assert_eq!(again.primary(), keys.primary());
+        assert_eq!(again.secondary(), keys.secondary());
+        assert_ne!(Some(keys.primary()), keys.secondary());
+        let primary_only =
+            AccessKeys::from_secret(&format!(r#"{{"primaryKey":"{KEY}"}}"#)).unwrap();
+        assert_eq!(
+            (primary_only.primary(), primary_only.secondary()),
+            (KEY, None)
+        );
+        assert!(AccessKeys::from_secret("{}").is_err());
+        assert!(AccessKeys::new("not base64!", KEY).is_err());
+        assert!(AccessKeys::new("c2hvcnQ=", KEY).is_err());
+        assert!(!format!("{keys:?}").contains(keys.primary()));
+    }
+
+    #[test]
+    fn http_date_is_rfc1123() {
+        assert_eq!(http_date(signed_at()), DATE);
+    }
+}

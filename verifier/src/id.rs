@@ -1,0 +1,147 @@
+//! Identity ids as tokens carry them: `8:acs:<resource id>_<uuid>`, and the deployment's
+//! resource id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// Prefix the ACS SDKs (communication-common) use to classify a raw id as an ACS user.
+const ACS_PREFIX: &str = "8:acs:";
+
+/// The deployment's resource id: the GUID every identity id of this deployment carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResourceId(Uuid);
+
+impl ResourceId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl FromStr for ResourceId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_hyphenated_uuid(s)
+            .map(Self)
+            .ok_or_else(|| format!("'{s}' is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"))
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_hyphenated().fmt(f)
+    }
+}
+
+/// A communication identity id, kept in its canonical (lowercase) text form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a valid communication identity id; expected 8:acs:<resource id>_<guid>")]
+pub struct MalformedIdentityId(String);
+
+impl IdentityId {
+    /// A fresh identity of `resource`, with a random (v4) suffix.
+    pub fn new(resource: ResourceId) -> Self {
+        Self(format!(
+            "{ACS_PREFIX}{resource}_{}",
+            Uuid::new_v4().as_hyphenated()
+        ))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, MalformedIdentityId> {
+        let malformed = || MalformedIdentityId(raw.chars().take(100).collect());
+        let rest = raw.strip_prefix(ACS_PREFIX).ok_or_else(malformed)?;
+        let (resource, suffix) = rest.split_once('_').ok_or_else(malformed)?;
+        let resource = parse_hyphenated_uuid(resource).ok_or_else(malformed)?;
+        let suffix = parse_hyphenated_uuid(suffix).ok_or_else(malformed)?;
+        Ok(Self(format!(
+            "{ACS_PREFIX}{}_{}",
+            resource.as_hyphenated(),
+            suffix.as_hyphenated()
+        )))
+    }
+
+    pub fn resource(&self) -> ResourceId {
+        let rest = &self.0[ACS_PREFIX.len()..];
+        // Construction guarantees a hyphenated GUID before the underscore.
+        ResourceId(Uuid::parse_str(&rest[..36]).expect("validated at construction"))
+    }
+
+    pub fn belongs_to(&self, resource: ResourceId) -> bool {
+        self.resource() == resource
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id without the leading `8:`, as ACS puts it in the `skypeid` claim.
+    pub fn skype_id(&self) -> &str {
+        &self.0[2..]
+    }
+}
+
+impl fmt::Display for IdentityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_hyphenated_uuid(s: &str) -> Option<Uuid> {
+    // Uuid::try_parse also takes braced and simple forms; ids use the hyphenated one only.
+    if s.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESOURCE: &str = "2dee53b4-368b-45b4-ab52-8493fb117652";
+
+    #[test]
+    fn new_ids_carry_the_resource_and_parse_back() {
+        let resource: ResourceId = RESOURCE.parse().unwrap();
+        let id = IdentityId::new(resource);
+        assert!(id.as_str().starts_with(&format!("8:acs:{RESOURCE}_")));
+        assert_eq!(IdentityId::parse(id.as_str()).unwrap(), id);
+        assert!(id.belongs_to(resource));
+        assert!(!id.belongs_to(ResourceId::random()));
+        assert_eq!(id.skype_id(), &id.as_str()[2..]);
+        assert!(id.skype_id().starts_with("acs:"));
+    }
+
+    #[test]
+    fn ids_are_canonicalised_to_lowercase() {
+        let upper = format!(
+            "8:acs:{}_00000005-14A2-493B-8A72-5A3A0D000081",
+            RESOURCE.to_uppercase()
+        );
+        let id = IdentityId::parse(&upper).unwrap();
+        assert_eq!(
+            id.as_str(),
+            format!("8:acs:{RESOURCE}_00000005-14a2-493b-8a72-5a3a0d000081")
+        );
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for bad in [
+            "",
+            "8:acs:",
+            "acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081",
+            "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652",
+            "8:acs:not-a-guid_00000005-14a2-493b-8a72-5a3a0d000081",
+            "8:acs:2dee53b4368b45b4ab528493fb117652_00000005-14a2-493b-8a72-5a3a0d000081",
+            "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_x",
+            "8:teamsvisitor:abc",
+        ] {
+            assert!(IdentityId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
