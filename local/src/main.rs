@@ -2,26 +2,21 @@
 //! would route them to the functions, on an embedded store with keys generated at start.
 //! With CALLSIGN_TABLE_NAME set it uses DynamoDB and Secrets Manager instead.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use callsign::app;
 use callsign::config::{LocalConfig, UserAuthConfig};
 use callsign::domain::rotation::{WhichKey, regenerate_access_key};
+use callsign::http::Served;
 use callsign::http::front::UserAuth;
 use callsign::http::routes::ROUTES;
-use callsign::http::{self as api, ApiRequest, App, Served};
 use dev_oidc::DevIssuer;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 mod dev_oidc;
+mod ready_file;
+mod server;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -52,8 +47,8 @@ async fn main() {
 
 const USAGE: &str = "usage: callsign-local              run the local server
        callsign-local routes            list the route keys served (the OpenAPI contract's)
-       callsign-local routes --json     the route table: route key, operation, access and
-                                        the Lambda function serving it (template checks)
+       callsign-local routes --json     the route table: route key, operation, access, the
+                                        Lambda function serving it, whether it issues tokens
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
        callsign-local regenerate-access-key primary|secondary
@@ -76,6 +71,7 @@ fn print_route_table() -> Result<(), Error> {
                 "operation": format!("{:?}", route.operation),
                 "access": format!("{:?}", route.access),
                 "function": route.function.name(),
+                "signs": route.operation.signs(),
             })
         })
         .collect();
@@ -165,7 +161,12 @@ async fn run() -> Result<(), Error> {
         dev_issuer.as_deref(),
         local.ready_file.as_deref(),
     )?;
-    serve(listener, app, dev_issuer).await
+    let limits = server::Limits {
+        header_timeout: local.header_timeout,
+        body_timeout: local.body_timeout,
+        max_connections: local.max_connections,
+    };
+    server::serve(listener, app, dev_issuer, limits).await
 }
 
 /// Prints what a developer needs, once, on stdout (the access key is meant to be copied
@@ -204,106 +205,7 @@ fn announce(
             "resourceId": resource_id,
             "devOidcIssuer": dev_issuer.map(DevIssuer::issuer),
         });
-        // Written whole, then renamed, so a watcher never reads half a file.
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        // It holds the access key: readable by this user only.
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?
-            .write_all(ready.to_string().as_bytes())?;
-        std::fs::rename(&partial, path)?;
+        ready_file::write(path, &ready.to_string())?;
     }
     Ok(())
-}
-
-async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    dev_issuer: Option<Arc<DevIssuer>>,
-) -> Result<(), Error> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let (app, dev_issuer) = (app.clone(), dev_issuer.clone());
-                let service = service_fn(move |request| {
-                    let (app, dev_issuer) = (app.clone(), dev_issuer.clone());
-                    async move { Ok::<_, Infallible>(route(&app, dev_issuer.as_deref(), peer, request).await) }
-                });
-                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection closed with an error");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    tracing::info!("shutting down");
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// One request, through the same handler the Lambda functions run.
-async fn route(
-    app: &Arc<App>,
-    dev_issuer: Option<&DevIssuer>,
-    peer: SocketAddr,
-    request: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    let (parts, body) = request.into_parts();
-    // Read at most one byte past the limit: enough for the handler to answer 413.
-    let body = match Limited::new(body, api::MAX_BODY_BYTES + 1).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
-    };
-    if let Some(response) =
-        dev_issuer.and_then(|issuer| issuer.handle(&parts.method, parts.uri.path(), &body))
-    {
-        return response.map(Full::new);
-    }
-    let mut headers = parts.headers;
-    // Tells discovery metadata that this front door speaks plain http.
-    headers
-        .entry("x-forwarded-proto")
-        .or_insert(http::HeaderValue::from_static("http"));
-    let request = ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers,
-        body,
-        source_ip: Some(peer.ip().to_string()),
-        gateway_claims: None,
-    };
-    api::handle(app, Served::All, request).await.map(Full::new)
 }

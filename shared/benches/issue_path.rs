@@ -75,7 +75,7 @@ fn fixture() -> Fixture {
     request.path = format!("/identities/{id}/:issueAccessToken");
     Fixture {
         runtime,
-        keys: app.service.keys().signing_keys(),
+        keys: app.service.keys().signing_keys().unwrap(),
         app,
         request,
         settings: config.token,

@@ -17,7 +17,7 @@ use crate::config::{AuthorizerConfig, Config, ConfigError, FrontConfig, UserAuth
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
-use crate::domain::key_ring::KeyRing;
+use crate::domain::key_ring::{KeyRing, KeysNeeded};
 use crate::domain::keys::StoredKeySet;
 use crate::domain::ports::{IdentityStore, KeySource, Throttle};
 use crate::domain::service::IdentityService;
@@ -46,18 +46,20 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// DynamoDB and Secrets Manager, as the configuration names them.
+    /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
+    /// given (and may read) only the secrets it needs.
     pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let aws = config.aws()?;
         let store = Arc::new(dynamodb_store(config, sdk)?);
+        let keys = SecretsManagerKeySource::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            config.signing_keys_secret_id.as_deref(),
+            config.access_keys_secret_id.as_deref(),
+        )
+        .with_public_keys(config.public_keys_secret_id.as_deref());
         Ok(Self {
             store: store.clone(),
             throttle: store,
-            keys: Arc::new(SecretsManagerKeySource::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
-                aws.signing_keys_secret_id,
-                aws.access_keys_secret_id,
-            )),
+            keys: Arc::new(keys),
         })
     }
 
@@ -89,9 +91,9 @@ pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore,
     ))
 }
 
-/// Assembles the app for a process that serves `served`: signing keys always, access
-/// keys only where HMAC-authenticated routes are served, the end-user front only where
-/// its routes are. `users` replaces the configured sign-in (the local server's
+/// Assembles the app for a process that serves `served`: private signing keys only where
+/// tokens are issued (elsewhere the published public keys), access keys only where
+/// HMAC-authenticated routes are served, the end-user front only where its routes are. `users` replaces the configured sign-in (the local server's
 /// development issuer, tests).
 pub async fn assemble(
     config: &Config,
@@ -99,11 +101,11 @@ pub async fn assemble(
     backends: Backends,
     users: Option<UserAuth>,
 ) -> Result<App, BuildError> {
-    let keys = if served.has(Access::Admin) {
-        KeyRing::load(backends.keys, config.key_cache_ttl).await?
-    } else {
-        KeyRing::load_signing_only(backends.keys, config.key_cache_ttl).await?
+    let needed = KeysNeeded {
+        signing: served.signs(),
+        access: served.has(Access::Admin),
     };
+    let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
     let front = if served.has(Access::EndUser) {
         let users = match users {
             Some(users) => users,
@@ -141,11 +143,6 @@ pub async fn user_auth(front: &FrontConfig) -> UserAuth {
 
 /// The app of an HTTP Lambda function (or the local server on a real table).
 pub async fn aws_app(config: &Config, sdk: &SdkConfig, served: Served) -> Result<App, BuildError> {
-    if served.has(Access::Admin) && config.access_keys_secret_id.is_none() {
-        return Err(Box::new(ConfigError(
-            "CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into(),
-        )));
-    }
     assemble(config, served, Backends::aws(config, sdk)?, None).await
 }
 
@@ -176,10 +173,14 @@ pub async fn memory_app(
     })
 }
 
-/// The authorizer's decision maker: our own tokens (signing keys only), the capability
+/// The authorizer's decision maker: our own tokens (public keys only), the capability
 /// each route needs, and revocation markers from the store, cached briefly.
 pub async fn authorizer(config: &Config, backends: Backends) -> Result<Authorizer, BuildError> {
-    let keys = KeyRing::load_signing_only(backends.keys, config.key_cache_ttl).await?;
+    let needed = KeysNeeded {
+        signing: false,
+        access: false,
+    };
+    let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
     let service = IdentityService::new(backends.store, keys, config.token.clone());
     Ok(authorizer_for(&service, &config.authorizer))
 }
@@ -202,27 +203,51 @@ pub fn versioned_secret(sdk: &SdkConfig, secret_id: &str) -> SecretsManagerSecre
     SecretsManagerSecret::new(aws_sdk_secretsmanager::Client::new(sdk), secret_id)
 }
 
-/// Creates the table and both secrets when missing, for a local run against DynamoDB
-/// Local and moto. The access key secret gets `primary_key` if given.
+/// Creates the table and the secrets when missing, for a local run against DynamoDB
+/// Local and moto: a fresh signing key set, its public half (when
+/// CALLSIGN_PUBLIC_KEYS_SECRET_ID is set) and access keys, the primary one `primary_key`
+/// if given.
 pub async fn bootstrap(
     config: &Config,
     sdk: &SdkConfig,
     primary_key: Option<&str>,
 ) -> Result<(), BuildError> {
-    let aws = config.aws()?;
+    let required = |value: &Option<String>, name: &str| {
+        value
+            .clone()
+            .ok_or_else(|| ConfigError(format!("{name} is required")))
+    };
+    let signing_id = required(
+        &config.signing_keys_secret_id,
+        "CALLSIGN_SIGNING_KEYS_SECRET_ID",
+    )?;
+    let access_id = required(
+        &config.access_keys_secret_id,
+        "CALLSIGN_ACCESS_KEYS_SECRET_ID",
+    )?;
     dynamodb_store(config, sdk)?
         .create_table_if_missing()
         .await?;
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-    let signing = StoredKeySet::generate(config.signing_algorithm)?;
-    create_secret_if_missing(&secrets, aws.signing_keys_secret_id, || signing.to_secret()).await?;
-    let access_keys = match primary_key {
-        Some(primary) => AccessKeys::new(primary, &generate_key())?,
-        None => AccessKeys::generate(),
-    };
-    let access_keys_secret_id = aws
-        .access_keys_secret_id
-        .ok_or_else(|| ConfigError("CALLSIGN_ACCESS_KEYS_SECRET_ID is required".into()))?;
-    create_secret_if_missing(&secrets, access_keys_secret_id, || access_keys.to_secret()).await?;
+    // Keys are made only for a secret that is missing.
+    create_secret_if_missing(&secrets, &signing_id, || {
+        Ok(StoredKeySet::generate(config.signing_algorithm)?.to_secret())
+    })
+    .await?;
+    if let Some(public_id) = &config.public_keys_secret_id {
+        // The public half of whichever signing set is in force.
+        let source = SecretsManagerKeySource::new(secrets.clone(), Some(&signing_id), None);
+        let signing = source.signing_keys().await?;
+        create_secret_if_missing(&secrets, public_id, || Ok(signing.published().to_secret()))
+            .await?;
+    }
+    create_secret_if_missing(&secrets, &access_id, || {
+        let keys = match primary_key {
+            Some(primary) => AccessKeys::new(primary, &generate_key())?,
+            None => AccessKeys::generate(),
+        };
+        Ok(keys.to_secret())
+    })
+    .await?;
     Ok(())
 }

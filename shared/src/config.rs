@@ -24,6 +24,8 @@ pub struct Config {
     /// DynamoDB table; None: the local server's embedded store.
     pub table_name: Option<String>,
     pub signing_keys_secret_id: Option<String>,
+    /// The public half of the signing keys, for functions that only verify tokens.
+    pub public_keys_secret_id: Option<String>,
     pub access_keys_secret_id: Option<String>,
     /// Hosts accepted in HMAC signatures besides the request's Host header.
     pub public_hosts: Vec<String>,
@@ -75,16 +77,8 @@ pub struct AuthorizerConfig {
     pub revocation_cache: Duration,
 }
 
-/// The AWS resources, all required outside the local server.
-pub struct AwsSettings<'a> {
-    pub table_name: &'a str,
-    pub signing_keys_secret_id: &'a str,
-    /// Only functions with HMAC-authenticated routes need it.
-    pub access_keys_secret_id: Option<&'a str>,
-}
-
 /// The local server's own settings, beside the deployment's.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalConfig {
     /// With a random resource id when none is configured.
     pub config: Config,
@@ -97,6 +91,30 @@ pub struct LocalConfig {
     pub ready_file: Option<PathBuf>,
     /// The primary access key to use (or sign with), instead of a generated one.
     pub access_key: Option<String>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for LocalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConfig")
+            .field("config", &self.config)
+            .field("port", &self.port)
+            .field("bootstrap", &self.bootstrap)
+            .field("dev_oidc", &self.dev_oidc)
+            .field("ready_file", &self.ready_file)
+            .field(
+                "access_key",
+                &self.access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 /// Reads variables under the one set of rules.
@@ -241,6 +259,7 @@ impl Config {
             },
             table_name: env.text("CALLSIGN_TABLE_NAME"),
             signing_keys_secret_id: env.text("CALLSIGN_SIGNING_KEYS_SECRET_ID"),
+            public_keys_secret_id: env.text("CALLSIGN_PUBLIC_KEYS_SECRET_ID"),
             access_keys_secret_id: env.text("CALLSIGN_ACCESS_KEYS_SECRET_ID"),
             public_hosts: env.list("CALLSIGN_PUBLIC_HOSTS"),
             public_base_url: env
@@ -251,23 +270,6 @@ impl Config {
             front: FrontConfig::read(&env)?,
             authorizer: AuthorizerConfig::read(&env)?,
             sweep: sweep_policy(&env)?,
-        })
-    }
-
-    /// The AWS settings, all required outside the local server.
-    pub fn aws(&self) -> Result<AwsSettings<'_>, ConfigError> {
-        fn need<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ConfigError> {
-            value
-                .as_deref()
-                .ok_or_else(|| ConfigError(format!("{name} is required")))
-        }
-        Ok(AwsSettings {
-            table_name: need(&self.table_name, "CALLSIGN_TABLE_NAME")?,
-            signing_keys_secret_id: need(
-                &self.signing_keys_secret_id,
-                "CALLSIGN_SIGNING_KEYS_SECRET_ID",
-            )?,
-            access_keys_secret_id: self.access_keys_secret_id.as_deref(),
         })
     }
 }
@@ -341,7 +343,7 @@ impl AuthorizerConfig {
 /// The retention sweep's settings (cleanup function); retention is off by default.
 fn sweep_policy(env: &Env<'_>) -> Result<SweepPolicy, ConfigError> {
     let retention_days: Option<i64> = match env.text("CALLSIGN_RETENTION_DAYS") {
-        Some(_) => Some(env.whole("CALLSIGN_RETENTION_DAYS", 0, 1..=36_500, "days")?),
+        Some(_) => Some(env.whole("CALLSIGN_RETENTION_DAYS", 0, 1..=9_999, "days")?),
         None => None,
     };
     Ok(SweepPolicy {
@@ -373,6 +375,22 @@ impl LocalConfig {
             dev_oidc: env.flag("CALLSIGN_DEV_OIDC", true)?,
             ready_file: env.text("CALLSIGN_READY_FILE").map(PathBuf::from),
             access_key: env.text("CALLSIGN_ACCESS_KEY"),
+            header_timeout: Duration::from_secs(env.seconds(
+                "CALLSIGN_HEADER_TIMEOUT_SECONDS",
+                10,
+                1..=300,
+            )?),
+            body_timeout: Duration::from_secs(env.seconds(
+                "CALLSIGN_BODY_TIMEOUT_SECONDS",
+                30,
+                1..=600,
+            )?),
+            max_connections: env.whole(
+                "CALLSIGN_MAX_CONNECTIONS",
+                256,
+                1..=65_536,
+                "connections",
+            )?,
         })
     }
 }
@@ -420,7 +438,6 @@ mod tests {
         assert_eq!(c.token.key_activation_seconds, 600);
         assert_eq!(c.signing_algorithm, SigningAlgorithm::Es256);
         assert!(c.table_name.is_none());
-        assert!(c.aws().is_err());
         assert_eq!(c.authorizer.revocation_cache, Duration::from_secs(30));
         assert!(c.sweep.retention.is_none());
         assert_eq!((c.sweep.page_size, c.sweep.pages_per_run), (100, 20));
@@ -476,7 +493,7 @@ mod tests {
                 "CALLSIGN_REVOCATION_CACHE_SECONDS",
                 "seconds from 0 to 3600",
             ),
-            ("CALLSIGN_RETENTION_DAYS", "days from 1 to 36500"),
+            ("CALLSIGN_RETENTION_DAYS", "days from 1 to 9999"),
             ("CALLSIGN_SWEEP_PAGE_SIZE", "items from 1 to 10000"),
             ("CALLSIGN_SWEEP_PAGES", "pages from 1 to 10000"),
         ];
@@ -543,22 +560,23 @@ mod tests {
     }
 
     #[test]
-    fn names_of_aws_resources_are_trimmed_and_required_outside_local_runs() {
+    fn names_of_aws_resources_are_trimmed() {
         let c = with(&[
             ("CALLSIGN_TABLE_NAME", " callsign "),
             ("CALLSIGN_SIGNING_KEYS_SECRET_ID", "callsign/signing"),
+            ("CALLSIGN_PUBLIC_KEYS_SECRET_ID", "\tcallsign/public\n"),
             ("CALLSIGN_ACCESS_KEYS_SECRET_ID", " callsign/access "),
         ])
         .unwrap();
-        let aws = c.aws().unwrap();
-        assert_eq!(aws.table_name, "callsign");
-        assert_eq!(aws.signing_keys_secret_id, "callsign/signing");
-        assert_eq!(aws.access_keys_secret_id, Some("callsign/access"));
-        let missing = with(&[("CALLSIGN_TABLE_NAME", "t")]).unwrap();
+        assert_eq!(c.table_name.as_deref(), Some("callsign"));
         assert_eq!(
-            missing.aws().err().unwrap().to_string(),
-            "configuration: CALLSIGN_SIGNING_KEYS_SECRET_ID is required"
+            c.signing_keys_secret_id.as_deref(),
+            Some("callsign/signing")
         );
+        assert_eq!(c.public_keys_secret_id.as_deref(), Some("callsign/public"));
+        assert_eq!(c.access_keys_secret_id.as_deref(), Some("callsign/access"));
+        let c = with(&[("CALLSIGN_TABLE_NAME", "  ")]).unwrap();
+        assert!(c.table_name.is_none(), "blank is unset");
     }
 
     #[test]
@@ -670,19 +688,44 @@ mod tests {
         assert_eq!(l.port, 8080);
         assert!(!l.bootstrap && l.dev_oidc);
         assert!(l.ready_file.is_none() && l.access_key.is_none());
+        assert_eq!(
+            (l.header_timeout, l.body_timeout, l.max_connections),
+            (Duration::from_secs(10), Duration::from_secs(30), 256)
+        );
         let l = local(&[
             ("CALLSIGN_PORT", "0"),
             ("CALLSIGN_BOOTSTRAP", "1"),
             ("CALLSIGN_DEV_OIDC", "0"),
             ("CALLSIGN_READY_FILE", " /tmp/ready.json "),
             ("CALLSIGN_ACCESS_KEY", " a2V5 "),
+            ("CALLSIGN_HEADER_TIMEOUT_SECONDS", "2"),
+            ("CALLSIGN_BODY_TIMEOUT_SECONDS", "3"),
+            ("CALLSIGN_MAX_CONNECTIONS", "4"),
             RESOURCE,
         ])
         .unwrap();
+        assert_eq!(
+            (l.header_timeout, l.body_timeout, l.max_connections),
+            (Duration::from_secs(2), Duration::from_secs(3), 4)
+        );
+        for (name, range) in [
+            ("CALLSIGN_HEADER_TIMEOUT_SECONDS", "seconds from 1 to 300"),
+            ("CALLSIGN_BODY_TIMEOUT_SECONDS", "seconds from 1 to 600"),
+            ("CALLSIGN_MAX_CONNECTIONS", "connections from 1 to 65536"),
+        ] {
+            assert_eq!(
+                local(&[(name, "0")]).unwrap_err().to_string(),
+                format!("configuration: {name} must be a whole number of {range}, not 0")
+            );
+        }
         assert_eq!(l.port, 0);
         assert!(l.bootstrap && !l.dev_oidc);
         assert_eq!(l.ready_file, Some(PathBuf::from("/tmp/ready.json")));
         assert_eq!(l.access_key.as_deref(), Some("a2V5"));
+        assert!(
+            !format!("{l:?}").contains("a2V5"),
+            "the access key is redacted"
+        );
         assert_eq!(l.config.token.resource_id.to_string(), RESOURCE.1);
         assert_eq!(
             local(&[("CALLSIGN_PORT", "65536")])

@@ -288,7 +288,7 @@ async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
     assert_eq!((s, b), (204, Value::Null));
     let (_, second) = t.call(Method::POST, &issue, body).await;
 
-    let keys = t.app.service.keys().signing_keys();
+    let keys = t.app.service.keys().signing_keys().unwrap();
     let settings = &t.config.token;
     let identity_id = IdentityId::parse(&id).unwrap();
     let current = t.app.service.get(&identity_id).await.unwrap();

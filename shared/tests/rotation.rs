@@ -17,8 +17,13 @@ use callsign::adapters::secrets_manager::{
 };
 use callsign::app::{self, Backends};
 use callsign::domain::access_keys::{AccessKeys, generate_key};
-use callsign::domain::key_ring::KeyRing;
-use callsign::domain::keys::{SigningAlgorithm, StoredKeySet};
+use callsign::domain::key_ring::{KeyRing, KeysNeeded};
+
+const EVERY_KEY: KeysNeeded = KeysNeeded {
+    signing: true,
+    access: true,
+};
+use callsign::domain::keys::{KeySet, SigningAlgorithm, StoredKeySet};
 use callsign::domain::ports::VersionedSecret;
 use callsign::domain::rotation::{self, Step, WhichKey};
 use callsign::http::{self as api, ApiRequest, App, Function, Served};
@@ -33,6 +38,8 @@ struct Deployment {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     signing_id: String,
+    /// The public half, as the rotation function publishes it for the verifier functions.
+    public_id: String,
     access_id: String,
     access: AccessKeys,
     activation_seconds: i64,
@@ -50,10 +57,18 @@ impl Deployment {
         let (signing_id, access_id) = (common::unique("signing"), common::unique("access"));
         let access = AccessKeys::generate();
         let initial = StoredKeySet::generate(algorithm).unwrap();
-        create_secret_if_missing(&secrets, &signing_id, || initial.to_secret())
+        create_secret_if_missing(&secrets, &signing_id, || Ok(initial.to_secret()))
             .await
             .unwrap();
-        create_secret_if_missing(&secrets, &access_id, || access.to_secret())
+        create_secret_if_missing(&secrets, &access_id, || Ok(access.to_secret()))
+            .await
+            .unwrap();
+        let public_id = common::unique("public");
+        let published = KeySet::from_secret(&initial.to_secret())
+            .unwrap()
+            .published()
+            .to_secret();
+        create_secret_if_missing(&secrets, &public_id, || Ok(published))
             .await
             .unwrap();
         Self {
@@ -61,6 +76,7 @@ impl Deployment {
             dynamodb,
             table,
             signing_id,
+            public_id,
             access_id,
             access,
             activation_seconds: 0,
@@ -78,13 +94,67 @@ impl Deployment {
         SecretsManagerSecret::new(self.secrets.clone(), &self.signing_id)
     }
 
+    fn public_secret(&self) -> SecretsManagerSecret {
+        SecretsManagerSecret::new(self.secrets.clone(), &self.public_id)
+    }
+
+    /// The kids the public key secret lists now.
+    async fn published_kids(&self) -> Vec<String> {
+        let document = self
+            .public_secret()
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let jwks: Value = serde_json::from_str(&document).unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The kids of the signing set in force: [current, previous].
+    async fn signing_kids(&self) -> Vec<String> {
+        let current = self.state().await.1;
+        let set = KeySet::from_secret(&current).unwrap();
+        std::iter::once(&set.current)
+            .chain(set.previous.as_ref())
+            .map(|key| key.kid().to_owned())
+            .collect()
+    }
+
     /// The admin API as a function sees it right after a cold start.
     async fn cold_start(&self, ttl: Duration) -> Arc<App> {
         let source = SecretsManagerKeySource::new(
             self.secrets.clone(),
-            &self.signing_id,
+            Some(&self.signing_id),
             Some(&self.access_id),
-        );
+        )
+        .with_public_keys(Some(&self.public_id));
+        self.start(source, Served::All, ttl).await
+    }
+
+    /// A function that only verifies (jwks, introspect) as it starts: it is given the
+    /// public key secret (and the access keys), never the signing key secret.
+    async fn verifier_cold_start(&self, function: Function) -> Arc<App> {
+        let source =
+            SecretsManagerKeySource::new(self.secrets.clone(), None, Some(&self.access_id))
+                .with_public_keys(Some(&self.public_id));
+        let app = self
+            .start(source, Served::Function(function), Duration::from_secs(60))
+            .await;
+        assert!(app.service.keys().signing_keys().is_none());
+        app
+    }
+
+    async fn start(
+        &self,
+        source: SecretsManagerKeySource,
+        served: Served,
+        ttl: Duration,
+    ) -> Arc<App> {
         let store = Arc::new(DynamoDbStore::new(self.dynamodb.clone(), &self.table));
         let backends = Backends {
             store: store.clone(),
@@ -95,25 +165,30 @@ impl Deployment {
         config.token = self.settings();
         config.key_cache_ttl = ttl;
         Arc::new(
-            app::assemble(&config, Served::All, backends, None)
+            app::assemble(&config, served, backends, None)
                 .await
                 .unwrap(),
         )
     }
 
-    async fn state(&self) -> (HashMap<String, Vec<String>>, String) {
+    /// The signing secret's versions and current value, and the public secret's value.
+    async fn state(&self) -> (HashMap<String, Vec<String>>, String, String) {
         let secret = self.signing_secret();
         let mut versions = secret.versions().await.unwrap();
         for stages in versions.values_mut() {
             stages.sort();
         }
-        (
-            versions,
+        let current = |secret: SecretsManagerSecret| async move {
             secret
                 .value(rotation::CURRENT, None)
                 .await
                 .unwrap()
-                .unwrap(),
+                .unwrap()
+        };
+        (
+            versions,
+            current(secret).await,
+            current(self.public_secret()).await,
         )
     }
 
@@ -123,6 +198,7 @@ impl Deployment {
         for step in steps {
             rotation::rotate_signing_keys(
                 &self.signing_secret(),
+                Some(&self.public_secret()),
                 *step,
                 token,
                 SigningAlgorithm::Es256,
@@ -132,6 +208,7 @@ impl Deployment {
             let after_first = self.state().await;
             rotation::rotate_signing_keys(
                 &self.signing_secret(),
+                Some(&self.public_secret()),
                 *step,
                 token,
                 SigningAlgorithm::Es256,
@@ -141,7 +218,7 @@ impl Deployment {
             assert_eq!(
                 self.state().await,
                 after_first,
-                "a retried {step:?} changed the secret"
+                "a retried {step:?} changed a secret"
             );
         }
     }
@@ -252,7 +329,7 @@ async fn rotations_keep_live_tokens_valid_retire_the_oldest_key_and_survive_inte
     );
 
     // Interrupted after createSecret: AWSCURRENT is untouched, the issuer keeps kid 3.
-    let (_, current_before) = d.state().await;
+    let (_, current_before, _) = d.state().await;
     d.rotate(&uuid::Uuid::new_v4().to_string(), &[Step::CreateSecret])
         .await;
     assert_eq!(d.state().await.1, current_before);
@@ -375,7 +452,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
 #[tokio::test]
 async fn the_rotation_events_drive_a_whole_rotation() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
-    let (_, before) = d.state().await;
+    let (_, before, _) = d.state().await;
     let token = uuid::Uuid::new_v4().to_string();
     let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
     for file in [
@@ -392,13 +469,14 @@ async fn the_rotation_events_drive_a_whole_rotation() {
         let event: SecretsManagerSecretRotationEvent = serde_json::from_value(event).unwrap();
         callsign::lambda::rotation::rotate_event(
             &d.signing_secret(),
+            Some(&d.public_secret()),
             &event,
             SigningAlgorithm::EdDsa,
         )
         .await
         .unwrap();
     }
-    let (versions, after) = d.state().await;
+    let (versions, after, _) = d.state().await;
     assert_ne!(after, before);
     assert!(versions[&token].contains(&"AWSCURRENT".to_string()));
     let rotated: Value = serde_json::from_str(&after).unwrap();
@@ -415,6 +493,7 @@ async fn the_rotation_events_drive_a_whole_rotation() {
     assert!(
         callsign::lambda::rotation::rotate_event(
             &d.signing_secret(),
+            Some(&d.public_secret()),
             &bogus,
             SigningAlgorithm::Es256
         )
@@ -426,7 +505,7 @@ async fn the_rotation_events_drive_a_whole_rotation() {
 #[tokio::test]
 async fn test_secret_refuses_a_pending_set_that_cannot_sign() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
-    let (_, before) = d.state().await;
+    let (_, before, _) = d.state().await;
     let token = uuid::Uuid::new_v4().to_string();
     d.signing_secret()
         .put_pending(
@@ -437,6 +516,7 @@ async fn test_secret_refuses_a_pending_set_that_cannot_sign() {
         .unwrap();
     let err = rotation::rotate_signing_keys(
         &d.signing_secret(),
+        Some(&d.public_secret()),
         Step::TestSecret,
         &token,
         SigningAlgorithm::Es256,
@@ -461,6 +541,7 @@ async fn test_secret_refuses_a_set_that_does_not_rotate_the_current_key() {
         .unwrap();
     let result = rotation::rotate_signing_keys(
         &d.signing_secret(),
+        Some(&d.public_secret()),
         Step::TestSecret,
         &token,
         SigningAlgorithm::Es256,
@@ -480,10 +561,11 @@ async fn finish_secret_never_promotes_a_version_that_is_not_pending() {
     let first = uuid::Uuid::new_v4().to_string();
     d.rotate(&first, ALL_STEPS).await;
     d.rotate(&uuid::Uuid::new_v4().to_string(), ALL_STEPS).await;
-    let (_, current) = d.state().await;
+    let (_, current, _) = d.state().await;
     // `first` is AWSPREVIOUS now: a replayed finishSecret must not roll the keys back.
     let replay = rotation::rotate_signing_keys(
         &d.signing_secret(),
+        Some(&d.public_secret()),
         Step::FinishSecret,
         &first,
         SigningAlgorithm::Es256,
@@ -520,24 +602,56 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
     let secrets = common::secrets_manager().await;
     let (signing_id, access_id) = (common::unique("signing"), common::unique("access"));
     create_secret_if_missing(&secrets, &signing_id, || {
-        "Gq7RzV2mXc9pLw4tNs8kHb3dJf6yAe1u".into()
+        Ok("Gq7RzV2mXc9pLw4tNs8kHb3dJf6yAe1u".into())
     })
     .await
     .unwrap();
     let primary = generate_key();
     create_secret_if_missing(&secrets, &access_id, || {
-        json!({ "primaryKey": primary }).to_string()
+        Ok(json!({ "primaryKey": primary }).to_string())
     })
     .await
     .unwrap();
 
+    // The public key secret, too, starts as generated text.
+    let public_id = common::unique("public");
+    create_secret_if_missing(&secrets, &public_id, || {
+        Ok("Xy9Jq2Lm5Np8Rs1Tv4Wz7Ab0Cd3Ef6Gh".into())
+    })
+    .await
+    .unwrap();
+    let public = SecretsManagerSecret::new(secrets.clone(), &public_id);
+
     let signing = SecretsManagerSecret::new(secrets.clone(), &signing_id);
     let token = uuid::Uuid::new_v4().to_string();
     for step in ALL_STEPS {
-        rotation::rotate_signing_keys(&signing, *step, &token, SigningAlgorithm::Es256)
-            .await
-            .unwrap();
+        rotation::rotate_signing_keys(
+            &signing,
+            Some(&public),
+            *step,
+            &token,
+            SigningAlgorithm::Es256,
+        )
+        .await
+        .unwrap();
     }
+    let in_force = KeySet::from_secret(
+        &signing
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        public
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+        in_force.published().to_secret(),
+        "the first rotation publishes the first key set's public half"
+    );
     let current: StoredKeySet = serde_json::from_str(
         &signing
             .value(rotation::CURRENT, None)
@@ -564,9 +678,9 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
         (keys.primary(), keys.secondary()),
         (primary.as_str(), Some(secondary.as_str()))
     );
-    let source = SecretsManagerKeySource::new(secrets, &signing_id, Some(&access_id));
+    let source = SecretsManagerKeySource::new(secrets, Some(&signing_id), Some(&access_id));
     assert!(
-        KeyRing::load(Arc::new(source), Duration::from_secs(60))
+        KeyRing::load(Arc::new(source), Duration::from_secs(60), EVERY_KEY)
             .await
             .is_ok()
     );
@@ -642,4 +756,89 @@ async fn awscurrent_moves_only_from_the_version_that_holds_it() {
     )
     .unwrap();
     assert_ne!(stored.primary(), d.access.primary());
+}
+
+async fn introspect_active(app: &Arc<App>, key: &str, token: &str) -> bool {
+    let body = json!({ "token": token }).to_string();
+    let (status, body) = call(
+        app,
+        key,
+        Method::POST,
+        &format!("/tokens/:introspect?{V}"),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["active"] == true
+}
+
+/// The public key secret follows every step of a rotation, also one that was abandoned
+/// half-way, and the functions that only verify (given only that secret) accept the
+/// tokens the signing functions issue at every point.
+#[tokio::test]
+async fn the_public_key_set_follows_every_rotation_step_even_an_interrupted_one() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let [first, abandoned_rotation, third] = [(); 3].map(|()| uuid::Uuid::new_v4().to_string());
+    let signer = d.cold_start(Duration::from_secs(60)).await;
+    let (status, created) = call(
+        &signer,
+        d.access.primary(),
+        Method::POST,
+        &format!("/identities?{V}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created["identity"]["id"].as_str().unwrap().to_owned();
+    let k0 = d.signing_kids().await[0].clone();
+    assert_eq!(d.published_kids().await, [k0.as_str()]);
+
+    // Checks that a verifier started now accepts a token a signer started now issues.
+    let verified_now = || async {
+        let signer = d.cold_start(Duration::from_secs(60)).await;
+        let token = issue(&signer, d.access.primary(), &id).await;
+        let introspect = d.verifier_cold_start(Function::Introspect).await;
+        let jwks = d.verifier_cold_start(Function::Jwks).await;
+        assert!(introspect_active(&introspect, d.access.primary(), &token).await);
+        assert!(jwks_kids(&jwks).await.contains(&kid_of(&token)));
+        assert_eq!(jwks_kids(&jwks).await, d.published_kids().await);
+    };
+    verified_now().await;
+
+    d.rotate(&first, &[Step::CreateSecret]).await;
+    let pending1 = d.published_kids().await;
+    assert_eq!(pending1.len(), 2, "in force and pending: {pending1:?}");
+    assert_eq!(pending1[0], k0);
+    let k1 = pending1[1].clone();
+    verified_now().await;
+    d.rotate(&first, &[Step::SetSecret, Step::TestSecret]).await;
+    assert_eq!(d.published_kids().await, [k0.clone(), k1.clone()]);
+    d.rotate(&first, &[Step::FinishSecret]).await;
+    assert_eq!(d.signing_kids().await, [k1.clone(), k0.clone()]);
+    assert_eq!(d.published_kids().await, d.signing_kids().await);
+    verified_now().await;
+
+    // A rotation abandoned after setSecret: its pending key is published, never signs.
+    d.rotate(&abandoned_rotation, &[Step::CreateSecret, Step::SetSecret])
+        .await;
+    let abandoned = d.published_kids().await;
+    assert_eq!(abandoned.len(), 3);
+    assert_eq!(abandoned[..2], [k1.clone(), k0.clone()]);
+    verified_now().await;
+    // The next rotation publishes its own pending key instead, then the new set.
+    d.rotate(&third, &[Step::CreateSecret]).await;
+    let pending3 = d.published_kids().await;
+    assert_eq!(pending3[..2], [k1.clone(), k0.clone()]);
+    assert!(
+        !pending3.contains(&abandoned[2]),
+        "the abandoned key is dropped"
+    );
+    d.rotate(
+        &third,
+        &[Step::SetSecret, Step::TestSecret, Step::FinishSecret],
+    )
+    .await;
+    assert_eq!(d.signing_kids().await, [pending3[2].clone(), k1.clone()]);
+    assert_eq!(d.published_kids().await, d.signing_kids().await);
+    verified_now().await;
 }

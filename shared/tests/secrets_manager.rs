@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use callsign::adapters::secrets_manager::{SecretsManagerKeySource, create_secret_if_missing};
 use callsign::domain::access_keys::AccessKeys;
-use callsign::domain::key_ring::KeyRing;
+use callsign::domain::key_ring::{KeyRing, KeysNeeded};
+
+const EVERY_KEY: KeysNeeded = KeysNeeded {
+    signing: true,
+    access: true,
+};
 use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};
 use callsign::domain::ports::KeySource;
 
@@ -18,12 +23,12 @@ async fn secrets(
     let client = common::secrets_manager().await;
     let (signing_id, access_id) = (common::unique("signing"), common::unique("access"));
     assert!(
-        create_secret_if_missing(&client, &signing_id, || signing.to_secret())
+        create_secret_if_missing(&client, &signing_id, || Ok(signing.to_secret()))
             .await
             .unwrap()
     );
     assert!(
-        create_secret_if_missing(&client, &access_id, || access.to_secret())
+        create_secret_if_missing(&client, &access_id, || Ok(access.to_secret()))
             .await
             .unwrap()
     );
@@ -42,7 +47,7 @@ async fn loads_both_key_sets() {
         AccessKeys::generate(),
     );
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
-    let source = SecretsManagerKeySource::new(client, &signing_id, Some(&access_id));
+    let source = SecretsManagerKeySource::new(client, Some(&signing_id), Some(&access_id));
     assert_eq!(
         source.signing_keys().await.unwrap().current.kid(),
         signing.current.kid
@@ -63,10 +68,12 @@ async fn follows_awscurrent_after_a_rotation_and_the_ring_refreshes_in_the_backg
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
     let source = Arc::new(SecretsManagerKeySource::new(
         client.clone(),
-        &signing_id,
+        Some(&signing_id),
         Some(&access_id),
     ));
-    let ring = KeyRing::load(source.clone(), Duration::ZERO).await.unwrap();
+    let ring = KeyRing::load(source.clone(), Duration::ZERO, EVERY_KEY)
+        .await
+        .unwrap();
 
     // A rotation: the new set goes to AWSPENDING, then AWSCURRENT moves to it.
     let rotated = StoredKeySet {
@@ -114,13 +121,13 @@ async fn follows_awscurrent_after_a_rotation_and_the_ring_refreshes_in_the_backg
     );
 
     // The ring serves its cached set at once and swaps in the new one when fetched.
-    let mut kid = ring.signing_keys().current.kid().to_owned();
+    let mut kid = ring.signing_keys().unwrap().current.kid().to_owned();
     for _ in 0..100 {
         if kid == rotated.current.kid {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        kid = ring.signing_keys().current.kid().to_owned();
+        kid = ring.signing_keys().unwrap().current.kid().to_owned();
     }
     assert_eq!(kid, rotated.current.kid);
 }
@@ -130,7 +137,7 @@ async fn missing_and_malformed_secrets_are_clear_errors() {
     let client = common::secrets_manager().await;
     let source = SecretsManagerKeySource::new(
         client.clone(),
-        &common::unique("absent"),
+        Some(&common::unique("absent")),
         Some(&common::unique("absent")),
     );
     assert!(matches!(
@@ -138,16 +145,16 @@ async fn missing_and_malformed_secrets_are_clear_errors() {
         Err(KeyError::Source(_))
     ));
     assert!(
-        KeyRing::load(Arc::new(source), Duration::from_secs(60))
+        KeyRing::load(Arc::new(source), Duration::from_secs(60), EVERY_KEY)
             .await
             .is_err()
     );
 
     let junk = common::unique("junk");
-    create_secret_if_missing(&client, &junk, || "{\"current\":1}".into())
+    create_secret_if_missing(&client, &junk, || Ok("{\"current\":1}".into()))
         .await
         .unwrap();
-    let source = SecretsManagerKeySource::new(client, &junk, Some(&junk));
+    let source = SecretsManagerKeySource::new(client, Some(&junk), Some(&junk));
     assert!(matches!(
         source.signing_keys().await,
         Err(KeyError::Invalid(_))

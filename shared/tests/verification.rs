@@ -66,7 +66,7 @@ impl Fixture {
     }
 
     fn keys(&self) -> Arc<KeySet> {
-        self.t.app.service.keys().signing_keys()
+        self.t.app.service.keys().signing_keys().unwrap()
     }
 
     fn settings(&self) -> TokenSettings {
@@ -473,7 +473,7 @@ async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     let jwks: Value = serde_json::from_slice(response.body()).unwrap();
     let keys = PublicKeys::from_jwks(&jwks.to_string()).unwrap();
-    let current = t.app.service.keys().signing_keys();
+    let current = t.app.service.keys().signing_keys().unwrap();
     assert!(keys.find(current.current.kid()).is_some());
     assert_eq!(jwks["keys"][0]["use"], "sig");
     assert_eq!(jwks["keys"][0]["alg"], "ES256");

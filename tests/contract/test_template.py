@@ -68,6 +68,42 @@ def test_policies_name_their_actions_and_resources(template):
                 assert all(r != "*" for r in resources), f"{name}: {resources}"
 
 
+def secret_readers(template, secret):
+    """The functions whose policies name `secret`."""
+    readers = set()
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["Statement"]:
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                if {"Ref": secret} in resources:
+                    readers.add(resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name))
+    return readers
+
+
+def test_only_functions_that_issue_tokens_can_read_the_private_signing_keys(template):
+    issuers = {route["function"] for route in route_table() if route["signs"]}
+    assert issuers == {"identities", "issue-token", "user-token"}
+    assert secret_readers(template, "SigningKeysSecret") == issuers | {"rotate-signing-key"}
+    for name, resource in rust_functions(template).items():
+        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        if "CALLSIGN_SIGNING_KEYS_SECRET_ID" in variables:
+            assert binary in issuers, f"{name} is told where the private keys are"
+    globals_ = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert "CALLSIGN_SIGNING_KEYS_SECRET_ID" not in globals_
+    assert globals_["CALLSIGN_PUBLIC_KEYS_SECRET_ID"] == {"Ref": "PublicKeysSecret"}
+
+
+def test_the_verifier_functions_read_the_public_keys_that_rotation_writes(template):
+    readers = secret_readers(template, "PublicKeysSecret")
+    assert {"jwks", "introspect", "authorizer", "revoke-tokens", "custom-id-lookup"} <= readers
+    rotation = template["Resources"]["RotateSigningKeyFunction"]["Properties"]["Policies"][0]["Statement"]
+    writes = [s for s in rotation if {"Ref": "PublicKeysSecret"} == s["Resource"]]
+    assert writes and "secretsmanager:PutSecretValue" in writes[0]["Action"]
+
+
 def test_functions_that_serve_no_admin_route_cannot_read_the_access_keys(template):
     access = {"Ref": "AccessKeysSecret"}
     for name in ["JwksFunction", "AuthorizerFunction", "UserTokenFunction", "CleanupFunction", "RotateSigningKeyFunction"]:
@@ -92,7 +128,7 @@ def test_the_table_keeps_data_and_feeds_the_cleanup(template):
 
 
 def test_no_secret_value_is_written_in_the_template(template):
-    for name in ["SigningKeysSecret", "AccessKeysSecret"]:
+    for name in ["SigningKeysSecret", "PublicKeysSecret", "AccessKeysSecret"]:
         props = template["Resources"][name]["Properties"]
         assert "SecretString" not in props, name
         assert "GenerateSecretString" in props, name

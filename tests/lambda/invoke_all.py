@@ -4,7 +4,8 @@ answer. Run by scripts/test, which starts and stops everything.
 
 Environment: CARGO_LAMBDA (the cargo-lambda binary), WATCH_PORT, CALLSIGN_LOCAL (the
 callsign-local binary, for `sign-event`), CALLSIGN_ACCESS_KEY (the deployment's primary
-key), SIGNING_SECRET_ID, TABLE_NAME, DYNAMODB_ENDPOINT, plus AWS_* credentials.
+key), SIGNING_SECRET_ID, PUBLIC_SECRET_ID, TABLE_NAME, DYNAMODB_ENDPOINT,
+SECRETSMANAGER_ENDPOINT, plus AWS_* credentials.
 """
 
 import json
@@ -13,6 +14,8 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+
+import boto3
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -28,6 +31,11 @@ def seed():
     seeded = subprocess.run([os.environ["CALLSIGN_LOCAL"], "seed-identity", SEEDED_ID, "alice@contoso.com"],
                             env=env, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
     check("the seeded identity is the one the events name", seeded == SEEDED_ID, seeded)
+
+
+def secret(secret_id):
+    client = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETSMANAGER_ENDPOINT"])
+    return client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
 
 
 def event(name, replace=None, sign=False):
@@ -113,6 +121,11 @@ def main():
     for step in ["create", "set", "test", "finish"]:
         answer = invoke("rotate-signing-key", event(f"rotation-{step}-secret.json"))
         check(f"rotation-{step}-secret.json -> done", answer is None, answer)
+    signing, public = (json.loads(secret(os.environ[name])) for name in ("SIGNING_SECRET_ID", "PUBLIC_SECRET_ID"))
+    in_force = [signing["current"]["kid"]] + ([signing["previous"]["kid"]] if "previous" in signing else [])
+    published = [key["kid"] for key in public["keys"]]
+    check("the rotation published the new set's public keys", published == in_force, (published, in_force))
+    check("no private key is published", all("d" not in key for key in public["keys"]), public)
 
     print(f"cargo lambda invoke: {len(PASSED)} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0

@@ -45,11 +45,11 @@ struct Entry<T> {
     generation: u64,
 }
 
-/// Marks the one background refresh as running; clears the mark when dropped, even if the
-/// refresh panics or its task is cancelled.
-struct Running<'a, T>(&'a Inner<T>);
+/// Marks the one background refresh as running; clears the mark when dropped: when the
+/// refresh ends, panics, or its task is dropped before it ever ran.
+struct Running<T>(Arc<Inner<T>>);
 
-impl<T> Drop for Running<'_, T> {
+impl<T> Drop for Running<T> {
     fn drop(&mut self) {
         self.0.refreshing.store(false, Ordering::Release);
     }
@@ -91,19 +91,17 @@ impl<T: Send + Sync + 'static> Cached<T> {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let inner = self.inner.clone();
-                    runtime.spawn(async move {
-                        let _running = Running(&inner);
-                        let fresh = tokio::time::timeout(REFRESH_TIMEOUT, (inner.fetch)())
-                            .await
-                            .unwrap_or_else(|_| Err(KeyError::Source("refresh timed out".into())));
-                        inner.finish(generation, fresh);
-                    });
-                }
-                // Outside a runtime nothing can run the refresh; the next caller retries.
-                Err(_) => self.inner.refreshing.store(false, Ordering::Release),
+            let running = Running(self.inner.clone());
+            // Outside a runtime nothing can run the refresh: `running` is dropped at once,
+            // and the next caller retries.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let inner = &running.0;
+                    let fresh = tokio::time::timeout(REFRESH_TIMEOUT, (inner.fetch)())
+                        .await
+                        .unwrap_or_else(|_| Err(KeyError::Source("refresh timed out".into())));
+                    inner.finish(generation, fresh);
+                });
             }
         }
         value

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::access_keys::AccessKeys;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
-use crate::domain::keys::{KeyError, KeySet, StoredKeySet};
+use crate::domain::keys::{KeyError, KeySet, PublishedKeys, StoredKeySet};
 use crate::domain::ports::{Created, Housekeeping, IdentityStore, KeySource, StoreError, Throttle};
 
 #[derive(Default)]
@@ -252,6 +252,9 @@ impl LocalKeySource {
 impl KeySource for LocalKeySource {
     async fn signing_keys(&self) -> Result<KeySet, KeyError> {
         KeySet::from_secret(&self.signing)
+    }
+    async fn published_keys(&self) -> Result<PublishedKeys, KeyError> {
+        PublishedKeys::union([KeySet::from_secret(&self.signing)?.published().as_ref()])
     }
     async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
         AccessKeys::from_secret(&self.access)

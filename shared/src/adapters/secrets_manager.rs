@@ -1,4 +1,4 @@
-//! Secrets Manager adapters: the key source that reads the signing and access key
+//! Secrets Manager adapters: the key source that reads the signing, public and access key
 //! secrets, and one secret with staged versions as rotation sees it.
 
 use std::collections::HashMap;
@@ -7,28 +7,43 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client as SecretsClient;
 
 use crate::domain::access_keys::AccessKeys;
-use crate::domain::keys::{KeyError, KeySet};
+use crate::domain::keys::{KeyError, KeySet, PublishedKeys};
 use crate::domain::ports::{KeySource, SecretStoreError, VersionedSecret};
 use crate::domain::rotation;
 
-/// Keys from two Secrets Manager secrets (JSON; formats in README.md).
+/// Keys from Secrets Manager secrets (JSON; formats in README.md): the signing key set,
+/// its public half, and the access keys. A function is given the ids of the ones it may
+/// read; asking for another is an error that names its variable.
 pub struct SecretsManagerKeySource {
     client: SecretsClient,
-    signing_keys_secret_id: String,
+    signing_keys_secret_id: Option<String>,
+    public_keys_secret_id: Option<String>,
     access_keys_secret_id: Option<String>,
 }
 
 impl SecretsManagerKeySource {
     pub fn new(
         client: SecretsClient,
-        signing_keys_secret_id: &str,
+        signing_keys_secret_id: Option<&str>,
         access_keys_secret_id: Option<&str>,
     ) -> Self {
         Self {
             client,
-            signing_keys_secret_id: signing_keys_secret_id.to_owned(),
+            signing_keys_secret_id: signing_keys_secret_id.map(str::to_owned),
+            public_keys_secret_id: None,
             access_keys_secret_id: access_keys_secret_id.map(str::to_owned),
         }
+    }
+
+    /// Reads the public keys from this secret (written by the rotation function).
+    pub fn with_public_keys(mut self, secret_id: Option<&str>) -> Self {
+        self.public_keys_secret_id = secret_id.map(str::to_owned);
+        self
+    }
+
+    fn id<'a>(id: &'a Option<String>, variable: &str) -> Result<&'a str, KeyError> {
+        id.as_deref()
+            .ok_or_else(|| KeyError::Source(format!("{variable} is not set")))
     }
 
     async fn current(&self, secret_id: &str) -> Result<String, KeyError> {
@@ -56,15 +71,27 @@ impl SecretsManagerKeySource {
 #[async_trait]
 impl KeySource for SecretsManagerKeySource {
     async fn signing_keys(&self) -> Result<KeySet, KeyError> {
-        KeySet::from_secret(&self.current(&self.signing_keys_secret_id).await?)
+        let id = Self::id(
+            &self.signing_keys_secret_id,
+            "CALLSIGN_SIGNING_KEYS_SECRET_ID",
+        )?;
+        KeySet::from_secret(&self.current(id).await?)
+    }
+
+    async fn published_keys(&self) -> Result<PublishedKeys, KeyError> {
+        let id = Self::id(
+            &self.public_keys_secret_id,
+            "CALLSIGN_PUBLIC_KEYS_SECRET_ID",
+        )?;
+        PublishedKeys::from_secret(&self.current(id).await?)
     }
 
     async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
-        let secret_id = self
-            .access_keys_secret_id
-            .as_deref()
-            .ok_or_else(|| KeyError::Source("CALLSIGN_ACCESS_KEYS_SECRET_ID is not set".into()))?;
-        AccessKeys::from_secret(&self.current(secret_id).await?)
+        let id = Self::id(
+            &self.access_keys_secret_id,
+            "CALLSIGN_ACCESS_KEYS_SECRET_ID",
+        )?;
+        AccessKeys::from_secret(&self.current(id).await?)
     }
 }
 
@@ -72,7 +99,7 @@ impl KeySource for SecretsManagerKeySource {
 pub async fn create_secret_if_missing(
     client: &SecretsClient,
     name: &str,
-    value: impl FnOnce() -> String,
+    value: impl FnOnce() -> Result<String, KeyError>,
 ) -> Result<bool, KeyError> {
     match client.describe_secret().secret_id(name).send().await {
         Ok(_) => Ok(false),
@@ -84,7 +111,7 @@ pub async fn create_secret_if_missing(
             client
                 .create_secret()
                 .name(name)
-                .secret_string(value())
+                .secret_string(value()?)
                 .send()
                 .await
                 .map_err(|e| {
@@ -192,6 +219,18 @@ impl VersionedSecret for SecretsManagerSecret {
             .send()
             .await
             .map_err(|e| secret_error("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+
+    async fn put_current(&self, value: &str) -> Result<(), SecretStoreError> {
+        // Without stages, the new version becomes AWSCURRENT.
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| secret_error("PutSecretValue", e))?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
-//! The keys of a running function: the signing key set and (for functions that serve
-//! HMAC-authenticated routes) the access keys. Loaded at cold start, refreshed from their
-//! source once per TTL in the background, never fetched per request.
+//! The keys of a running function, loaded at cold start and refreshed from their source
+//! once per TTL in the background, never fetched per request. Each function holds only
+//! what it uses: the private signing keys only where tokens are issued (elsewhere, the
+//! published public keys), the access keys only where HMAC-authenticated routes are served.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,57 +11,84 @@ use callsign_verifier::PublicKeySource;
 use callsign_verifier::cache::Cached;
 
 use super::access_keys::AccessKeys;
-use super::keys::{KeyError, KeySet, PublicKeys};
+use super::keys::{KeyError, KeySet, PublicKeys, PublishedKeys};
 use super::ports::KeySource;
 
+/// Which keys a function needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysNeeded {
+    /// The private signing keys (functions that issue tokens); otherwise the public ones.
+    pub signing: bool,
+    /// The access keys (functions that serve HMAC-authenticated routes).
+    pub access: bool,
+}
+
+enum Keys {
+    Signing(Cached<KeySet>),
+    Published(Cached<PublishedKeys>),
+}
+
 pub struct KeyRing {
-    signing: Cached<KeySet>,
+    keys: Keys,
     access: Option<Cached<AccessKeys>>,
 }
 
 impl KeyRing {
-    /// Signing and access keys.
-    pub async fn load(source: Arc<dyn KeySource>, ttl: Duration) -> Result<Arc<Self>, KeyError> {
-        let (signing, access) = tokio::try_join!(source.signing_keys(), source.access_keys())?;
-        let access_source = source.clone();
-        let access = Cached::new(access, ttl, "access", move || {
-            let source = access_source.clone();
-            async move { source.access_keys().await }
-        });
-        Ok(Arc::new(Self {
-            signing: Self::signing_cache(source, signing, ttl),
-            access: Some(access),
-        }))
-    }
-
-    /// Signing keys only: functions that serve no HMAC-authenticated route hold no access
-    /// keys (nor may they read them).
-    pub async fn load_signing_only(
+    pub async fn load(
         source: Arc<dyn KeySource>,
         ttl: Duration,
+        needed: KeysNeeded,
     ) -> Result<Arc<Self>, KeyError> {
-        let signing = source.signing_keys().await?;
-        Ok(Arc::new(Self {
-            signing: Self::signing_cache(source, signing, ttl),
-            access: None,
-        }))
-    }
-
-    fn signing_cache(source: Arc<dyn KeySource>, keys: KeySet, ttl: Duration) -> Cached<KeySet> {
-        Cached::new(keys, ttl, "signing", move || {
+        let keys = if needed.signing {
+            let keys = source.signing_keys().await?;
             let source = source.clone();
-            async move { source.signing_keys().await }
-        })
+            Keys::Signing(Cached::new(keys, ttl, "signing", move || {
+                let source = source.clone();
+                async move { source.signing_keys().await }
+            }))
+        } else {
+            let keys = source.published_keys().await?;
+            let source = source.clone();
+            Keys::Published(Cached::new(keys, ttl, "public", move || {
+                let source = source.clone();
+                async move { source.published_keys().await }
+            }))
+        };
+        let access = if needed.access {
+            let keys = source.access_keys().await?;
+            Some(Cached::new(keys, ttl, "access", move || {
+                let source = source.clone();
+                async move { source.access_keys().await }
+            }))
+        } else {
+            None
+        };
+        Ok(Arc::new(Self { keys, access }))
     }
 
-    pub fn signing_keys(&self) -> Arc<KeySet> {
-        self.signing.get()
+    /// The private signing keys; None in a function that only verifies.
+    pub fn signing_keys(&self) -> Option<Arc<KeySet>> {
+        match &self.keys {
+            Keys::Signing(keys) => Some(keys.get()),
+            Keys::Published(_) => None,
+        }
     }
 
-    /// Fetches the signing keys now (a token named a kid we do not know: a rotation may
-    /// have happened since the last refresh), at most once per `min_interval`.
-    pub async fn refresh_signing_keys(&self, min_interval: Duration) -> Arc<KeySet> {
-        self.signing.refresh_now(min_interval).await
+    /// The public keys in force, as the JWKS publishes them.
+    pub fn published_keys(&self) -> Arc<PublishedKeys> {
+        match &self.keys {
+            Keys::Signing(keys) => keys.get().published().clone(),
+            Keys::Published(keys) => keys.get(),
+        }
+    }
+
+    /// Fetches the keys now (a token named a kid we do not know: a rotation may have
+    /// happened since the last refresh), at most once per `min_interval`.
+    pub async fn refresh_published_keys(&self, min_interval: Duration) -> Arc<PublishedKeys> {
+        match &self.keys {
+            Keys::Signing(keys) => keys.refresh_now(min_interval).await.published().clone(),
+            Keys::Published(keys) => keys.refresh_now(min_interval).await,
+        }
     }
 
     /// None in a function loaded without access keys.
@@ -69,7 +97,7 @@ impl KeyRing {
     }
 }
 
-/// Our own signing keys as a verifier's key source.
+/// Our own keys as a verifier's key source.
 pub struct KeyRingKeys {
     ring: Arc<KeyRing>,
     min_refresh_interval: Duration,
@@ -87,12 +115,12 @@ impl KeyRingKeys {
 #[async_trait]
 impl PublicKeySource for KeyRingKeys {
     fn current(&self) -> Arc<PublicKeys> {
-        self.ring.signing_keys().public_keys().clone()
+        self.ring.published_keys().public_keys().clone()
     }
 
     async fn refresh_for_unknown_kid(&self) -> Arc<PublicKeys> {
         self.ring
-            .refresh_signing_keys(self.min_refresh_interval)
+            .refresh_published_keys(self.min_refresh_interval)
             .await
             .public_keys()
             .clone()

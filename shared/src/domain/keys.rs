@@ -133,36 +133,88 @@ impl SigningKey {
     }
 }
 
+/// The public half of the keys in force, as the JWKS publishes it: all that functions
+/// that only verify tokens (jwks, introspect, the authorizer) hold. Its stored form (the
+/// public key secret) is the JWKS document itself.
+pub struct PublishedKeys {
+    public: Arc<PublicKeys>,
+    jwks: (String, String),
+}
+
+impl PublishedKeys {
+    pub fn new(public: PublicKeys) -> Self {
+        let body = public.to_jwks().to_string();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
+        Self {
+            public: Arc::new(public),
+            jwks: (body, etag),
+        }
+    }
+
+    /// The keys of several sets, each kid once: during a rotation both the set in force
+    /// and the pending one are published, so no verifier meets a kid it cannot know.
+    pub fn union<'a>(sets: impl IntoIterator<Item = &'a PublishedKeys>) -> Result<Self, KeyError> {
+        let mut keys: Vec<PublicKey> = Vec::new();
+        for set in sets {
+            for key in set.public.iter() {
+                if !keys.iter().any(|known| known.kid() == key.kid()) {
+                    keys.push(copy(key)?);
+                }
+            }
+        }
+        Ok(Self::new(PublicKeys::new(keys)))
+    }
+
+    /// The public key secret's value: the JWKS document.
+    pub fn to_secret(&self) -> String {
+        self.jwks.0.clone()
+    }
+
+    pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
+        let public = PublicKeys::from_jwks(secret)
+            .map_err(|_| KeyError::Invalid("public key secret is not a JWKS document".into()))?;
+        if public.iter().next().is_none() {
+            return Err(KeyError::Invalid(
+                "public key secret lists no usable key".into(),
+            ));
+        }
+        Ok(Self::new(public))
+    }
+
+    /// The JWKS document and its ETag, made once per key set.
+    pub fn jwks_document(&self) -> &(String, String) {
+        &self.jwks
+    }
+
+    /// What verifies tokens.
+    pub fn public_keys(&self) -> &Arc<PublicKeys> {
+        &self.public
+    }
+}
+
+fn copy(key: &PublicKey) -> Result<PublicKey, KeyError> {
+    PublicKey::from_jwk(key.kid(), key.algorithm(), key.jwk().clone())
+}
+
 /// The keys in force: tokens are signed with `current`; `previous` still verifies, so a
 /// rotation never breaks a live token.
 pub struct KeySet {
     pub current: SigningKey,
     pub previous: Option<SigningKey>,
-    public: Arc<PublicKeys>,
-    jwks: (String, String),
+    published: Arc<PublishedKeys>,
 }
 
 impl KeySet {
     pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Result<Self, KeyError> {
         let public = std::iter::once(&current)
             .chain(previous.as_ref())
-            .map(|key| {
-                PublicKey::from_jwk(
-                    key.public.kid(),
-                    key.public.algorithm(),
-                    key.public.jwk().clone(),
-                )
-            })
+            .map(|key| copy(&key.public))
             .collect::<Result<Vec<_>, _>>()?;
-        let public = PublicKeys::new(public);
-        let body = public.to_jwks().to_string();
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
         Ok(Self {
             current,
             previous,
-            public: Arc::new(public),
-            jwks: (body, etag),
+            published: Arc::new(PublishedKeys::new(PublicKeys::new(public))),
         })
     }
 
@@ -176,14 +228,13 @@ impl KeySet {
         }
     }
 
-    /// The JWKS document and its ETag, made once per key set.
-    pub fn jwks_document(&self) -> &(String, String) {
-        &self.jwks
+    /// The public half: what verifies tokens, and what the JWKS publishes.
+    pub fn published(&self) -> &Arc<PublishedKeys> {
+        &self.published
     }
 
-    /// The public half: what verifies tokens, and what the JWKS publishes.
     pub fn public_keys(&self) -> &Arc<PublicKeys> {
-        &self.public
+        self.published.public_keys()
     }
 
     pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
@@ -281,6 +332,28 @@ mod tests {
         assert!(set.public_keys().find(&stored.current.kid).is_some());
         assert!(set.public_keys().find("other").is_none());
         assert!(!format!("{:?}", stored).contains(&stored.current.private_key));
+    }
+
+    #[test]
+    fn published_keys_round_trip_and_unite_without_repeating_a_kid() {
+        let old = StoredKeySet::generate(SigningAlgorithm::Es256).unwrap();
+        let new = old.rotated(SigningAlgorithm::Rs256).unwrap();
+        let (old, new) = (
+            KeySet::from_secret(&old.to_secret()).unwrap(),
+            KeySet::from_secret(&new.to_secret()).unwrap(),
+        );
+        let both =
+            PublishedKeys::union([old.published().as_ref(), new.published().as_ref()]).unwrap();
+        let kids: Vec<&str> = both.public_keys().iter().map(PublicKey::kid).collect();
+        assert_eq!(kids, [old.current.kid(), new.current.kid()]);
+        let stored = PublishedKeys::from_secret(&both.to_secret()).unwrap();
+        assert_eq!(stored.jwks_document(), both.jwks_document());
+        assert!(
+            !both.to_secret().contains("\"d\""),
+            "no private member is published"
+        );
+        assert!(PublishedKeys::from_secret("{\"keys\":[]}").is_err());
+        assert!(PublishedKeys::from_secret("not json").is_err());
     }
 
     #[test]

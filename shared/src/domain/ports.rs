@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::access_keys::AccessKeys;
 use super::front::Caller;
 use super::identity::{CustomId, Identity, IdentityId};
-use super::keys::{KeyError, KeySet};
+use super::keys::{KeyError, KeySet, PublishedKeys};
 use super::token::TokenRejection;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +106,10 @@ pub trait Housekeeping: Send + Sync {
 /// Where keys come from: Secrets Manager in AWS, generated in memory for local runs.
 #[async_trait]
 pub trait KeySource: Send + Sync {
+    /// The signing key set, private keys included.
     async fn signing_keys(&self) -> Result<KeySet, KeyError>;
+    /// Its public half, as published for functions that only verify.
+    async fn published_keys(&self) -> Result<PublishedKeys, KeyError>;
     async fn access_keys(&self) -> Result<AccessKeys, KeyError>;
 }
 
@@ -130,6 +133,8 @@ pub trait VersionedSecret: Send + Sync {
     async fn put_pending(&self, token: &str, value: &str) -> Result<(), SecretStoreError>;
     /// Moves AWSCURRENT from version `from` (which must hold it) to version `token`.
     async fn promote(&self, token: &str, from: &str) -> Result<(), SecretStoreError>;
+    /// Stores `value` as a new version staged AWSCURRENT at once (no rotation protocol).
+    async fn put_current(&self, value: &str) -> Result<(), SecretStoreError>;
 }
 
 /// Why an identity provider's token was not taken.

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::Scopes;
 use super::access_keys::{AccessKeys, generate_key};
 use super::identity::{IdentityId, ResourceId};
-use super::keys::{KeyError, KeySet, SigningAlgorithm, StoredKeySet};
+use super::keys::{KeyError, KeySet, PublishedKeys, SigningAlgorithm, StoredKeySet};
 use super::ports::{SecretStoreError, VersionedSecret};
 use super::token::{self, TokenLifetime, TokenRequest, TokenSettings};
 
@@ -49,21 +49,35 @@ impl Step {
     }
 }
 
-/// Runs one step of a signing-key rotation. Every step may be retried: it then finds its
-/// work done and changes nothing.
+/// Runs one step of a signing-key rotation, and keeps the public key secret (`public`,
+/// read by the functions that only verify) in step with it: from createSecret on it
+/// lists the keys of both the set in force and the pending one, from finishSecret on
+/// those of the new set. So it never lacks a key that signs. Every step may be retried:
+/// it then finds its work done and changes nothing.
 pub async fn rotate_signing_keys(
     secret: &dyn VersionedSecret,
+    public: Option<&dyn VersionedSecret>,
     step: Step,
     token: &str,
     algorithm: SigningAlgorithm,
 ) -> Result<(), RotationError> {
     match step {
-        Step::CreateSecret => create(secret, token, algorithm).await,
+        Step::CreateSecret => create(secret, public, token, algorithm).await,
         // No other system holds these keys: nothing to set.
         Step::SetSecret => Ok(()),
         Step::TestSecret => test(secret, token).await,
-        Step::FinishSecret => finish(secret, token).await,
+        Step::FinishSecret => finish(secret, public, token).await,
     }
+}
+
+/// Writes the public keys of `sets` to the public key secret, unless it holds them already.
+async fn publish(public: &dyn VersionedSecret, sets: &[KeySet]) -> Result<(), RotationError> {
+    let document =
+        PublishedKeys::union(sets.iter().map(|set| set.published().as_ref()))?.to_secret();
+    if public.value(CURRENT, None).await?.as_deref() != Some(document.as_str()) {
+        public.put_current(&document).await?;
+    }
+    Ok(())
 }
 
 async fn current_value(secret: &dyn VersionedSecret) -> Result<String, RotationError> {
@@ -75,23 +89,39 @@ async fn current_value(secret: &dyn VersionedSecret) -> Result<String, RotationE
 
 async fn create(
     secret: &dyn VersionedSecret,
+    public: Option<&dyn VersionedSecret>,
     token: &str,
     algorithm: SigningAlgorithm,
 ) -> Result<(), RotationError> {
     let current = current_value(secret).await?;
-    if secret.value(PENDING, Some(token)).await?.is_some() {
-        return Ok(()); // a retry: the pending set exists already
-    }
-    let next = match serde_json::from_str::<StoredKeySet>(&current) {
-        Ok(current) => current.rotated(algorithm)?,
-        // A new deployment's secret holds what Secrets Manager generated: the first
-        // rotation makes the first key set.
-        Err(_) => {
-            tracing::info!("AWSCURRENT is not a key set yet: initialising it");
-            StoredKeySet::generate(algorithm)?
+    let pending = match secret.value(PENDING, Some(token)).await? {
+        Some(pending) => pending, // a retry: the pending set exists already
+        None => {
+            let next = match serde_json::from_str::<StoredKeySet>(&current) {
+                Ok(current) => current.rotated(algorithm)?,
+                // A new deployment's secret holds what Secrets Manager generated: the
+                // first rotation makes the first key set.
+                Err(_) => {
+                    tracing::info!("AWSCURRENT is not a key set yet: initialising it");
+                    StoredKeySet::generate(algorithm)?
+                }
+            };
+            secret.put_pending(token, &next.to_secret()).await?;
+            next.to_secret()
         }
     };
-    Ok(secret.put_pending(token, &next.to_secret()).await?)
+    if let Some(public) = public {
+        // The set in force (unless this rotation initialises it), then the pending one.
+        let sets: Vec<KeySet> = [
+            KeySet::from_secret(&current).ok(),
+            Some(KeySet::from_secret(&pending)?),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        publish(public, &sets).await?;
+    }
+    Ok(())
 }
 
 /// Signs a probe token with the pending set's new key and verifies it with the set.
@@ -147,7 +177,23 @@ async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationE
     Ok(())
 }
 
-async fn finish(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
+async fn finish(
+    secret: &dyn VersionedSecret,
+    public: Option<&dyn VersionedSecret>,
+    token: &str,
+) -> Result<(), RotationError> {
+    promote(secret, token).await?;
+    if let Some(public) = public {
+        let promoted = secret
+            .value(CURRENT, Some(token))
+            .await?
+            .ok_or_else(|| RotationError::Invalid(format!("version {token} is not AWSCURRENT")))?;
+        publish(public, &[KeySet::from_secret(&promoted)?]).await?;
+    }
+    Ok(())
+}
+
+async fn promote(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationError> {
     let versions = secret.versions().await?;
     let stages = versions
         .get(token)

@@ -25,6 +25,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Signing(#[from] SigningError),
+    /// A function that only verifies (it holds no private key) was asked to sign.
+    #[error("this function holds no signing keys")]
+    NoSigningKeys,
 }
 
 /// A create request, validated.
@@ -185,7 +188,10 @@ impl IdentityService {
         request: TokenRequest,
         now: DateTime<Utc>,
     ) -> Result<AccessToken, ServiceError> {
-        let keys = self.keys.signing_keys();
+        let keys = self
+            .keys
+            .signing_keys()
+            .ok_or(ServiceError::NoSigningKeys)?;
         Ok(token::issue(
             &self.settings,
             &keys,

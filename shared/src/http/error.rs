@@ -23,7 +23,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -58,7 +58,7 @@ impl ApiError {
         )
     }
 
-    pub(super) fn into_response(self) -> ApiResponse {
+    pub fn into_response(self) -> ApiResponse {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(target) = self.target {
             error["target"] = json!(target);

@@ -222,6 +222,15 @@ impl Operation {
     pub fn access(self) -> Access {
         self.route().access
     }
+
+    /// Whether it issues tokens: only the functions serving such operations hold the
+    /// private signing keys.
+    pub fn signs(self) -> bool {
+        matches!(
+            self,
+            Self::CreateIdentity | Self::IssueToken | Self::UserToken | Self::GuestToken
+        )
+    }
 }
 
 /// Which operations a process serves: one Lambda function's, or all of them (the local
@@ -238,6 +247,13 @@ impl Served {
             Self::All => true,
             Self::Function(function) => operation.route().function == function,
         }
+    }
+
+    /// Whether any operation it serves issues tokens.
+    pub fn signs(self) -> bool {
+        ROUTES
+            .iter()
+            .any(|route| route.operation.signs() && self.serves(route.operation))
     }
 
     /// Whether any route it serves is of this kind.
@@ -426,5 +442,19 @@ mod tests {
         assert!(jwks.has(Access::Public) && !jwks.has(Access::Admin));
         assert!(Served::Function(Function::UserToken).has(Access::EndUser));
         assert!(Served::All.has(Access::Admin));
+        let signing: Vec<&str> = [
+            Function::Identities,
+            Function::IssueToken,
+            Function::RevokeTokens,
+            Function::CustomIdLookup,
+            Function::Jwks,
+            Function::Introspect,
+            Function::UserToken,
+        ]
+        .into_iter()
+        .filter(|f| Served::Function(*f).signs())
+        .map(Function::name)
+        .collect();
+        assert_eq!(signing, ["identities", "issue-token", "user-token"]);
     }
 }

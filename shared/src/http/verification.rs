@@ -13,7 +13,7 @@ use crate::domain::keys::{JWKS_MAX_AGE_SECONDS, SigningAlgorithm};
 use crate::domain::token::{TokenRejection, VerifiedToken};
 
 pub(super) fn jwks(app: &App, request: &ApiRequest) -> ApiResponse {
-    let keys = app.service.keys().signing_keys();
+    let keys = app.service.keys().published_keys();
     let (body, etag) = keys.jwks_document();
     let etag = etag.as_str();
     let not_modified = request

@@ -11,6 +11,7 @@ use lambda_http::{lambda_runtime, service_fn};
 
 use crate::app::{self, Backends};
 use crate::config::Config;
+use crate::domain::ports::VersionedSecret;
 use crate::http::{Function, Served};
 
 pub mod authorizer;
@@ -48,17 +49,25 @@ pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// The rotation function's `main`: the secret comes with each event.
+/// The rotation function's `main`: the secret comes with each event; the public key
+/// secret it keeps in step is configured.
 pub async fn run_rotation() -> Result<(), lambda_http::Error> {
     crate::logging::init_lambda();
-    let algorithm = Config::from_env()?.signing_algorithm;
+    let config = Config::from_env()?;
+    let algorithm = config.signing_algorithm;
     let sdk = app::sdk_config().await;
+    let public = config
+        .public_keys_secret_id
+        .as_deref()
+        .map(|id| Arc::new(app::versioned_secret(&sdk, id)));
     lambda_runtime::run(service_fn(
         move |event: lambda_runtime::LambdaEvent<SecretsManagerSecretRotationEvent>| {
             let secret = app::versioned_secret(&sdk, &event.payload.secret_id);
+            let public = public.clone();
             async move {
+                let public = public.as_deref().map(|p| p as &dyn VersionedSecret);
                 // Secrets Manager retries a failed step; the error is reported to it as is.
-                rotation::rotate_event(&secret, &event.payload, algorithm)
+                rotation::rotate_event(&secret, public, &event.payload, algorithm)
                     .await
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             }

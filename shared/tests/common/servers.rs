@@ -1,12 +1,13 @@
 //! The real test servers, DynamoDB Local and moto, for the tests that need them. The
 //! first test of a test binary that asks for one starts it on a free 127.0.0.1 port, and
 //! every test of the binary shares it; a watchdog stops it by its PID when the binary
-//! exits. `scripts/test` installs both servers (and may pass running ones in through
-//! CALLSIGN_TEST_DYNAMODB_ENDPOINT and CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT).
+//! exits. `scripts/test` installs both servers. Running ones can be passed in through
+//! CALLSIGN_TEST_DYNAMODB_ENDPOINT and CALLSIGN_TEST_SECRETSMANAGER_ENDPOINT instead.
+//! Logs: .test-servers/logs/cargo-test/.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -53,16 +54,16 @@ fn installed(path: PathBuf) -> PathBuf {
 }
 
 fn log_file(name: &str) -> std::fs::File {
-    let dir = std::env::temp_dir().join("callsign-test-servers");
+    let dir = root().join(".test-servers/logs/cargo-test");
     std::fs::create_dir_all(&dir).expect("a log directory");
     let path = dir.join(format!("{name}-{}.log", std::process::id()));
     std::fs::File::create(path).expect("a log file")
 }
 
-/// Spawns `program args` under the watchdog; a thread reaps the watchdog when it ends.
-fn spawn(name: &str, program: &Path, args: &[&str]) {
+/// Spawns `program args` under the watchdog.
+fn spawn(name: &str, program: &Path, args: &[&str]) -> Child {
     let log = log_file(name);
-    let mut watchdog = Command::new("sh")
+    Command::new("sh")
         .arg("-c")
         .arg(WATCHDOG)
         .arg("watchdog")
@@ -73,19 +74,24 @@ fn spawn(name: &str, program: &Path, args: &[&str]) {
         .stdout(log.try_clone().expect("a log handle"))
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    std::thread::spawn(move || watchdog.wait());
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STARTUP;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} was not ready after {STARTUP:?}"
-        );
+/// Waits until `ready`; false if the server exited first or `limit` passed. A thread
+/// reaps the watchdog whenever it ends.
+fn wait_until(mut server: Child, limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let up = loop {
+        if ready() {
+            break true;
+        }
+        if Instant::now() >= deadline || !matches!(server.try_wait(), Ok(None)) {
+            break false;
+        }
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    std::thread::spawn(move || server.wait());
+    up
 }
 
 fn answers(address: &str) -> bool {
@@ -120,7 +126,7 @@ fn start_dynamodb_local() -> String {
     );
     let port_file_arg = port_file.display().to_string();
     // LoopbackDynamoDBLocal (tests/servers/) binds 127.0.0.1 only; port 0 takes a free one.
-    spawn(
+    let server = spawn(
         "dynamodb-local",
         Path::new("java"),
         &[
@@ -139,11 +145,15 @@ fn start_dynamodb_local() -> String {
         ],
     );
     let mut address = String::new();
-    wait_until("DynamoDB Local", || {
+    let up = wait_until(server, STARTUP, || {
         let port = std::fs::read_to_string(&port_file).unwrap_or_default();
         address = format!("127.0.0.1:{}", port.trim());
         !port.trim().is_empty() && answers(&address)
     });
+    assert!(
+        up,
+        "DynamoDB Local did not start (its log is under .test-servers/logs/cargo-test)"
+    );
     let _ = std::fs::remove_file(&port_file);
     format!("http://{address}")
 }
@@ -158,15 +168,11 @@ fn start_moto() -> String {
             .expect("a free port")
             .port()
             .to_string();
-        spawn("moto", &moto, &["-H", "127.0.0.1", "-p", &port]);
+        let server = spawn("moto", &moto, &["-H", "127.0.0.1", "-p", &port]);
         let address = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if answers(&address) {
-                return format!("http://{address}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if wait_until(server, Duration::from_secs(30), || answers(&address)) {
+            return format!("http://{address}");
         }
     }
-    panic!("moto did not start");
+    panic!("moto did not start (its log is under .test-servers/logs/cargo-test)");
 }
