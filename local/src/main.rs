@@ -33,6 +33,7 @@ async fn main() {
             Ok(())
         }
         Some("routes") if args.len() == 2 && args[1] == "--json" => print_route_table(),
+        Some("metrics") if args.len() == 2 && args[1] == "--json" => print_metrics(),
         Some("regenerate-access-key") if args.len() == 2 => regenerate(&args[1]).await,
         Some("seed-identity") if matches!(args.len(), 2 | 3) => {
             seed_identity(&args[1], args.get(2).map(String::as_str)).await
@@ -49,6 +50,9 @@ const USAGE: &str = "usage: callsign-local              run the local server
        callsign-local routes            list the route keys served (the OpenAPI contract's)
        callsign-local routes --json     the route table: route key, operation, access, the
                                         Lambda function serving it, whether it issues tokens
+       callsign-local metrics --json    the metrics the functions emit, with their dimensions
+                                        (the template's alarms and dashboard are checked
+                                        against it)
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
        callsign-local regenerate-access-key primary|secondary
@@ -79,6 +83,24 @@ fn print_route_table() -> Result<(), Error> {
     Ok(())
 }
 
+/// The metrics every function may emit (namespace, name, dimensions besides `Function`).
+fn print_metrics() -> Result<(), Error> {
+    use callsign::domain::signals::{METRICS, NAMESPACE};
+    let metrics: Vec<serde_json::Value> = METRICS
+        .iter()
+        .map(|metric| {
+            serde_json::json!({
+                "namespace": NAMESPACE,
+                "name": metric.name,
+                "dimensions": metric.dimensions,
+                "meaning": metric.meaning,
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    Ok(())
+}
+
 /// ACS's "regenerate key": the named key is replaced at once; the other keeps working.
 async fn regenerate(which: &str) -> Result<(), Error> {
     let which = WhichKey::parse(which).ok_or(USAGE)?;
@@ -87,7 +109,15 @@ async fn regenerate(which: &str) -> Result<(), Error> {
         .access_keys_secret_id
         .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
     let secret = app::versioned_secret(&app::sdk_config().await, &secret_id);
-    println!("{}", regenerate_access_key(&secret, which).await?);
+    let key = regenerate_access_key(&secret, which).await?;
+    tracing::info!(
+        target: "callsign::audit",
+        action = "regenerate-access-key",
+        key = if which == WhichKey::Primary { "primary" } else { "secondary" },
+        secret = %secret_id,
+        "admin action"
+    );
+    println!("{key}");
     Ok(())
 }
 

@@ -180,6 +180,7 @@ async fn route(
         body,
         source_ip: Some(peer.ip().to_string()),
         gateway_claims: None,
+        request_id: Some(uuid::Uuid::new_v4().to_string()),
     };
     api::handle(app, Served::All, request).await.map(Full::new)
 }

@@ -1,5 +1,6 @@
-"""The route table as the binary serves it (`callsign-local routes --json`): the one source
-the OpenAPI and template checks compare against.
+"""The route table as the binary serves it (`callsign-local routes --json`), and the
+metrics it emits (`callsign-local metrics --json`): the sources the OpenAPI and template
+checks compare against.
 
 Needs the built binary: $CARGO_TARGET_DIR/debug/callsign-local (default target/), or
 CALLSIGN_LOCAL_BIN naming it. scripts/test runs these checks right after the build.
@@ -36,6 +37,14 @@ def route_table():
     table = json.loads(out)
     assert table, f"`{binary} routes --json` printed no routes"
     return table
+
+
+def documented_metrics():
+    """{name: [dimensions besides Function]} of the metrics the functions emit."""
+    out = subprocess.run(
+        [str(local_binary()), "metrics", "--json"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    return {metric["name"]: metric["dimensions"] for metric in json.loads(out)}
 
 
 def served_routes():

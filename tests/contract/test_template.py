@@ -7,7 +7,10 @@ import pathlib
 import pytest
 import yaml
 
-from route_table import route_table
+import json
+import re
+
+from route_table import documented_metrics, route_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -157,3 +160,82 @@ def test_each_function_serves_exactly_its_routes_of_the_route_table(template):
         if function not in {route["function"] for route in table}:
             assert not routes, f"{function} has HTTP routes the route table does not give it"
 
+
+
+def alarms(template):
+    return {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def alarm_metrics(props):
+    """(namespace, name, {dimension: value}) of every metric an alarm reads."""
+    if "MetricName" in props:
+        yield props["Namespace"], props["MetricName"], {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+    for query in props.get("Metrics", []):
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            yield metric["Namespace"], metric["MetricName"], {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+
+
+def test_every_function_has_error_and_throttle_alarms(template):
+    watched = {}
+    for props in alarms(template).values():
+        for namespace, name, dimensions in alarm_metrics(props):
+            if namespace == "AWS/Lambda":
+                watched.setdefault(name, set()).add(json.dumps(dimensions["FunctionName"], sort_keys=True))
+    for resource in rust_functions(template):
+        ref = json.dumps({"Ref": resource}, sort_keys=True)
+        assert ref in watched.get("Errors", set()), f"{resource}: no Errors alarm"
+        assert ref in watched.get("Throttles", set()), f"{resource}: no Throttles alarm"
+
+
+def test_the_operational_alarms_exist(template):
+    read = {(ns, name) for props in alarms(template).values() for ns, name, _ in alarm_metrics(props)}
+    for expected in [
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/DynamoDB", "ReadThrottleEvents"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+        ("AWS/DynamoDB", "SystemErrors"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("callsign", "RotationSteps"),
+        ("callsign", "RotationsFinished"),
+        ("callsign", "AuthorizerDecisions"),
+        ("callsign", "AdminAuthFailures"),
+    ]:
+        assert expected in read, expected
+    overdue = alarms(template)["RotationOverdueAlarm"]
+    assert overdue["Period"] * overdue["EvaluationPeriods"] == 3 * 86400
+    assert overdue["TreatMissingData"] == "breaching", "no rotation at all must alarm too"
+
+
+def test_each_alarm_says_what_to_do_and_tells_the_topic(template):
+    for name, props in alarms(template).items():
+        assert len(props.get("AlarmDescription", "")) > 60, f"{name}: say what it means and what to do"
+        for key in ["AlarmActions", "OKActions"]:
+            assert props[key] == {"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def dashboard_metrics(template):
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    document = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    for widget in document["widgets"]:
+        previous = None
+        for row in widget["properties"]["metrics"]:
+            # CloudWatch's shorthand: "..." and "." repeat the previous row's parts.
+            if row[0] == "...":
+                row = previous[: len(previous) - len(row) + 1] + row[1:]
+            row = [previous[i] if part == "." else part for i, part in enumerate(row)]
+            previous = row
+            yield row[0], row[1], dict(zip(row[2::2], row[3::2]))
+
+
+def test_alarms_and_dashboard_read_only_metrics_the_code_emits(template):
+    documented = documented_metrics()
+    read = [m for props in alarms(template).values() for m in alarm_metrics(props)]
+    read += list(dashboard_metrics(template))
+    custom = [(name, dims) for namespace, name, dims in read if namespace == "callsign"]
+    assert custom, "no callsign metric is watched"
+    for name, dims in custom:
+        assert name in documented, f"{name} is not emitted (signals::METRICS)"
+        assert sorted(d for d in dims if d != "Function") == sorted(documented[name]), name
+        assert "Function" in dims, f"{name}: every callsign metric carries its Function"

@@ -15,6 +15,14 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A forced fetch runs on a request's path: it gets less time than a background one.
 const FORCED_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The metric every refresh counts, by `Keys` (what is cached) and `Result` (ok, failed).
+pub const KEY_REFRESHES: &str = "KeyRefreshes";
+
+fn count_refresh(what: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!(KEY_REFRESHES, "Keys" => what, "Result" => result).increment(1);
+}
+
 type Fetch<T> =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, KeyError>> + Send>> + Send + Sync>;
 
@@ -116,7 +124,9 @@ impl<T: Send + Sync + 'static> Cached<T> {
         let recent = last.is_some_and(|at| at.elapsed() < min_interval);
         if inner.read().generation == seen && !recent {
             *last = Some(Instant::now());
-            match tokio::time::timeout(FORCED_TIMEOUT, (inner.fetch)()).await {
+            let fetched = tokio::time::timeout(FORCED_TIMEOUT, (inner.fetch)()).await;
+            count_refresh(inner.what, matches!(fetched, Ok(Ok(_))));
+            match fetched {
                 Ok(Ok(value)) => inner.store(value),
                 Ok(Err(e)) => tracing::warn!(
                     error = %e,
@@ -153,6 +163,7 @@ impl<T> Inner<T> {
     /// Stores a background refresh's value unless a newer one arrived meanwhile; on
     /// failure keeps the old one and waits another TTL before retrying.
     fn finish(&self, generation: u64, fresh: Result<T, KeyError>) {
+        count_refresh(self.what, fresh.is_ok());
         let mut entry = self.write();
         match fresh {
             Ok(value) if entry.generation == generation => {

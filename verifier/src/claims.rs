@@ -58,6 +58,23 @@ pub enum TokenRejection {
     IdentityDeleted,
 }
 
+impl TokenRejection {
+    /// The stable code, as introspection answers it (`reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::Revoked => "revoked",
+            Self::IdentityDeleted => "identity_deleted",
+        }
+    }
+}
+
 /// A token whose signature and claims checked out. Revocation is checked separately,
 /// against the identity's current record (callsign's introspection and authorizer).
 #[derive(Debug, Clone)]

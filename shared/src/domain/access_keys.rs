@@ -111,12 +111,35 @@ pub fn generate_key() -> String {
     STANDARD.encode(bytes)
 }
 
+/// Which of the two access keys signed a request (for the audit log; never the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyName {
+    Primary,
+    Secondary,
+}
+
+impl KeyName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Secondary => "secondary",
+        }
+    }
+}
+
 impl AccessKeys {
-    /// Whether either key signed `message` with `signature` (HMAC-SHA256, compared in
-    /// constant time).
-    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// The key that signed `message` with `signature` (HMAC-SHA256, compared in constant
+    /// time), if either did.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> Option<KeyName> {
         self.keys
             .iter()
-            .any(|key| hmac::verify(key, message, signature).is_ok())
+            .position(|key| hmac::verify(key, message, signature).is_ok())
+            .map(|index| {
+                if index == 0 {
+                    KeyName::Primary
+                } else {
+                    KeyName::Secondary
+                }
+            })
     }
 }

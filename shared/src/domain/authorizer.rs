@@ -12,6 +12,7 @@ use callsign_verifier::Verifier;
 
 use super::identity::{Identity, IdentityId};
 use super::ports::{IdentityStore, StoreError};
+use super::signals;
 use super::token::{self, TokenRejection, VerifiedToken};
 use super::{Capability, RoutePolicy};
 
@@ -23,6 +24,19 @@ pub enum Denial {
     Token(TokenRejection),
     ScopeTooNarrow,
     StoreUnavailable,
+}
+
+impl Denial {
+    /// A fixed word for the logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownRoute => "unknown_route",
+            Self::MissingToken => "missing_token",
+            Self::Token(rejection) => rejection.code(),
+            Self::ScopeTooNarrow => "scope_too_narrow",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
 }
 
 /// An allowed request: what the backend receives in the authorizer context.
@@ -102,6 +116,17 @@ impl Authorizer {
 
     /// Decides one request by its route key and `Authorization` header value.
     pub async fn authorize(
+        &self,
+        route_key: &str,
+        authorization: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Allowed, Denial> {
+        let decision = self.decide(route_key, authorization, now).await;
+        signals::authorizer_decided(decision.as_ref().err().map_or("allowed", |d| d.code()));
+        decision
+    }
+
+    async fn decide(
         &self,
         route_key: &str,
         authorization: Option<&str>,

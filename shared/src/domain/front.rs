@@ -13,6 +13,7 @@ use super::Scopes;
 use super::identity::{CustomId, Identity};
 use super::ports::{StoreError, Throttle};
 use super::service::{CreateIdentity, CreatedIdentity, IdentityService, ServiceError};
+use super::signals::{self, Origin};
 use super::token::{TokenLifetime, TokenRequest};
 
 /// customIds under this prefix belong to end users of the front; the admin API may not
@@ -162,6 +163,7 @@ impl Front {
             custom_id: Some(caller.custom_id()),
             token: Some(token),
             expires_at: None,
+            origin: Origin::User,
         };
         Ok(service.create(create).await?)
     }
@@ -184,7 +186,7 @@ impl Front {
         caller: &Caller,
     ) -> Result<(), FrontError> {
         let identity = self.user(service, caller).await?;
-        match service.delete(&identity.id).await {
+        match service.delete(&identity.id, Origin::User).await {
             Err(ServiceError::NotFound) => Err(FrontError::NoIdentity),
             other => Ok(other?),
         }
@@ -219,6 +221,7 @@ impl Front {
             )
             .await?;
         if hits > policy.guest_limit {
+            signals::guest_throttled();
             return Err(FrontError::Throttled {
                 retry_after: (window_start + policy.guest_window_seconds - now).max(1),
             });
@@ -229,6 +232,7 @@ impl Front {
             custom_id: None,
             token: Some(TokenRequest { scopes, lifetime }),
             expires_at: Some(expires_at),
+            origin: Origin::Guest,
         };
         Ok(service.create(create).await?)
     }

@@ -13,6 +13,7 @@ use callsign_verifier::cache::Cached;
 use super::access_keys::AccessKeys;
 use super::keys::{KeyError, KeySet, PublicKeys, PublishedKeys};
 use super::ports::KeySource;
+use super::signals;
 
 /// Which keys a function needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +41,20 @@ impl KeyRing {
         needed: KeysNeeded,
     ) -> Result<Arc<Self>, KeyError> {
         let keys = if needed.signing {
-            let keys = source.signing_keys().await?;
+            let keys = source
+                .signing_keys()
+                .await
+                .inspect_err(|_| signals::key_load_failed("signing"))?;
             let source = source.clone();
             Keys::Signing(Cached::new(keys, ttl, "signing", move || {
                 let source = source.clone();
                 async move { source.signing_keys().await }
             }))
         } else {
-            let keys = source.published_keys().await?;
+            let keys = source
+                .published_keys()
+                .await
+                .inspect_err(|_| signals::key_load_failed("public"))?;
             let source = source.clone();
             Keys::Published(Cached::new(keys, ttl, "public", move || {
                 let source = source.clone();
@@ -55,7 +62,10 @@ impl KeyRing {
             }))
         };
         let access = if needed.access {
-            let keys = source.access_keys().await?;
+            let keys = source
+                .access_keys()
+                .await
+                .inspect_err(|_| signals::key_load_failed("access"))?;
             Some(Cached::new(keys, ttl, "access", move || {
                 let source = source.clone();
                 async move { source.access_keys().await }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod ports;
 pub mod rotation;
 pub mod service;
+pub mod signals;
 pub mod time;
 pub mod token;
 

@@ -14,6 +14,7 @@ use super::access_keys::{AccessKeys, generate_key};
 use super::identity::{IdentityId, ResourceId};
 use super::keys::{KeyError, KeySet, PublishedKeys, SigningAlgorithm, StoredKeySet};
 use super::ports::{SecretStoreError, VersionedSecret};
+use super::signals;
 use super::token::{self, TokenLifetime, TokenRequest, TokenSettings};
 
 pub const CURRENT: &str = "AWSCURRENT";
@@ -38,6 +39,15 @@ pub enum Step {
 }
 
 impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateSecret => "createSecret",
+            Self::SetSecret => "setSecret",
+            Self::TestSecret => "testSecret",
+            Self::FinishSecret => "finishSecret",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "createSecret" => Some(Self::CreateSecret),
@@ -61,13 +71,18 @@ pub async fn rotate_signing_keys(
     token: &str,
     algorithm: SigningAlgorithm,
 ) -> Result<(), RotationError> {
-    match step {
+    let result = match step {
         Step::CreateSecret => create(secret, public, token, algorithm).await,
         // No other system holds these keys: nothing to set.
         Step::SetSecret => Ok(()),
         Step::TestSecret => test(secret, token).await,
         Step::FinishSecret => finish(secret, public, token).await,
+    };
+    signals::rotation_step(step.as_str(), result.is_ok());
+    if step == Step::FinishSecret && result.is_ok() {
+        signals::rotation_finished();
     }
+    result
 }
 
 /// Writes the public keys of `sets` to the public key secret, unless it holds them already.

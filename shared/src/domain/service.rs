@@ -10,6 +10,7 @@ use callsign_verifier::Verifier;
 use super::identity::{CustomId, Identity, IdentityId, IdentityKind};
 use super::key_ring::{KeyRing, KeyRingKeys};
 use super::ports::{Created, IdentityStore, StoreError};
+use super::signals::{self, Origin};
 use super::time;
 use super::token::{
     self, AccessToken, SigningError, TokenRejection, TokenRequest, TokenSettings, VerifiedToken,
@@ -37,6 +38,8 @@ pub struct CreateIdentity {
     pub token: Option<TokenRequest>,
     /// Some: an ephemeral identity (a guest), gone after this instant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who asks: the admin API, a signed-in user, a guest (for the metrics).
+    pub origin: Origin,
 }
 
 #[derive(Debug)]
@@ -105,10 +108,18 @@ impl IdentityService {
             identity.kind = IdentityKind::Ephemeral { expires_at };
         }
         let identity = match self.store.create(identity).await? {
-            Created::New(identity) | Created::Existing(identity) => identity,
+            Created::New(identity) => {
+                signals::identity_created(request.origin);
+                identity
+            }
+            Created::Existing(identity) => identity,
         };
         let token = match request.token {
-            Some(token_request) => Some(self.sign(&identity, token_request, now)?),
+            Some(token_request) => {
+                let token = self.sign(&identity, token_request, now)?;
+                signals::token_issued(request.origin);
+                Some(token)
+            }
             None => None,
         };
         Ok(CreatedIdentity { identity, token })
@@ -126,7 +137,9 @@ impl IdentityService {
             .record_token_issue(id, now)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        self.sign(&identity, request, now)
+        let token = self.sign(&identity, request, now)?;
+        signals::token_issued(Origin::Admin);
+        Ok(token)
     }
 
     pub async fn revoke_tokens(&self, id: &IdentityId) -> Result<(), ServiceError> {
@@ -134,16 +147,16 @@ impl IdentityService {
         self.store
             .revoke_tokens(id)
             .await?
-            .then_some(())
+            .then(signals::tokens_revoked)
             .ok_or(ServiceError::NotFound)
     }
 
-    pub async fn delete(&self, id: &IdentityId) -> Result<(), ServiceError> {
+    pub async fn delete(&self, id: &IdentityId, origin: Origin) -> Result<(), ServiceError> {
         self.check_owned(id)?;
         self.store
             .delete(id)
             .await?
-            .then_some(())
+            .then(|| signals::identity_deleted(origin))
             .ok_or(ServiceError::NotFound)
     }
 
@@ -168,10 +181,15 @@ impl IdentityService {
         let now = Utc::now();
         let verified = match self.verifier.verify(token, now).await {
             Ok(verified) => verified,
-            Err(rejection) => return Ok(Err(rejection)),
+            Err(rejection) => {
+                signals::introspected(rejection.code());
+                return Ok(Err(rejection));
+            }
         };
         let current = self.store.get(&verified.identity).await?;
-        Ok(token::check_revocation(&verified, current.as_ref(), now).map(|()| verified))
+        let checked = token::check_revocation(&verified, current.as_ref(), now);
+        signals::introspected(checked.err().map_or("active", TokenRejection::code));
+        Ok(checked.map(|()| verified))
     }
 
     fn check_owned(&self, id: &IdentityId) -> Result<(), ServiceError> {

@@ -9,6 +9,8 @@ use super::App;
 use super::error::ApiError;
 use super::hmac::{self, HmacRequest};
 use super::request::ApiRequest;
+use crate::domain::access_keys::KeyName;
+use crate::domain::signals;
 
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
     "2021-03-07",
@@ -26,7 +28,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub(super) fn authenticate(app: &App, request: &ApiRequest) -> Result<(), ApiError> {
+/// The access key that signed the request (primary or secondary), or 401 `Denied`.
+pub(super) fn authenticate(app: &App, request: &ApiRequest) -> Result<KeyName, ApiError> {
     let Some(keys) = app.service.keys().access_keys() else {
         tracing::error!("an HMAC route reached a function loaded without access keys");
         return Err(ApiError::denied());
@@ -44,6 +47,7 @@ pub(super) fn authenticate(app: &App, request: &ApiRequest) -> Result<(), ApiErr
     hmac::verify(&keys, &hmac_request, &app.public_hosts, Utc::now()).map_err(|reason| {
         // The reason stays in our logs; the client learns only that it was denied.
         tracing::info!(%reason, "authentication denied");
+        signals::admin_auth_failed(reason.code());
         ApiError::denied()
     })
 }

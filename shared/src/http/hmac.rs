@@ -3,7 +3,7 @@
 //! aws-lc-rs provides HMAC, SHA-256 and constant-time comparison: it is already linked
 //! for token signing, so no second crypto stack is pulled in.
 
-use crate::domain::access_keys::AccessKeys;
+use crate::domain::access_keys::{AccessKeys, KeyName};
 use crate::domain::keys::KeyError;
 use aws_lc_rs::{constant_time, digest, hmac};
 use base64::Engine;
@@ -50,13 +50,27 @@ pub enum Denied {
     BadSignature,
 }
 
-/// Verifies a request against both access keys (spec §3, rules 1–7).
+impl Denied {
+    /// A fixed word for the logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingHeader => "missing_header",
+            Self::ContentHashMismatch => "content_hash_mismatch",
+            Self::BadScheme => "bad_scheme",
+            Self::StaleDate => "stale_date",
+            Self::BadSignature => "bad_signature",
+        }
+    }
+}
+
+/// Verifies a request against both access keys (spec §3, rules 1–7); the key that
+/// signed it.
 pub fn verify(
     keys: &AccessKeys,
     request: &HmacRequest<'_>,
     public_hosts: &[String],
     now: DateTime<Utc>,
-) -> Result<(), Denied> {
+) -> Result<KeyName, Denied> {
     // Rule 1: the body hash, before anything looks at the body.
     let claimed_hash = request.content_sha256.ok_or(Denied::MissingHeader)?;
     let body_hash = content_hash(request.body);
@@ -85,8 +99,8 @@ pub fn verify(
     for host in hosts {
         for path in &paths {
             let message = string_to_sign(&method, path, request.query, date, host, claimed_hash);
-            if keys.verifies(message.as_bytes(), &signature) {
-                return Ok(());
+            if let Some(key) = keys.verifies(message.as_bytes(), &signature) {
+                return Ok(key);
             }
         }
     }
@@ -288,7 +302,7 @@ mod tests {
             let request = issue_request(&received, &auth, &hash, ISSUE_BODY.as_bytes());
             assert_eq!(
                 verify(&keys(), &request, &[], signed_at()),
-                Ok(()),
+                Ok(KeyName::Secondary),
                 "{received}"
             );
         }
@@ -301,7 +315,10 @@ mod tests {
             sign_request(KEY, "POST", &signed, HOST, DATE, ISSUE_BODY.as_bytes()).unwrap();
         let received = format!("/identities/{ID_ENCODED}/:issueAccessToken");
         let request = issue_request(&received, &auth, &hash, ISSUE_BODY.as_bytes());
-        assert_eq!(verify(&keys(), &request, &[], signed_at()), Ok(()));
+        assert_eq!(
+            verify(&keys(), &request, &[], signed_at()),
+            Ok(KeyName::Secondary)
+        );
     }
 
     #[test]
@@ -350,7 +367,7 @@ mod tests {
         );
         assert_eq!(
             verify(&keys, &ok(), &[], signed_at() + Duration::minutes(14)),
-            Ok(())
+            Ok(KeyName::Secondary)
         );
         // 4: another path.
         let r = HmacRequest {
@@ -372,7 +389,7 @@ mod tests {
         );
         assert_eq!(
             verify(&keys, &r, &[HOST.to_owned()], signed_at()),
-            Ok(()),
+            Ok(KeyName::Secondary),
             "configured public host"
         );
         let (_, h, slash_auth) =
@@ -427,8 +444,8 @@ mod tests {
             authorization: Some(&auth),
             body: b"",
         };
-        assert_eq!(verify(&keys, &r, &[], signed_at()), Ok(()));
-        assert_eq!(verify(&swapped, &r, &[], signed_at()), Ok(()));
+        assert_eq!(verify(&keys, &r, &[], signed_at()), Ok(KeyName::Secondary));
+        assert_eq!(verify(&swapped, &r, &[], signed_at()), Ok(KeyName::Primary));
     }
 
     #[test]

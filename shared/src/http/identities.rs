@@ -9,6 +9,7 @@ use crate::domain::front::CUSTOM_ID_PREFIX;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
 use crate::domain::scope::{InvalidScopes, Scopes};
 use crate::domain::service::{CreateIdentity, CreatedIdentity};
+use crate::domain::signals::Origin;
 use crate::domain::time;
 use crate::domain::token::{AccessToken, TokenLifetime, TokenRequest};
 
@@ -128,6 +129,7 @@ pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
         custom_id,
         token,
         expires_at: None,
+        origin: Origin::Admin,
     })
 }
 

@@ -9,8 +9,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 
+use crate::domain::access_keys::KeyName;
 use crate::domain::identity::CustomId;
 use crate::domain::service::IdentityService;
+use crate::domain::signals::Origin;
 
 pub mod admin_auth;
 mod error;
@@ -57,10 +59,13 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
         return front::preflight(app, &request, allow);
     }
     let (operation, result) = match admit(app, served, &request) {
-        Ok((operation, target)) => (
-            Some(operation),
-            serve(app, operation, target, &request).await,
-        ),
+        Ok((operation, target, key)) => {
+            let result = serve(app, operation, target.clone(), &request).await;
+            if let Some(key) = key {
+                audit(operation, key, target.as_deref(), &request, &result);
+            }
+            (Some(operation), result)
+        }
         Err(err) => (None, Err(err)),
     };
     let mut response = result.unwrap_or_else(ApiError::into_response);
@@ -88,13 +93,62 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
     response
 }
 
+/// One audit line for every admin mutation (create, issue, revoke, delete), whatever its
+/// outcome: which access key, what, which identity, the request ids, the status. Never a
+/// token, key or signature.
+fn audit(
+    operation: Operation,
+    key: KeyName,
+    target: Option<&str>,
+    request: &ApiRequest,
+    result: &Result<ApiResponse, ApiError>,
+) {
+    let action = match operation {
+        Operation::CreateIdentity => "create",
+        Operation::IssueToken => "issue",
+        Operation::RevokeTokens => "revoke",
+        Operation::DeleteIdentity => "delete",
+        _ => return,
+    };
+    let status = match result {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status.as_u16(),
+    };
+    // A create names its identity only in its answer.
+    let created = match (operation, result) {
+        (Operation::CreateIdentity, Ok(response)) => {
+            serde_json::from_slice::<serde_json::Value>(response.body())
+                .ok()
+                .and_then(|body| body["identity"]["id"].as_str().map(str::to_owned))
+        }
+        _ => None,
+    };
+    let identity = created.as_deref().or(target).unwrap_or("-");
+    let client_request_id = request
+        .headers
+        .get(CLIENT_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "callsign::audit",
+        action,
+        key = key.as_str(),
+        identity,
+        status,
+        request_id = request.request_id.as_deref().unwrap_or("-"),
+        client_request_id,
+        "admin action"
+    );
+}
+
 /// The checks before any work: size (unhashed), authentication (so that unauthenticated
-/// callers learn nothing of the admin routes), route, api-version.
+/// callers learn nothing of the admin routes), route, api-version. With the access key
+/// that signed an admin request.
 fn admit(
     app: &App,
     served: Served,
     request: &ApiRequest,
-) -> Result<(Operation, Option<String>), ApiError> {
+) -> Result<(Operation, Option<String>, Option<KeyName>), ApiError> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,7 +161,7 @@ fn admit(
         Ok(matched)
             if matched.operation.access() != Access::Admin && served.serves(matched.operation) =>
         {
-            return Ok((matched.operation, matched.parameter.clone()));
+            return Ok((matched.operation, matched.parameter.clone(), None));
         }
         // A wrong method on a path anyone may call is answered as such, not as
         // unauthenticated.
@@ -116,7 +170,7 @@ fn admit(
         }
         _ => {}
     }
-    admin_auth::authenticate(app, request)?;
+    let key = admin_auth::authenticate(app, request)?;
     let matched = routed.map_err(|unrouted| match unrouted {
         Unrouted::NotFound => unknown_route(),
         Unrouted::MethodNotAllowed { allow, .. } => method_not_allowed(allow),
@@ -129,7 +183,7 @@ fn admit(
         return Err(unknown_route());
     }
     admin_auth::check_api_version(request)?;
-    Ok((matched.operation, matched.parameter))
+    Ok((matched.operation, matched.parameter, Some(key)))
 }
 
 async fn serve(
@@ -150,7 +204,7 @@ async fn serve(
             Ok(json_response(StatusCode::OK, &identity_body(&identity)))
         }
         Operation::DeleteIdentity => {
-            service.delete(&identity_id(target)?).await?;
+            service.delete(&identity_id(target)?, Origin::Admin).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         Operation::IssueToken => {

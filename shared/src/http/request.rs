@@ -25,6 +25,8 @@ pub struct ApiRequest {
     pub source_ip: Option<String>,
     /// Claims verified by API Gateway's JWT authorizer, if one is in front.
     pub gateway_claims: Option<Value>,
+    /// The front door's id for this request (API Gateway's `requestId`), for the logs.
+    pub request_id: Option<String>,
 }
 
 impl std::fmt::Debug for ApiRequest {

@@ -17,7 +17,7 @@ pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
         raw => raw.to_owned(),
     };
     let query = request.uri().query().map(str::to_owned);
-    let (source_ip, gateway_claims) = match request.request_context_ref() {
+    let (source_ip, gateway_claims, request_id) = match request.request_context_ref() {
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => (
             context.http.source_ip.clone(),
             context
@@ -25,8 +25,9 @@ pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
                 .as_ref()
                 .and_then(|authorizer| authorizer.jwt.as_ref())
                 .and_then(|jwt| serde_json::to_value(&jwt.claims).ok()),
+            context.request_id.clone(),
         ),
-        _ => (None, None),
+        _ => (None, None, None),
     };
     let (parts, body) = request.into_parts();
     let body = match body {
@@ -43,6 +44,7 @@ pub fn to_api_request(request: lambda_http::Request) -> ApiRequest {
         body,
         source_ip,
         gateway_claims,
+        request_id,
     }
 }
 

@@ -1,17 +1,21 @@
 //! The Lambda transport: each function's `main` (configuration, clients and keys once per
 //! cold start through the composition root, then its handler for every invocation), and
-//! the glue from each kind of event to the use cases.
+//! the glue from each kind of event to the use cases. Metrics go to CloudWatch in Embedded
+//! Metric Format, flushed after every invocation.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent;
-use lambda_http::{lambda_runtime, service_fn};
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use metrics_cloudwatch_embedded::Collector;
+use metrics_cloudwatch_embedded::lambda::handler;
 
 use crate::app::{self, Backends};
 use crate::config::Config;
 use crate::domain::ports::VersionedSecret;
+use crate::domain::signals;
 use crate::http::{Function, Served};
 
 pub mod authorizer;
@@ -19,49 +23,86 @@ pub mod cleanup;
 pub mod http;
 pub mod rotation;
 
-/// An HTTP function's `main`: it serves `function`'s routes.
-pub async fn run_http(function: Function) -> Result<(), lambda_http::Error> {
+type Error = lambda_runtime::Error;
+
+/// Logging and the metrics recorder, then the cold start's own work (`init`). If that
+/// fails, the metrics it counted (a key load failure) are written before the function
+/// exits.
+async fn start<T, F>(function: &'static str, init: F) -> Result<(&'static Collector, T), Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
     crate::logging::init_lambda();
-    let config = Config::from_env()?;
+    let metrics = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(signals::NAMESPACE)
+        .with_dimension("Function", function)
+        .lambda_cold_start_metric(signals::COLD_STARTS)
+        .with_lambda_request_id("RequestId")
+        .init()
+        .map_err(|e| format!("metrics: {e}"))?;
+    match init.await {
+        Ok(started) => Ok((metrics, started)),
+        Err(error) => {
+            tracing::error!(%error, "cold start failed");
+            let _ = metrics.flush(std::io::stdout());
+            Err(error)
+        }
+    }
+}
+
+/// An HTTP function's `main`: it serves `function`'s routes.
+pub async fn run_http(function: Function) -> Result<(), Error> {
     let served = Served::Function(function);
-    let app = Arc::new(app::aws_app(&config, &app::sdk_config().await, served).await?);
-    lambda_http::run(service_fn(move |request| {
+    let (metrics, app) = start(function.name(), async {
+        let config = Config::from_env()?;
+        Ok(Arc::new(
+            app::aws_app(&config, &app::sdk_config().await, served).await?,
+        ))
+    })
+    .await?;
+    handler::run_http(metrics, move |request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(http::handle(&app, served, request).await) }
-    }))
+        async move { Ok::<_, Error>(http::handle(&app, served, request).await) }
+    })
     .await
 }
 
 /// The authorizer function's `main`.
-pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
-    crate::logging::init_lambda();
-    let config = Config::from_env()?;
-    let backends = Backends::aws(&config, &app::sdk_config().await)?;
-    let authorizer = Arc::new(app::authorizer(&config, backends).await?);
-    lambda_runtime::run(service_fn(
-        move |event: lambda_runtime::LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+pub async fn run_authorizer() -> Result<(), Error> {
+    let (metrics, authorizer) = start("authorizer", async {
+        let config = Config::from_env()?;
+        let backends = Backends::aws(&config, &app::sdk_config().await)?;
+        Ok(Arc::new(app::authorizer(&config, backends).await?))
+    })
+    .await?;
+    handler::run(
+        metrics,
+        move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
             let authorizer = authorizer.clone();
             async move {
-                Ok::<_, Infallible>(authorizer::authorize_event(&authorizer, &event.payload).await)
+                Ok::<_, Error>(authorizer::authorize_event(&authorizer, &event.payload).await)
             }
         },
-    ))
+    )
     .await
 }
 
 /// The rotation function's `main`: the secret comes with each event; the public key
 /// secret it keeps in step is configured.
-pub async fn run_rotation() -> Result<(), lambda_http::Error> {
-    crate::logging::init_lambda();
-    let config = Config::from_env()?;
-    let algorithm = config.signing_algorithm;
-    let sdk = app::sdk_config().await;
-    let public = config
-        .public_keys_secret_id
-        .as_deref()
-        .map(|id| Arc::new(app::versioned_secret(&sdk, id)));
-    lambda_runtime::run(service_fn(
-        move |event: lambda_runtime::LambdaEvent<SecretsManagerSecretRotationEvent>| {
+pub async fn run_rotation() -> Result<(), Error> {
+    let (metrics, (algorithm, sdk, public)) = start("rotate-signing-key", async {
+        let config = Config::from_env()?;
+        let sdk = app::sdk_config().await;
+        let public = config
+            .public_keys_secret_id
+            .as_deref()
+            .map(|id| Arc::new(app::versioned_secret(&sdk, id)));
+        Ok((config.signing_algorithm, sdk, public))
+    })
+    .await?;
+    handler::run(
+        metrics,
+        move |event: LambdaEvent<SecretsManagerSecretRotationEvent>| {
             let secret = app::versioned_secret(&sdk, &event.payload.secret_id);
             let public = public.clone();
             async move {
@@ -69,24 +110,24 @@ pub async fn run_rotation() -> Result<(), lambda_http::Error> {
                 // Secrets Manager retries a failed step; the error is reported to it as is.
                 rotation::rotate_event(&secret, public, &event.payload, algorithm)
                     .await
-                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                    .map_err(|e| Box::new(e) as Error)
             }
         },
-    ))
+    )
     .await
 }
 
 /// The cleanup function's `main`.
-pub async fn run_cleanup() -> Result<(), lambda_http::Error> {
-    crate::logging::init_lambda();
-    let config = Config::from_env()?;
-    let store = Arc::new(app::dynamodb_store(&config, &app::sdk_config().await)?);
-    let policy = config.sweep;
-    lambda_runtime::run(service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let (store, policy) = (store.clone(), policy.clone());
-            async move { cleanup::cleanup_event(store.as_ref(), &policy, event.payload).await }
-        },
-    ))
+pub async fn run_cleanup() -> Result<(), Error> {
+    let (metrics, (store, policy)) = start("cleanup", async {
+        let config = Config::from_env()?;
+        let store = Arc::new(app::dynamodb_store(&config, &app::sdk_config().await)?);
+        Ok((store, config.sweep))
+    })
+    .await?;
+    handler::run(metrics, move |event: LambdaEvent<serde_json::Value>| {
+        let (store, policy) = (store.clone(), policy.clone());
+        async move { cleanup::cleanup_event(store.as_ref(), &policy, event.payload).await }
+    })
     .await
 }

@@ -7,30 +7,41 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
 
 use crate::domain::ports::StoreError;
+use crate::domain::signals;
 
 /// Throttling, conflicts and transient failures are worth a retry (writes that may have
 /// landed are read back by their callers before answering).
 pub(super) fn store_error<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> StoreError {
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            StoreError::Unavailable(format!("DynamoDB unreachable: {}", err_code(&err)))
-        }
+    let (kind, error) = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => (
+            "unavailable",
+            StoreError::Unavailable(format!("DynamoDB unreachable: {}", err_code(&err))),
+        ),
         SdkError::ServiceError(service) => match service.err().code() {
             Some(
                 code @ ("ProvisionedThroughputExceededException"
                 | "RequestLimitExceeded"
-                | "ThrottlingException"
-                | "TransactionConflictException"
-                | "InternalServerError"),
-            ) => StoreError::Unavailable(code.to_owned()),
-            code => StoreError::Failed(format!(
-                "DynamoDB: {} {}",
-                code.unwrap_or("unknown error"),
-                service.err().message().unwrap_or_default()
-            )),
+                | "ThrottlingException"),
+            ) => ("throttled", StoreError::Unavailable(code.to_owned())),
+            Some(code @ ("TransactionConflictException" | "InternalServerError")) => {
+                ("unavailable", StoreError::Unavailable(code.to_owned()))
+            }
+            code => (
+                "failed",
+                StoreError::Failed(format!(
+                    "DynamoDB: {} {}",
+                    code.unwrap_or("unknown error"),
+                    service.err().message().unwrap_or_default()
+                )),
+            ),
         },
-        _ => StoreError::Failed(format!("DynamoDB: {}", err_code(&err))),
-    }
+        _ => (
+            "failed",
+            StoreError::Failed(format!("DynamoDB: {}", err_code(&err))),
+        ),
+    };
+    signals::store_error(kind);
+    error
 }
 
 fn err_code<E, R>(err: &SdkError<E, R>) -> &'static str {
