@@ -596,3 +596,53 @@ async fn wrong_methods_on_public_paths_are_405_without_credentials() {
         assert_eq!(response.status(), 405, "{path}");
     }
 }
+
+/// The SDKs retry a create whose answer was lost with the same x-ms-client-request-id: it
+/// answers with the first attempt's identity (and a fresh token), never a second one; the
+/// same request id with another body is refused and changes nothing.
+#[tokio::test]
+async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
+    let t = memory_app().await;
+    let create = |body: &str, request_id: Option<&str>| {
+        let mut request = signed(&t.key, Method::POST, &format!("/identities?{V}"), body);
+        if let Some(id) = request_id {
+            request
+                .headers
+                .insert("x-ms-client-request-id", HeaderValue::from_str(id).unwrap());
+        }
+        request
+    };
+    let body = r#"{"createTokenWithScopes":["chat"]}"#;
+    let (status, first) = split(t.send(create(body, Some("retry-1"))).await);
+    assert_eq!(status, 201, "{first}");
+    let (status, retried) = split(t.send(create(body, Some("retry-1"))).await);
+    assert_eq!(status, 201, "{retried}");
+    assert_eq!(identity_id(&retried), identity_id(&first));
+    assert!(
+        retried["accessToken"]["token"].is_string(),
+        "the retry gets its token"
+    );
+
+    let (status, refused) = split(
+        t.send(create(
+            r#"{"createTokenWithScopes":["voip"]}"#,
+            Some("retry-1"),
+        ))
+        .await,
+    );
+    assert_error(status, &refused, 409, "RequestIdReused", None);
+
+    let (_, other) = split(t.send(create(body, Some("retry-2"))).await);
+    assert_ne!(
+        identity_id(&other),
+        identity_id(&first),
+        "another request id, another identity"
+    );
+    let (_, plain_a) = split(t.send(create(body, None)).await);
+    let (_, plain_b) = split(t.send(create(body, None)).await);
+    assert_ne!(
+        identity_id(&plain_a),
+        identity_id(&plain_b),
+        "without a request id, no replay"
+    );
+}

@@ -114,7 +114,7 @@ async fn each_event_gets_its_status_from_its_function() {
         if !public {
             assert_eq!(
                 response.headers()["x-ms-client-request-id"],
-                "3f1c2a4e-8d1b-4c5e-9a7f-0b1c2d3e4f50",
+                event["headers"]["x-ms-client-request-id"].as_str().unwrap(),
                 "{file}"
             );
         }

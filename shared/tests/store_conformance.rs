@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use callsign::adapters::dynamodb::DynamoDbStore;
 use callsign::adapters::memory::MemoryStore;
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
-use callsign::domain::ports::{Created, IdentityStore};
+use callsign::domain::ports::{Attempt, Attempted, Created, IdentityStore};
 use chrono::{Duration, Utc};
 
 fn resource() -> ResourceId {
@@ -241,8 +241,93 @@ async fn concurrent_creates_agree(store: Arc<dyn IdentityStore>) -> String {
     custom
 }
 
+fn attempt(key: &str, body: &str, valid_for: Duration) -> Attempt {
+    Attempt {
+        key: key.to_owned(),
+        body_hash: format!("hash of {body}"),
+        expires_at: Utc::now() + valid_for,
+    }
+}
+
+/// A retried create (same attempt key, same body) answers with the first attempt's
+/// identity, recording a token issue on it if the retry carries one; another body under
+/// the same key is a conflict; an expired attempt counts no more.
+async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
+    let key = format!("primary#{}", common::unique("request"));
+    let first = stable(None);
+    let minutes = Duration::minutes(15);
+    assert_eq!(
+        store
+            .create_once(first.clone(), &attempt(&key, "{}", minutes))
+            .await
+            .unwrap(),
+        Attempted::New(first.clone())
+    );
+    let mut retry = stable(None);
+    let issued = callsign::domain::time::now();
+    retry.last_token_issued_at = Some(issued);
+    match store
+        .create_once(retry.clone(), &attempt(&key, "{}", minutes))
+        .await
+        .unwrap()
+    {
+        Attempted::Replayed(made) => {
+            assert_eq!(made.id, first.id);
+            assert_eq!(made.last_token_issued_at, Some(issued));
+        }
+        other => panic!("a retry answered {other:?}"),
+    }
+    assert!(
+        store.get(&retry.id).await.unwrap().is_none(),
+        "no second identity"
+    );
+    assert_eq!(
+        store
+            .create_once(stable(None), &attempt(&key, r#"{"other":1}"#, minutes))
+            .await
+            .unwrap(),
+        Attempted::Conflict
+    );
+    // Another caller's request id, or the same one once expired, is a new request.
+    let other = stable(None);
+    let other_key = key.replacen("primary", "secondary", 1);
+    assert_eq!(
+        store
+            .create_once(other.clone(), &attempt(&other_key, "{}", minutes))
+            .await
+            .unwrap(),
+        Attempted::New(other)
+    );
+    let stale_key = format!("primary#{}", common::unique("stale"));
+    store
+        .create_once(
+            stable(None),
+            &attempt(&stale_key, "{}", Duration::seconds(-1)),
+        )
+        .await
+        .unwrap();
+    let fresh = stable(None);
+    assert_eq!(
+        store
+            .create_once(fresh.clone(), &attempt(&stale_key, "{}", minutes))
+            .await
+            .unwrap(),
+        Attempted::New(fresh)
+    );
+    // A retry after the identity was deleted makes nothing again.
+    assert!(store.delete(&first.id).await.unwrap());
+    assert_eq!(
+        store
+            .create_once(stable(None), &attempt(&key, "{}", minutes))
+            .await
+            .unwrap(),
+        Attempted::Conflict
+    );
+}
+
 async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
     create_get_and_token_bookkeeping(store.as_ref()).await;
+    a_retried_create_makes_no_second_identity(store.as_ref()).await;
     writing_the_same_identity_again_is_idempotent(store.as_ref()).await;
     create_with_a_token_records_the_issue_on_an_existing_identity(store.as_ref()).await;
     custom_id_maps_to_one_identity_until_deleted(store.as_ref()).await;

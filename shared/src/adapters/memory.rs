@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::domain::access_keys::AccessKeys;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
 use crate::domain::keys::{KeyError, KeySet, PublishedKeys, StoredKeySet};
-use crate::domain::ports::{Created, Housekeeping, IdentityStore, KeySource, StoreError, Throttle};
+use crate::domain::ports::{
+    Attempt, Attempted, Created, Housekeeping, IdentityStore, KeySource, StoreError, Throttle,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -22,6 +24,8 @@ pub struct MemoryStore {
 struct State {
     identities: HashMap<IdentityId, Identity>,
     custom_ids: HashMap<CustomId, IdentityId>,
+    /// Attempt key → (body hash, identity made, recognised until).
+    attempts: HashMap<String, (String, IdentityId, DateTime<Utc>)>,
     sweep_cursor: Option<String>,
 }
 
@@ -81,6 +85,44 @@ impl IdentityStore for MemoryStore {
             .identities
             .insert(identity.id.clone(), identity.clone());
         Ok(Created::New(identity))
+    }
+
+    async fn create_once(
+        &self,
+        identity: Identity,
+        attempt: &Attempt,
+    ) -> Result<Attempted, StoreError> {
+        let mut state = self.state();
+        let now = Utc::now();
+        state.attempts.retain(|_, (_, _, until)| *until > now);
+        if let Some((body_hash, made, _)) = state.attempts.get(&attempt.key).cloned() {
+            if body_hash != attempt.body_hash || state.live(&made).is_none() {
+                return Ok(Attempted::Conflict);
+            }
+            let existing = state.identities.get_mut(&made).expect("checked live");
+            if identity.last_token_issued_at.is_some() {
+                existing.last_token_issued_at = identity.last_token_issued_at;
+            }
+            return Ok(Attempted::Replayed(existing.clone()));
+        }
+        if state.identities.contains_key(&identity.id) {
+            return Err(StoreError::Failed(format!(
+                "identity {} already exists",
+                identity.id
+            )));
+        }
+        state.attempts.insert(
+            attempt.key.clone(),
+            (
+                attempt.body_hash.clone(),
+                identity.id.clone(),
+                attempt.expires_at,
+            ),
+        );
+        state
+            .identities
+            .insert(identity.id.clone(), identity.clone());
+        Ok(Attempted::New(identity))
     }
 
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {

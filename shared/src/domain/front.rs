@@ -164,6 +164,7 @@ impl Front {
             token: Some(token),
             expires_at: None,
             origin: Origin::User,
+            attempt: None,
         };
         Ok(service.create(create).await?)
     }
@@ -233,6 +234,7 @@ impl Front {
             token: Some(TokenRequest { scopes, lifetime }),
             expires_at: Some(expires_at),
             origin: Origin::Guest,
+            attempt: None,
         };
         Ok(service.create(create).await?)
     }

@@ -37,6 +37,29 @@ impl Created {
     }
 }
 
+/// The first attempt of a create that its client may retry (an SDK retries with the same
+/// `x-ms-client-request-id`): who asked with which request id, and what they asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The caller and its request id, e.g. `primary#<x-ms-client-request-id>`.
+    pub key: String,
+    /// The request body's hash: a retry asks for the very same thing.
+    pub body_hash: String,
+    /// Until then a retry is recognised (the signature window).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of a create that may be a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempted {
+    New(Identity),
+    /// A retry: the identity the first attempt made.
+    Replayed(Identity),
+    /// The request id was used, within the window, for another body (or the identity it
+    /// made is gone): nothing was written.
+    Conflict,
+}
+
 /// Everything the admin API does to identities. Adapters share one semantics, checked by
 /// the conformance suite in `shared/tests/store_conformance.rs`:
 /// * an identity with a customId is written together with its mapping, atomically; a
@@ -50,6 +73,16 @@ pub trait IdentityStore: Send + Sync {
     /// `last_token_issued_at` records that token issue on it (as `record_token_issue`).
     /// Writing the very same identity again (a retry) answers `New` again.
     async fn create(&self, identity: Identity) -> Result<Created, StoreError>;
+    /// Writes a new identity without customId, recording `attempt` with it atomically; a
+    /// retry of the same attempt (key and body hash, before it expires) answers
+    /// `Replayed` with the first attempt's identity, and when `identity` carries
+    /// `last_token_issued_at` records that token issue on it. The same key with another
+    /// body answers `Conflict`.
+    async fn create_once(
+        &self,
+        identity: Identity,
+        attempt: &Attempt,
+    ) -> Result<Attempted, StoreError>;
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
     async fn find_by_custom_id(&self, custom_id: &CustomId)
     -> Result<Option<Identity>, StoreError>;

@@ -9,7 +9,7 @@ use callsign_verifier::Verifier;
 
 use super::identity::{CustomId, Identity, IdentityId, IdentityKind};
 use super::key_ring::{KeyRing, KeyRingKeys};
-use super::ports::{Created, IdentityStore, StoreError};
+use super::ports::{Attempt, Attempted, Created, IdentityStore, StoreError};
 use super::signals::{self, Origin};
 use super::time;
 use super::token::{
@@ -22,6 +22,9 @@ pub enum ServiceError {
     NotFound,
     #[error("identity belongs to another resource")]
     NotOwned,
+    /// The request id was used, within the window, for another request.
+    #[error("request id reused for another request")]
+    RequestIdReused,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -40,6 +43,9 @@ pub struct CreateIdentity {
     pub expires_at: Option<DateTime<Utc>>,
     /// Who asks: the admin API, a signed-in user, a guest (for the metrics).
     pub origin: Origin,
+    /// A request its client may retry: a retry answers with the first attempt's identity
+    /// (creates with a customId are idempotent by their customId already).
+    pub attempt: Option<Attempt>,
 }
 
 #[derive(Debug)]
@@ -107,12 +113,22 @@ impl IdentityService {
         if let Some(expires_at) = request.expires_at {
             identity.kind = IdentityKind::Ephemeral { expires_at };
         }
-        let identity = match self.store.create(identity).await? {
-            Created::New(identity) => {
-                signals::identity_created(request.origin);
-                identity
-            }
-            Created::Existing(identity) => identity,
+        let identity = match (&request.attempt, &identity.custom_id) {
+            (Some(attempt), None) => match self.store.create_once(identity, attempt).await? {
+                Attempted::New(identity) => {
+                    signals::identity_created(request.origin);
+                    identity
+                }
+                Attempted::Replayed(identity) => identity,
+                Attempted::Conflict => return Err(ServiceError::RequestIdReused),
+            },
+            _ => match self.store.create(identity).await? {
+                Created::New(identity) => {
+                    signals::identity_created(request.origin);
+                    identity
+                }
+                Created::Existing(identity) => identity,
+            },
         };
         let token = match request.token {
             Some(token_request) => {

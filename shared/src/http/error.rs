@@ -100,6 +100,11 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::NotFound => ApiError::not_found(),
+            ServiceError::RequestIdReused => ApiError::new(
+                StatusCode::CONFLICT,
+                "RequestIdReused",
+                "This x-ms-client-request-id was used for another request in the last 15 minutes: use a new one for a new request.",
+            ),
             ServiceError::NotOwned => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "IdentityNotOwned",

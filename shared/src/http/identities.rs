@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::ApiError;
 use crate::domain::front::CUSTOM_ID_PREFIX;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
+use crate::domain::ports::Attempt;
 use crate::domain::scope::{InvalidScopes, Scopes};
 use crate::domain::service::{CreateIdentity, CreatedIdentity};
 use crate::domain::signals::Origin;
@@ -97,7 +98,10 @@ pub(super) fn parse_scope_list(value: &Value, target: &'static str) -> Result<Sc
     Scopes::parse(names).map_err(|e: InvalidScopes| ApiError::validation(target, e.to_string()))
 }
 
-pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
+pub(super) fn parse_create(
+    body: &Bytes,
+    attempt: Option<Attempt>,
+) -> Result<CreateIdentity, ApiError> {
     let object = parse_object(body)?;
     let custom_id = match field(&object, "customId") {
         None => None,
@@ -130,6 +134,7 @@ pub(super) fn parse_create(body: &Bytes) -> Result<CreateIdentity, ApiError> {
         token,
         expires_at: None,
         origin: Origin::Admin,
+        attempt,
     })
 }
 

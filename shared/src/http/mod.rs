@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 
 use crate::domain::access_keys::KeyName;
 use crate::domain::identity::CustomId;
+use crate::domain::ports::Attempt;
 use crate::domain::service::IdentityService;
 use crate::domain::signals::Origin;
 
@@ -60,7 +61,7 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
     }
     let (operation, result) = match admit(app, served, &request) {
         Ok((operation, target, key)) => {
-            let result = serve(app, operation, target.clone(), &request).await;
+            let result = serve(app, operation, target.clone(), key, &request).await;
             if let Some(key) = key {
                 audit(operation, key, target.as_deref(), &request, &result);
             }
@@ -91,6 +92,28 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
         "request"
     );
     response
+}
+
+/// How long a retried create is recognised: the HMAC signature's window.
+const RETRY_WINDOW_MINUTES: i64 = 15;
+
+/// A create its client may retry: the SDKs keep `x-ms-client-request-id` across their
+/// retries of one call, and sign each with the same access key.
+fn attempt(key: Option<KeyName>, request: &ApiRequest) -> Option<Attempt> {
+    let id = request
+        .headers
+        .get(CLIENT_REQUEST_ID)?
+        .to_str()
+        .ok()?
+        .trim();
+    if id.is_empty() || id.len() > 200 {
+        return None;
+    }
+    Some(Attempt {
+        key: format!("{}#{id}", key?.as_str()),
+        body_hash: hmac::content_hash(&request.body),
+        expires_at: chrono::Utc::now() + chrono::Duration::minutes(RETRY_WINDOW_MINUTES),
+    })
 }
 
 /// One audit line for every admin mutation (create, issue, revoke, delete), whatever its
@@ -190,12 +213,13 @@ async fn serve(
     app: &App,
     operation: Operation,
     target: Option<String>,
+    key: Option<KeyName>,
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let service = &app.service;
     match operation {
         Operation::CreateIdentity => {
-            let create = parse_create(&request.body)?;
+            let create = parse_create(&request.body, attempt(key, request))?;
             let created = service.create(create).await?;
             Ok(json_response(StatusCode::CREATED, &created_body(&created)))
         }

@@ -13,11 +13,12 @@ use super::errors::{
     cancellation_reasons, condition_failed, is_conflict, reason_code, store_error,
 };
 use super::items::{
-    CustomIdItem, IdentityItem, Item, custom_id_key, decode, encode, identity_key, key, live,
+    AttemptItem, CustomIdItem, IdentityItem, Item, attempt_key, custom_id_key, decode, encode,
+    identity_key, key, live,
 };
 use super::{DynamoDbStore, LIVE, backoff, now_value};
 use crate::domain::identity::{CustomId, Identity, IdentityId};
-use crate::domain::ports::{Created, IdentityStore, StoreError};
+use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreError};
 
 /// Transactions touching one customId may be cancelled with `TransactionConflict` while
 /// another is in flight; those are retried a few times before giving up.
@@ -91,6 +92,85 @@ impl DynamoDbStore {
             Err(_) if self.landed(&identity).await => Ok(Created::New(identity)),
             Err(err) => Err(store_error(err)),
         }
+    }
+
+    /// The identity and its attempt record in one transaction; a refused record is a
+    /// retry (same body) or a conflict.
+    async fn create_attempt(
+        &self,
+        identity: Identity,
+        attempt: &Attempt,
+    ) -> Result<Attempted, StoreError> {
+        let identity_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&IdentityItem::from_identity(&identity))))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let record = AttemptItem {
+            pk: attempt_key(&attempt.key),
+            body_hash: attempt.body_hash.clone(),
+            identity_id: identity.id.to_string(),
+            expires_at: attempt.expires_at.timestamp(),
+        };
+        // An expired record (not yet removed by the TTL) no longer counts.
+        let attempt_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&record)))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", now_value())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        for round in 0..CONFLICT_ATTEMPTS {
+            let result = self
+                .transact(
+                    TransactWriteItem::builder()
+                        .put(identity_put.clone())
+                        .build(),
+                    TransactWriteItem::builder()
+                        .put(attempt_put.clone())
+                        .build(),
+                )
+                .await;
+            let Err(err) = result else {
+                return Ok(Attempted::New(identity));
+            };
+            let reasons = match cancellation_reasons(err) {
+                Ok(reasons) => reasons,
+                Err(_) if self.landed(&identity).await => return Ok(Attempted::New(identity)),
+                Err(err) => return Err(err),
+            };
+            if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
+                let first = match reasons[1].item() {
+                    Some(item) => Some(decode::<AttemptItem>(item.clone())?),
+                    None => self.get_item(attempt_key(&attempt.key)).await?,
+                };
+                let Some(first) = first else {
+                    continue; // removed meanwhile: try again
+                };
+                if first.body_hash != attempt.body_hash {
+                    return Ok(Attempted::Conflict);
+                }
+                return Ok(
+                    match self
+                        .existing_for(&first.identity_id, identity.last_token_issued_at)
+                        .await?
+                    {
+                        Some(made) => Attempted::Replayed(made),
+                        None => Attempted::Conflict, // the identity it made is gone
+                    },
+                );
+            }
+            if !is_conflict(&reasons) {
+                return Err(StoreError::Failed(format!(
+                    "create cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                )));
+            }
+            tokio::time::sleep(backoff(round)).await;
+        }
+        Err(StoreError::Unavailable("create kept conflicting".into()))
     }
 
     async fn create_with_custom_id(
@@ -275,6 +355,14 @@ impl IdentityStore for DynamoDbStore {
             Some(custom_id) => self.create_with_custom_id(identity, &custom_id).await,
             None => self.create_plain(identity).await,
         }
+    }
+
+    async fn create_once(
+        &self,
+        identity: Identity,
+        attempt: &Attempt,
+    ) -> Result<Attempted, StoreError> {
+        self.create_attempt(identity, attempt).await
     }
 
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {

@@ -1,5 +1,6 @@
 //! The table's items, the one schema every reader and writer shares: identity items
-//! (`ID#<id>`), customId mapping items (`CID#<customId>`), guest throttle counters
+//! (`ID#<id>`), customId mapping items (`CID#<customId>`), create attempts a client may
+//! retry (`REQ#<caller>#<request id>`), guest throttle counters
 //! (`THROTTLE#<key>#<window start>`) and the sweep cursor (`SWEEP#cursor`). `expiresAt`
 //! is the table's TTL attribute.
 
@@ -18,6 +19,17 @@ pub const TTL_ATTRIBUTE: &str = "expiresAt";
 pub const IDENTITY_PREFIX: &str = "ID#";
 const CUSTOM_ID_PREFIX: &str = "CID#";
 pub(super) const SWEEP_CURSOR_KEY: &str = "SWEEP#cursor";
+
+/// A create's first attempt: what it asked (its body's hash) and the identity it made,
+/// recognised until `expiresAt` (then the table's TTL removes it).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AttemptItem {
+    pub pk: String,
+    pub body_hash: String,
+    pub identity_id: String,
+    pub expires_at: i64,
+}
 
 /// An identity as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,6 +63,10 @@ pub fn identity_key(id: &IdentityId) -> String {
 
 pub(super) fn custom_id_key(custom_id: &CustomId) -> String {
     format!("{CUSTOM_ID_PREFIX}{}", custom_id.as_str())
+}
+
+pub(super) fn attempt_key(attempt: &str) -> String {
+    format!("REQ#{attempt}")
 }
 
 pub(super) fn throttle_key(key: &str, window_start: i64) -> String {
