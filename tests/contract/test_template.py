@@ -239,3 +239,42 @@ def test_alarms_and_dashboard_read_only_metrics_the_code_emits(template):
         assert name in documented, f"{name} is not emitted (signals::METRICS)"
         assert sorted(d for d in dims if d != "Function") == sorted(documented[name]), name
         assert "Function" in dims, f"{name}: every callsign metric carries its Function"
+
+
+def sample_event_functions():
+    """The functions the events/ samples are for, read off each sample's shape."""
+    route_owner = {f"{r['method']} {r['path']}": r["function"] for r in route_table()}
+    owners = set()
+    for path in sorted((ROOT / "events").glob("*.json")):
+        event = json.loads(path.read_text())
+        if "Step" in event and "SecretId" in event:
+            owners.add("rotate-signing-key")
+        elif "Records" in event or event.get("source") == "aws.events":
+            owners.add("cleanup")
+        elif event.get("type") == "REQUEST" and "identitySource" in event:
+            owners.add("authorizer")
+        elif event.get("routeKey") in route_owner:
+            owners.add(route_owner[event["routeKey"]])
+        else:
+            pytest.fail(f"{path.name}: no function takes this event")
+    return owners
+
+
+def test_every_function_has_a_sample_event(template):
+    binaries = {r["Metadata"]["BuildProperties"]["Binary"] for r in rust_functions(template).values()}
+    assert binaries <= sample_event_functions(), binaries - sample_event_functions()
+
+
+def test_every_function_has_a_built_arm64_artifact(template):
+    """After `sam build` (the test command sets ARTIFACTS_DIR to its output)."""
+    import os
+
+    artifacts = os.environ.get("ARTIFACTS_DIR", "").strip()
+    if not artifacts:
+        pytest.fail("ARTIFACTS_DIR is not set: run this through scripts/test, after sam build")
+    for name, resource in rust_functions(template).items():
+        bootstrap = pathlib.Path(artifacts) / name / "bootstrap"
+        assert bootstrap.is_file(), f"{name}: sam build made no {bootstrap}"
+        head = bootstrap.read_bytes()[:20]
+        assert head[:4] == b"\x7fELF", f"{bootstrap} is not an ELF binary"
+        assert int.from_bytes(head[18:20], "little") == 183, f"{bootstrap} is not built for arm64 (aarch64)"

@@ -1,6 +1,13 @@
-"""Invokes every function with its events/ sample through `cargo lambda invoke`, against a
-running `cargo lambda watch` whose functions use DynamoDB Local and moto, and checks each
-answer. Run by scripts/test, which starts and stops everything.
+"""Invokes every function with its events/ sample and checks each answer, against
+DynamoDB Local and moto. Two ways, the same checks (scripts/test runs both):
+
+* INVOKE_BACKEND=cargo-lambda (default): `cargo lambda invoke` against a running
+  `cargo lambda watch` (host builds of the functions);
+* INVOKE_BACKEND=arm64: the arm64 `bootstrap`s that `sam build` made (ARTIFACTS_DIR), each
+  under qemu-user against a local Lambda Runtime API (tests/lambda/runtime_api.py), with
+  the environment FUNCTION_ENV (comma-separated NAME=VALUE) and logs in LOG_DIR.
+
+Every Rust function of template.yaml must be invoked at least once.
 
 Environment: CARGO_LAMBDA (the cargo-lambda binary), WATCH_PORT, CALLSIGN_LOCAL (the
 callsign-local binary, for `sign-event`), CALLSIGN_ACCESS_KEY (the deployment's primary
@@ -18,6 +25,18 @@ import tempfile
 import boto3
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+BACKEND = os.environ.get("INVOKE_BACKEND", "cargo-lambda")
+INVOKED = set()
+ARTIFACTS = None
+if BACKEND == "arm64":
+    from runtime_api import Artifacts
+
+    ARTIFACTS = Artifacts(
+        os.environ["ARTIFACTS_DIR"],
+        ROOT / "template.yaml",
+        dict(pair.split("=", 1) for pair in os.environ["FUNCTION_ENV"].split(",")),
+        os.environ["LOG_DIR"],
+    )
 EVENTS = ROOT / "events"
 SEEDED_ID = "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081"
 PLACEHOLDER = "<a callsign access token>"
@@ -56,6 +75,9 @@ def event(name, replace=None, sign=False):
 
 
 def invoke(function, payload):
+    INVOKED.add(function)
+    if ARTIFACTS is not None:
+        return ARTIFACTS.invoke(function, payload)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(payload, file)
     result = subprocess.run(
@@ -127,9 +149,17 @@ def main():
     check("the rotation published the new set's public keys", published == in_force, (published, in_force))
     check("no private key is published", all("d" not in key for key in public["keys"]), public)
 
-    print(f"cargo lambda invoke: {len(PASSED)} passed, {len(FAILED)} failed")
+    from runtime_api import artifact_dirs as template_functions
+
+    every = set(template_functions(ROOT / "template.yaml", "."))
+    check("every function of the template was invoked", INVOKED == every, sorted(every ^ INVOKED))
+    print(f"{BACKEND} invoke: {len(PASSED)} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        if ARTIFACTS is not None:
+            ARTIFACTS.stop()
