@@ -39,6 +39,27 @@ check_prerequisites() {
     "$(javac -version 2>&1)"
 }
 
+# _make_venv DIR : a venv at DIR (Debian keeps venv/ensurepip in python3-venv: installed
+# when missing, as root).
+_make_venv() {
+  python3 -m venv "$1" 2>/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "python venv: installing python3-venv"
+    rm -rf "$1"
+    { apt-get install -y -q python3-venv || { apt-get update -q && apt-get install -y -q python3-venv; }; } || return 1
+    python3 -m venv "$1"
+  else
+    echo "python3 -m venv failed: install Python's venv module (Debian: python3-venv)" >&2
+    return 1
+  fi
+}
+
+# _pip_install VENV_DIR REQUIREMENTS
+_pip_install() {
+  echo "python venv: installing $2 into $1"
+  "$1/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$2"
+}
+
 install_python_venv() {
   local req="$ROOT/tests/sdk/python/requirements.txt"
   local stamp="$VENV/.callsign-requirements"
@@ -50,21 +71,9 @@ install_python_venv() {
   fi
   if ! "$VENV/bin/python" -c '' 2>/dev/null; then
     rm -rf "$VENV"
-    if ! python3 -m venv "$VENV"; then
-      # Debian's system Python keeps venv/ensurepip in a separate package.
-      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "python venv: installing python3-venv"
-        rm -rf "$VENV"
-        { apt-get install -y -q python3-venv || { apt-get update -q && apt-get install -y -q python3-venv; }; } || return 1
-        python3 -m venv "$VENV" || return 1
-      else
-        echo "python3 -m venv failed: install Python's venv module (Debian: python3-venv)" >&2
-        return 1
-      fi
-    fi
+    _make_venv "$VENV" || return 1
   fi
-  echo "python venv: installing $req"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" || return 1
+  _pip_install "$VENV" "$req" || return 1
   printf '%s' "$want" >"$stamp"
 }
 
@@ -131,10 +140,8 @@ install_deploy_tools() {
   if "$SAM_VENV/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
     echo "sam venv: up to date ($SAM_VENV)"
   else
-    echo "sam venv: installing $req"
     rm -rf "$SAM_VENV"
-    python3 -m venv "$SAM_VENV" &&
-      "$SAM_VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" || return 1
+    _make_venv "$SAM_VENV" && _pip_install "$SAM_VENV" "$req" || return 1
     printf '%s' "$want" >"$stamp"
   fi
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then

@@ -229,23 +229,9 @@ async fn secrets_manager_unreachable_at_a_cold_start_fails_it_with_a_clear_error
     );
 }
 
-/// Log lines, for the tests that read what was logged.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_manager_unreachable_later_keeps_the_cached_keys_serving() {
-    let logs = Logs::default();
+    let logs = Captured::default();
     let writer = logs.clone();
     let _logging = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
@@ -294,7 +280,7 @@ async fn secrets_manager_unreachable_later_keeps_the_cached_keys_serving() {
     // The refreshes ran, failed, and said so.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         if text.contains("key refresh failed; keeping the cached keys") {
             break;
         }

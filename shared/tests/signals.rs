@@ -6,8 +6,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use callsign::domain::signals::{METRICS, NAMESPACE};
 use callsign::http::ApiRequest;
@@ -17,26 +15,6 @@ use serde_json::{Value, json};
 
 const V: &str = "api-version=2023-10-01";
 const CUSTOM_ID: &str = "alice@contoso.com";
-
-/// Everything the subscriber writes, kept for the test to read.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 /// (metric name, its dimensions) → the value summed over the documents.
 type Emitted = BTreeMap<(String, BTreeMap<String, String>), f64>;

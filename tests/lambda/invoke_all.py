@@ -106,6 +106,24 @@ def http(label, function, payload, status):
     return json.loads(body) if body.startswith(("{", "[")) else body
 
 
+def cold_start_without_secrets_manager():
+    """A function whose keys cannot be read fails its init, saying why, and serves nothing."""
+    from runtime_api import Artifacts, FunctionError
+
+    unreachable = dict(ARTIFACTS.env, AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:9")
+    broken = Artifacts(os.environ["ARTIFACTS_DIR"], ROOT / "template.yaml", unreachable,
+                       os.environ["LOG_DIR"], log_prefix="arm64-no-secrets-")
+    try:
+        answer = broken.invoke("issue-token", event("issue-token.json", sign=True))
+        check("a cold start without Secrets Manager fails its init", False, answer)
+    except FunctionError as error:
+        check("a cold start without Secrets Manager fails its init", "init failed" in str(error), error)
+    finally:
+        broken.stop()
+    log = broken.log_of("issue-token").read_text(errors="replace")
+    check("the failed cold start logs why", "cold start failed" in log and "GetSecretValue" in log, log[-600:])
+
+
 def main():
     seed()
     http("jwks.json", "jwks", event("jwks.json"), 200)
@@ -149,6 +167,8 @@ def main():
     check("the rotation published the new set's public keys", published == in_force, (published, in_force))
     check("no private key is published", all("d" not in key for key in public["keys"]), public)
 
+    if ARTIFACTS is not None:
+        cold_start_without_secrets_manager()
     from runtime_api import artifact_dirs as template_functions
 
     every = set(template_functions(ROOT / "template.yaml", "."))

@@ -62,16 +62,20 @@ class RuntimeApi(http.server.ThreadingHTTPServer):
     def address(self):
         return f"127.0.0.1:{self.server_address[1]}"
 
-    def invoke(self, payload, timeout):
+    def invoke(self, payload, timeout, exited=lambda: None):
+        """The function's answer; `exited()` tells when its process ended (init failed)."""
         request_id = str(uuid.uuid4())
         self.events.put((request_id, json.dumps(payload).encode()))
         deadline = time.monotonic() + timeout
         with self.changed:
             while request_id not in self.answers and self.init_error is None:
+                code = exited()
+                if code is not None:
+                    raise FunctionError(f"{self.name}: init failed: the process exited with {code}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise FunctionError(f"{self.name}: no answer within {timeout} s")
-                self.changed.wait(left)
+                self.changed.wait(min(left, 0.5))
             if self.init_error is not None:
                 raise FunctionError(f"{self.name}: init failed: {self.init_error[:400]}")
             kind, body = self.answers.pop(request_id)
@@ -140,11 +144,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Artifacts:
-    def __init__(self, build_dir, template, env, log_dir):
+    def __init__(self, build_dir, template, env, log_dir, log_prefix="arm64-"):
         self.dirs = artifact_dirs(template, build_dir)
         self.env = env
         self.log_dir = pathlib.Path(log_dir)
+        self.log_prefix = log_prefix
         self.running = {}
+
+    def log_of(self, binary):
+        return self.log_dir / f"{self.log_prefix}{binary}.log"
 
     def _start(self, binary):
         bootstrap = self.dirs[binary] / "bootstrap"
@@ -162,7 +170,7 @@ class Artifacts:
             "AWS_LAMBDA_LOG_STREAM_NAME": "qemu",
             **self.env,
         }
-        log = open(self.log_dir / f"arm64-{binary}.log", "wb")
+        log = open(self.log_of(binary), "wb")
         process = subprocess.Popen(
             [QEMU, "-L", ARM64_ROOT, str(bootstrap)], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
@@ -171,7 +179,8 @@ class Artifacts:
     def invoke(self, binary, payload):
         if binary not in self.running:
             self._start(binary)
-        return self.running[binary][0].invoke(payload, timeout=180)
+        api, process, _ = self.running[binary]
+        return api.invoke(payload, timeout=180, exited=process.poll)
 
     def stop(self):
         for api, process, log in self.running.values():

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, CancellationReason, Delete, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use chrono::{DateTime, Utc};
 
@@ -94,6 +94,33 @@ impl DynamoDbStore {
         }
     }
 
+    /// A new identity's item and one more item (its mapping, its attempt record) in one
+    /// transaction. None: written (or it landed though the call failed); otherwise why
+    /// the transaction was cancelled, item by item.
+    async fn put_with_identity(
+        &self,
+        identity: &Identity,
+        identity_put: &Put,
+        other: &Put,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        let result = self
+            .transact(
+                TransactWriteItem::builder()
+                    .put(identity_put.clone())
+                    .build(),
+                TransactWriteItem::builder().put(other.clone()).build(),
+            )
+            .await;
+        let Err(err) = result else {
+            return Ok(None);
+        };
+        match cancellation_reasons(err) {
+            Ok(reasons) => Ok(Some(reasons)),
+            Err(_) if self.landed(identity).await => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The identity and its attempt record in one transaction; a refused record is a
     /// retry (same body) or a conflict.
     async fn create_attempt(
@@ -123,23 +150,11 @@ impl DynamoDbStore {
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         for round in 0..CONFLICT_ATTEMPTS {
-            let result = self
-                .transact(
-                    TransactWriteItem::builder()
-                        .put(identity_put.clone())
-                        .build(),
-                    TransactWriteItem::builder()
-                        .put(attempt_put.clone())
-                        .build(),
-                )
-                .await;
-            let Err(err) = result else {
+            let Some(reasons) = self
+                .put_with_identity(&identity, &identity_put, &attempt_put)
+                .await?
+            else {
                 return Ok(Attempted::New(identity));
-            };
-            let reasons = match cancellation_reasons(err) {
-                Ok(reasons) => reasons,
-                Err(_) if self.landed(&identity).await => return Ok(Attempted::New(identity)),
-                Err(err) => return Err(err),
             };
             if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
                 let first = match reasons[1].item() {
@@ -209,23 +224,11 @@ impl DynamoDbStore {
             return Ok(Created::Existing(existing));
         }
         for attempt in 0..CONFLICT_ATTEMPTS {
-            let result = self
-                .transact(
-                    TransactWriteItem::builder()
-                        .put(identity_put.clone())
-                        .build(),
-                    TransactWriteItem::builder()
-                        .put(mapping_put.clone())
-                        .build(),
-                )
-                .await;
-            let Err(err) = result else {
+            let Some(reasons) = self
+                .put_with_identity(&identity, &identity_put, &mapping_put)
+                .await?
+            else {
                 return Ok(Created::New(identity));
-            };
-            let reasons = match cancellation_reasons(err) {
-                Ok(reasons) => reasons,
-                Err(_) if self.landed(&identity).await => return Ok(Created::New(identity)),
-                Err(err) => return Err(err),
             };
             tracing::debug!(codes = ?reasons.iter().map(|r| r.code()).collect::<Vec<_>>(), attempt, "customId create cancelled");
             if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
