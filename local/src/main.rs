@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 mod dev_oidc;
 mod ready_file;
 mod server;
+mod tls;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,7 +26,8 @@ async fn main() {
     callsign::logging::init_local();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        None => run().await,
+        None => run(false).await,
+        Some("--tls") if args.len() == 1 => run(true).await,
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
         Some("routes") if args.len() == 1 => {
             // The routes this server (and the deployed API) serves, one route key a line.
@@ -47,6 +49,8 @@ async fn main() {
 }
 
 const USAGE: &str = "usage: callsign-local              run the local server
+       callsign-local --tls        run it over HTTPS (also CALLSIGN_TLS=1), with a
+                                        self-signed certificate made at start
        callsign-local routes            list the route keys served (the OpenAPI contract's)
        callsign-local routes --json     the route table: route key, operation, access, the
                                         Lambda function serving it, whether it issues tokens
@@ -93,6 +97,7 @@ fn print_metrics() -> Result<(), Error> {
                 "namespace": NAMESPACE,
                 "name": metric.name,
                 "dimensions": metric.dimensions,
+                "values": metric.dimensions.iter().zip(metric.values).map(|(d, v)| (d.to_string(), v.to_vec())).collect::<std::collections::BTreeMap<_, _>>(),
                 "meaning": metric.meaning,
             })
         })
@@ -148,11 +153,23 @@ fn sign_event(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run() -> Result<(), Error> {
+async fn run(tls_flag: bool) -> Result<(), Error> {
     let local = LocalConfig::from_env()?;
     let config = &local.config;
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], local.port))).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
+    let tls = (tls_flag || local.tls).then(tls::self_signed).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", listener.local_addr()?);
+    let certificate = match &tls {
+        Some(tls) => {
+            let path = local.tls_certificate.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("callsign-local-{}.pem", std::process::id()))
+            });
+            tls::write_certificate(tls, &path)?;
+            Some(path)
+        }
+        None => None,
+    };
     let on_table = config.table_name.is_some();
     // Without a real identity provider configured, sign-in goes through the built-in
     // development issuer. Never against a real table: its identities would be keyed to a
@@ -184,42 +201,72 @@ async fn run() -> Result<(), Error> {
         (memory.app, key, "embedded (in memory)")
     };
     announce(
-        &endpoint,
-        &access_key,
-        &config.token.resource_id.to_string(),
-        store_name,
-        dev_issuer.as_deref(),
+        &Announcement {
+            endpoint: &endpoint,
+            access_key: &access_key,
+            resource_id: &config.token.resource_id.to_string(),
+            store: store_name,
+            dev_issuer: dev_issuer.as_deref(),
+            certificate: certificate.as_deref(),
+        },
         local.ready_file.as_deref(),
     )?;
     let limits = server::Limits {
         header_timeout: local.header_timeout,
         body_timeout: local.body_timeout,
         max_connections: local.max_connections,
+        tls: tls.is_some(),
     };
-    server::serve(listener, app, dev_issuer, limits).await
+    server::serve(
+        listener,
+        app,
+        dev_issuer,
+        limits,
+        tls.map(|tls| tls.acceptor),
+    )
+    .await
+}
+
+/// What the server tells a developer (and a script, through the ready file) at start.
+struct Announcement<'a> {
+    endpoint: &'a str,
+    access_key: &'a str,
+    resource_id: &'a str,
+    store: &'a str,
+    dev_issuer: Option<&'a DevIssuer>,
+    /// With TLS: the self-signed certificate clients must trust.
+    certificate: Option<&'a std::path::Path>,
 }
 
 /// Prints what a developer needs, once, on stdout (the access key is meant to be copied
 /// from here; it never goes to the logs).
-fn announce(
-    endpoint: &str,
-    access_key: &str,
-    resource_id: &str,
-    store: &str,
-    dev_issuer: Option<&DevIssuer>,
-    ready_file: Option<&std::path::Path>,
-) -> Result<(), Error> {
+fn announce(a: &Announcement<'_>, ready_file: Option<&std::path::Path>) -> Result<(), Error> {
+    let (endpoint, access_key) = (a.endpoint, a.access_key);
+    let connection_string = format!("endpoint={endpoint}/;accesskey={access_key}");
     println!(
-        "callsign local server\n  endpoint:    {endpoint}\n  access key:  {access_key}\n  resource id: {resource_id}\n  store:       {store}\n\n\
+        "callsign local server\n  endpoint:    {endpoint}\n  access key:  {access_key}\n  resource id: {}\n  store:       {}\n\n\
          Try it with the official Python SDK (pip install azure-communication-identity):\n\n\
          from azure.communication.identity import CommunicationIdentityClient\n\
          from azure.core.credentials import AzureKeyCredential\n\
          client = CommunicationIdentityClient(\"{endpoint}\", AzureKeyCredential(\"{access_key}\"))\n\
          user, token = client.create_user_and_token([\"chat\", \"voip\"])\n\
-         print(user.properties[\"id\"], token.expires_on)\n\n\
-         Ctrl-C stops the server."
+         print(user.properties[\"id\"], token.expires_on)",
+        a.resource_id, a.store
     );
-    if let Some(issuer) = dev_issuer {
+    if let Some(certificate) = a.certificate {
+        let pem = certificate.display();
+        println!(
+            "\nOver HTTPS (a self-signed certificate, made for this run: {pem}):\n\
+             connection string: {connection_string}\n\
+             client = CommunicationIdentityClient.from_connection_string(\"{connection_string}\")\n\
+             Trust the certificate first:\n  \
+             Python (requests, sync clients): export REQUESTS_CA_BUNDLE={pem}\n  \
+             Python (aiohttp, async clients): export SSL_CERT_FILE={pem}\n  \
+             Node.js:                         export NODE_EXTRA_CA_CERTS={pem}"
+        );
+    }
+    println!("\nCtrl-C stops the server.");
+    if let Some(issuer) = a.dev_issuer {
         println!(
             "\nEnd users (development sign-in, issuer {issuer}):\n\
              id_token=$(curl -s -X POST {endpoint}/dev/oidc/token -d '{{\"sub\":\"alice\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"id_token\"])')\n\
@@ -232,8 +279,10 @@ fn announce(
         let ready = serde_json::json!({
             "endpoint": endpoint,
             "accessKey": access_key,
-            "resourceId": resource_id,
-            "devOidcIssuer": dev_issuer.map(DevIssuer::issuer),
+            "resourceId": a.resource_id,
+            "devOidcIssuer": a.dev_issuer.map(DevIssuer::issuer),
+            "connectionString": connection_string,
+            "certificate": a.certificate.map(|p| p.display().to_string()),
         });
         ready_file::write(path, &ready.to_string())?;
     }

@@ -16,8 +16,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::dev_oidc::DevIssuer;
 
@@ -29,6 +31,8 @@ pub struct Limits {
     /// From the end of the headers to the end of the body.
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Whether connections speak TLS (for the scheme in discovery metadata).
+    pub tls: bool,
 }
 
 /// Accept errors come in bursts (descriptors exhausted): each burst is logged once, and
@@ -60,11 +64,33 @@ impl AcceptFailures {
     }
 }
 
+/// One connection, plain or TLS, until it closes or the server shuts down.
+async fn serve_connection<IO, S>(
+    io: TokioIo<IO>,
+    service: S,
+    watcher: Watcher,
+    limits: Limits,
+) -> Result<(), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // hyper enforces the header timeout only with a timer.
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(io, service);
+    watcher.watch(connection).await.map_err(|e| e.to_string())
+}
+
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     dev_issuer: Option<Arc<DevIssuer>>,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
 ) -> Result<(), crate::Error> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
@@ -103,15 +129,24 @@ pub async fn serve(
                 Ok::<_, Infallible>(route(&app, dev_issuer.as_deref(), peer, request, limits).await)
             }
         });
-        // hyper enforces the header timeout only with a timer.
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let (watcher, tls) = (graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => serve_connection(TokioIo::new(stream), service, watcher, limits).await,
+                // The handshake counts against the header timeout, like the headers.
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(TokioIo::new(stream), service, watcher, limits).await
+                        }
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("TLS handshake timed out".to_owned()),
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
@@ -168,10 +203,11 @@ async fn route(
         return response.map(Full::new);
     }
     let mut headers = parts.headers;
-    // Tells discovery metadata that this front door speaks plain http.
+    // Tells discovery metadata which scheme this front door speaks.
+    let scheme = if limits.tls { "https" } else { "http" };
     headers
         .entry("x-forwarded-proto")
-        .or_insert(http::HeaderValue::from_static("http"));
+        .or_insert(http::HeaderValue::from_static(scheme));
     let request = ApiRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),

@@ -92,8 +92,9 @@ pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore,
 }
 
 /// Assembles the app for a process that serves `served`: private signing keys only where
-/// tokens are issued (elsewhere the published public keys), access keys only where
-/// HMAC-authenticated routes are served, the end-user front only where its routes are. `users` replaces the configured sign-in (the local server's
+/// tokens are issued, the published public keys where they are only verified, access
+/// keys only where HMAC-authenticated routes are served, the end-user front only where
+/// its routes are. `users` replaces the configured sign-in (the local server's
 /// development issuer, tests).
 pub async fn assemble(
     config: &Config,
@@ -103,6 +104,7 @@ pub async fn assemble(
 ) -> Result<App, BuildError> {
     let needed = KeysNeeded {
         signing: served.signs(),
+        verifying: served.verifies(),
         access: served.has(Access::Admin),
     };
     let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
@@ -178,6 +180,7 @@ pub async fn memory_app(
 pub async fn authorizer(config: &Config, backends: Backends) -> Result<Authorizer, BuildError> {
     let needed = KeysNeeded {
         signing: false,
+        verifying: true,
         access: false,
     };
     let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;

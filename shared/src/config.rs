@@ -96,6 +96,10 @@ pub struct LocalConfig {
     pub body_timeout: Duration,
     /// Connections open at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Serve HTTPS with a self-signed certificate made at start.
+    pub tls: bool,
+    /// Where to write that certificate (PEM); None: a file in the temporary directory.
+    pub tls_certificate: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LocalConfig {
@@ -113,6 +117,8 @@ impl std::fmt::Debug for LocalConfig {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls)
+            .field("tls_certificate", &self.tls_certificate)
             .finish()
     }
 }
@@ -391,6 +397,8 @@ impl LocalConfig {
                 1..=65_536,
                 "connections",
             )?,
+            tls: env.flag("CALLSIGN_TLS", false)?,
+            tls_certificate: env.text("CALLSIGN_TLS_CERTIFICATE").map(PathBuf::from),
         })
     }
 }
@@ -692,6 +700,10 @@ mod tests {
             (l.header_timeout, l.body_timeout, l.max_connections),
             (Duration::from_secs(10), Duration::from_secs(30), 256)
         );
+        assert!(
+            !l.tls && l.tls_certificate.is_none(),
+            "plain HTTP by default"
+        );
         let l = local(&[
             ("CALLSIGN_PORT", "0"),
             ("CALLSIGN_BOOTSTRAP", "1"),
@@ -701,6 +713,8 @@ mod tests {
             ("CALLSIGN_HEADER_TIMEOUT_SECONDS", "2"),
             ("CALLSIGN_BODY_TIMEOUT_SECONDS", "3"),
             ("CALLSIGN_MAX_CONNECTIONS", "4"),
+            ("CALLSIGN_TLS", "true"),
+            ("CALLSIGN_TLS_CERTIFICATE", " /tmp/local.pem "),
             RESOURCE,
         ])
         .unwrap();
@@ -708,6 +722,8 @@ mod tests {
             (l.header_timeout, l.body_timeout, l.max_connections),
             (Duration::from_secs(2), Duration::from_secs(3), 4)
         );
+        assert!(l.tls);
+        assert_eq!(l.tls_certificate, Some(PathBuf::from("/tmp/local.pem")));
         for (name, range) in [
             ("CALLSIGN_HEADER_TIMEOUT_SECONDS", "seconds from 1 to 300"),
             ("CALLSIGN_BODY_TIMEOUT_SECONDS", "seconds from 1 to 600"),

@@ -11,6 +11,7 @@ use callsign::domain::key_ring::{KeyRing, KeysNeeded};
 
 const EVERY_KEY: KeysNeeded = KeysNeeded {
     signing: true,
+    verifying: true,
     access: true,
 };
 use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};

@@ -40,11 +40,11 @@ def route_table():
 
 
 def documented_metrics():
-    """{name: [dimensions besides Function]} of the metrics the functions emit."""
+    """{name: {dimension besides Function: [its values]}} of the metrics the functions emit."""
     out = subprocess.run(
         [str(local_binary()), "metrics", "--json"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    return {metric["name"]: metric["dimensions"] for metric in json.loads(out)}
+    return {metric["name"]: metric["values"] for metric in json.loads(out)}
 
 
 def served_routes():

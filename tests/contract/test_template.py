@@ -72,7 +72,7 @@ def test_policies_name_their_actions_and_resources(template):
 
 
 def secret_readers(template, secret):
-    """The functions whose policies name `secret`."""
+    """The functions whose policies let them read `secret` (GetSecretValue)."""
     readers = set()
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -80,7 +80,8 @@ def secret_readers(template, secret):
         for policy in resource["Properties"].get("Policies", []):
             for statement in policy["Statement"]:
                 resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-                if {"Ref": secret} in resources:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if {"Ref": secret} in resources and "secretsmanager:GetSecretValue" in actions:
                     readers.add(resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name))
     return readers
 
@@ -101,7 +102,7 @@ def test_only_functions_that_issue_tokens_can_read_the_private_signing_keys(temp
 
 def test_the_verifier_functions_read_the_public_keys_that_rotation_writes(template):
     readers = secret_readers(template, "PublicKeysSecret")
-    assert {"jwks", "introspect", "authorizer", "revoke-tokens", "custom-id-lookup"} <= readers
+    assert readers == {"jwks", "introspect", "authorizer", "rotate-signing-key"}, readers
     rotation = template["Resources"]["RotateSigningKeyFunction"]["Properties"]["Policies"][0]["Statement"]
     writes = [s for s in rotation if {"Ref": "PublicKeysSecret"} == s["Resource"]]
     assert writes and "secretsmanager:PutSecretValue" in writes[0]["Action"]
@@ -235,10 +236,14 @@ def test_alarms_and_dashboard_read_only_metrics_the_code_emits(template):
     read += list(dashboard_metrics(template))
     custom = [(name, dims) for namespace, name, dims in read if namespace == "callsign"]
     assert custom, "no callsign metric is watched"
+    binaries = {r["Metadata"]["BuildProperties"]["Binary"] for r in rust_functions(template).values()}
     for name, dims in custom:
         assert name in documented, f"{name} is not emitted (signals::METRICS)"
         assert sorted(d for d in dims if d != "Function") == sorted(documented[name]), name
-        assert "Function" in dims, f"{name}: every callsign metric carries its Function"
+        assert dims.get("Function") in binaries, f"{name}: Function {dims.get('Function')} is no function"
+        for dimension, value in dims.items():
+            if dimension != "Function":
+                assert value in documented[name][dimension], f"{name}: {dimension}={value} is never emitted"
 
 
 def sample_event_functions():

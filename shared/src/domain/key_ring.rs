@@ -1,7 +1,8 @@
 //! The keys of a running function, loaded at cold start and refreshed from their source
 //! once per TTL in the background, never fetched per request. Each function holds only
-//! what it uses: the private signing keys only where tokens are issued (elsewhere, the
-//! published public keys), the access keys only where HMAC-authenticated routes are served.
+//! what it uses: the private signing keys only where tokens are issued, the published
+//! public keys where tokens are only verified, none elsewhere; the access keys only where
+//! HMAC-authenticated routes are served.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,10 @@ use super::signals;
 /// Which keys a function needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeysNeeded {
-    /// The private signing keys (functions that issue tokens); otherwise the public ones.
+    /// The private signing keys (functions that issue tokens).
     pub signing: bool,
+    /// The public keys (functions that verify tokens but issue none).
+    pub verifying: bool,
     /// The access keys (functions that serve HMAC-authenticated routes).
     pub access: bool,
 }
@@ -27,6 +30,8 @@ pub struct KeysNeeded {
 enum Keys {
     Signing(Cached<KeySet>),
     Published(Cached<PublishedKeys>),
+    /// A function that neither signs nor verifies: no key set at all.
+    None(Arc<PublishedKeys>),
 }
 
 pub struct KeyRing {
@@ -50,7 +55,7 @@ impl KeyRing {
                 let source = source.clone();
                 async move { source.signing_keys().await }
             }))
-        } else {
+        } else if needed.verifying {
             let keys = source
                 .published_keys()
                 .await
@@ -60,6 +65,8 @@ impl KeyRing {
                 let source = source.clone();
                 async move { source.published_keys().await }
             }))
+        } else {
+            Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
         };
         let access = if needed.access {
             let keys = source
@@ -80,7 +87,7 @@ impl KeyRing {
     pub fn signing_keys(&self) -> Option<Arc<KeySet>> {
         match &self.keys {
             Keys::Signing(keys) => Some(keys.get()),
-            Keys::Published(_) => None,
+            Keys::Published(_) | Keys::None(_) => None,
         }
     }
 
@@ -89,6 +96,7 @@ impl KeyRing {
         match &self.keys {
             Keys::Signing(keys) => keys.get().published().clone(),
             Keys::Published(keys) => keys.get(),
+            Keys::None(empty) => empty.clone(),
         }
     }
 
@@ -98,6 +106,7 @@ impl KeyRing {
         match &self.keys {
             Keys::Signing(keys) => keys.refresh_now(min_interval).await.published().clone(),
             Keys::Published(keys) => keys.refresh_now(min_interval).await,
+            Keys::None(empty) => empty.clone(),
         }
     }
 

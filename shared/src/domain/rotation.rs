@@ -19,6 +19,7 @@ use super::token::{self, TokenLifetime, TokenRequest, TokenSettings};
 
 pub const CURRENT: &str = "AWSCURRENT";
 pub const PENDING: &str = "AWSPENDING";
+pub const PREVIOUS: &str = "AWSPREVIOUS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -62,7 +63,8 @@ impl Step {
 /// Runs one step of a signing-key rotation, and keeps the public key secret (`public`,
 /// read by the functions that only verify) in step with it: from createSecret on it
 /// lists the keys of both the set in force and the pending one, from finishSecret on
-/// those of the new set. So it never lacks a key that signs. Every step may be retried:
+/// those of the new set and of the set it replaced. So it never lacks a key that a
+/// function may still sign with. Every step may be retried:
 /// it then finds its work done and changes nothing.
 pub async fn rotate_signing_keys(
     secret: &dyn VersionedSecret,
@@ -203,7 +205,18 @@ async fn finish(
             .value(CURRENT, Some(token))
             .await?
             .ok_or_else(|| RotationError::Invalid(format!("version {token} is not AWSCURRENT")))?;
-        publish(public, &[KeySet::from_secret(&promoted)?]).await?;
+        // The set it replaced stays published until the next rotation: a function that
+        // has not refreshed yet may still sign with it (its previous key, while the new
+        // one is younger than the activation delay), and a rotation soon after this
+        // one must not unpublish that key.
+        let replaced = match secret.value(PREVIOUS, None).await? {
+            Some(value) => KeySet::from_secret(&value).ok(),
+            None => None,
+        };
+        let sets: Vec<KeySet> = std::iter::once(KeySet::from_secret(&promoted)?)
+            .chain(replaced)
+            .collect();
+        publish(public, &sets).await?;
     }
     Ok(())
 }

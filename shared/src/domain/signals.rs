@@ -8,82 +8,139 @@ pub const NAMESPACE: &str = "callsign";
 /// Counted once per cold start by the Lambda transport.
 pub const COLD_STARTS: &str = "ColdStarts";
 
-/// A metric, its dimensions (besides `Function`, added to all), and what it counts.
+/// A metric, its dimensions (besides `Function`, added to all) with the values each may
+/// take, and what it counts.
 pub struct Metric {
     pub name: &'static str,
     pub dimensions: &'static [&'static str],
+    /// For each dimension, in order, every value it takes.
+    pub values: &'static [&'static [&'static str]],
     pub meaning: &'static str,
 }
+
+const ROUTES: &[&str] = &["admin", "user", "guest"];
+const OK_OR_FAILED: &[&str] = &["ok", "failed"];
+const INTROSPECTION_RESULTS: &[&str] = &[
+    "active",
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "revoked",
+    "identity_deleted",
+];
+const AUTHORIZER_RESULTS: &[&str] = &[
+    "allowed",
+    "unknown_route",
+    "missing_token",
+    "scope_too_narrow",
+    "store_unavailable",
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "revoked",
+    "identity_deleted",
+];
+/// `Denied::code` of every reason HMAC authentication refuses.
+const AUTH_REASONS: &[&str] = &[
+    "missing_header",
+    "content_hash_mismatch",
+    "bad_scheme",
+    "stale_date",
+    "bad_signature",
+];
+const STEPS: &[&str] = &["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 pub const METRICS: &[Metric] = &[
     Metric {
         name: COLD_STARTS,
         dimensions: &[],
+        values: &[],
         meaning: "cold starts of a function",
     },
     Metric {
         name: "TokensIssued",
         dimensions: &["Route"],
+        values: &[ROUTES],
         meaning: "access tokens issued, by route: admin, user, guest",
     },
     Metric {
         name: "IdentitiesCreated",
         dimensions: &["Route"],
+        values: &[ROUTES],
         meaning: "identities created (not the ones a customId already mapped), by route",
     },
     Metric {
         name: "IdentitiesDeleted",
         dimensions: &["Route"],
+        values: &[ROUTES],
         meaning: "identities deleted through the API, by route: admin, user",
     },
     Metric {
         name: "TokensRevoked",
         dimensions: &[],
+        values: &[],
         meaning: "revocations (every token of an identity so far)",
     },
     Metric {
         name: "AdminAuthFailures",
         dimensions: &["Reason"],
+        values: &[AUTH_REASONS],
         meaning: "admin requests refused by HMAC authentication, by reason",
     },
     Metric {
         name: "IntrospectionResults",
         dimensions: &["Result"],
+        values: &[INTROSPECTION_RESULTS],
         meaning: "introspection answers: active, or the rejection reason",
     },
     Metric {
         name: "AuthorizerDecisions",
         dimensions: &["Result"],
+        values: &[AUTHORIZER_RESULTS],
         meaning: "authorizer decisions: allowed, or the denial reason",
     },
     Metric {
         name: "StoreErrors",
         dimensions: &["Kind"],
+        values: &[&["throttled", "unavailable", "failed"]],
         meaning: "store calls that failed: throttled, unavailable, failed",
     },
     Metric {
         name: "GuestsThrottled",
         dimensions: &[],
+        values: &[],
         meaning: "guest token requests refused by the per-address limit",
     },
     Metric {
         name: callsign_verifier::cache::KEY_REFRESHES,
         dimensions: &["Keys", "Result"],
+        values: &[&["signing", "public", "access", "JWKS"], OK_OR_FAILED],
         meaning: "key refreshes from their source (signing, public, access, JWKS): ok, failed",
     },
     Metric {
         name: "KeyLoadFailures",
         dimensions: &["Keys"],
+        values: &[&["signing", "public", "access"]],
         meaning: "cold starts that could not load their keys (the function does not serve)",
     },
     Metric {
         name: "RotationSteps",
         dimensions: &["Step", "Result"],
+        values: &[STEPS, OK_OR_FAILED],
         meaning: "signing-key rotation steps run, by step and result: ok, failed",
     },
     Metric {
         name: "RotationsFinished",
         dimensions: &[],
+        values: &[],
         meaning: "rotations that promoted a new key set (finishSecret)",
     },
 ];
@@ -157,4 +214,83 @@ pub fn rotation_step(step: &'static str, ok: bool) {
 
 pub fn rotation_finished() {
     metrics::counter!("RotationsFinished").increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::authorizer::Denial;
+    use crate::domain::token::TokenRejection;
+    use crate::http::hmac::Denied;
+
+    /// `TokenRejection::code` of every rejection.
+    const REJECTIONS: &[&str] = &[
+        "malformed",
+        "unknown_key",
+        "bad_signature",
+        "expired",
+        "not_yet_valid",
+        "wrong_issuer",
+        "wrong_audience",
+        "revoked",
+        "identity_deleted",
+    ];
+
+    const ALL_REJECTIONS: [TokenRejection; 9] = [
+        TokenRejection::Malformed,
+        TokenRejection::UnknownKey,
+        TokenRejection::BadSignature,
+        TokenRejection::Expired,
+        TokenRejection::NotYetValid,
+        TokenRejection::WrongIssuer,
+        TokenRejection::WrongAudience,
+        TokenRejection::Revoked,
+        TokenRejection::IdentityDeleted,
+    ];
+
+    #[test]
+    fn every_metric_names_the_values_of_each_dimension() {
+        for metric in METRICS {
+            assert_eq!(
+                metric.dimensions.len(),
+                metric.values.len(),
+                "{}",
+                metric.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_values_are_the_codes_the_code_emits() {
+        let rejections: Vec<&str> = ALL_REJECTIONS.iter().map(|r| r.code()).collect();
+        assert_eq!(rejections, REJECTIONS);
+        assert_eq!(INTROSPECTION_RESULTS[1..], *REJECTIONS);
+        let denials = [
+            Denial::UnknownRoute,
+            Denial::MissingToken,
+            Denial::ScopeTooNarrow,
+            Denial::StoreUnavailable,
+        ];
+        let mut authorizer: Vec<&str> = vec!["allowed"];
+        authorizer.extend(denials.iter().map(|d| d.code()));
+        authorizer.extend(ALL_REJECTIONS.iter().map(|r| Denial::Token(*r).code()));
+        assert_eq!(authorizer, AUTHORIZER_RESULTS);
+        let reasons = [
+            Denied::MissingHeader,
+            Denied::ContentHashMismatch,
+            Denied::BadScheme,
+            Denied::StaleDate,
+            Denied::BadSignature,
+        ];
+        let reasons: Vec<&str> = reasons.iter().map(|d| d.code()).collect();
+        assert_eq!(reasons, AUTH_REASONS);
+        let steps = [
+            crate::domain::rotation::Step::CreateSecret,
+            crate::domain::rotation::Step::SetSecret,
+            crate::domain::rotation::Step::TestSecret,
+            crate::domain::rotation::Step::FinishSecret,
+        ];
+        let steps: Vec<&str> = steps.iter().map(|s| s.as_str()).collect();
+        assert_eq!(steps, STEPS);
+    }
 }

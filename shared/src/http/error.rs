@@ -103,7 +103,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::RequestIdReused => ApiError::new(
                 StatusCode::CONFLICT,
                 "RequestIdReused",
-                "This x-ms-client-request-id was used for another request in the last 15 minutes: use a new one for a new request.",
+                "This x-ms-client-request-id was used in the last 15 minutes for another request, or for a create whose identity is gone: use a new one for a new request.",
             ),
             ServiceError::NotOwned => ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -223,6 +223,15 @@ impl Operation {
         self.route().access
     }
 
+    /// Whether it verifies our tokens (or publishes the keys that do): those functions
+    /// hold the public keys.
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            Self::IntrospectToken | Self::Jwks | Self::OpenIdConfiguration
+        )
+    }
+
     /// Whether it issues tokens: only the functions serving such operations hold the
     /// private signing keys.
     pub fn signs(self) -> bool {
@@ -247,6 +256,13 @@ impl Served {
             Self::All => true,
             Self::Function(function) => operation.route().function == function,
         }
+    }
+
+    /// Whether any operation it serves verifies tokens.
+    pub fn verifies(self) -> bool {
+        ROUTES
+            .iter()
+            .any(|route| route.operation.verifies() && self.serves(route.operation))
     }
 
     /// Whether any operation it serves issues tokens.

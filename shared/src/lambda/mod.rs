@@ -93,10 +93,11 @@ pub async fn run_rotation() -> Result<(), Error> {
     let (metrics, (algorithm, sdk, public)) = start("rotate-signing-key", async {
         let config = Config::from_env()?;
         let sdk = app::sdk_config().await;
-        let public = config
-            .public_keys_secret_id
-            .as_deref()
-            .map(|id| Arc::new(app::versioned_secret(&sdk, id)));
+        // The functions that only verify read the public half: never rotate without it.
+        let public_id = config.public_keys_secret_id.as_deref().ok_or(
+            "CALLSIGN_PUBLIC_KEYS_SECRET_ID is required: rotation publishes the public keys there",
+        )?;
+        let public = Some(Arc::new(app::versioned_secret(&sdk, public_id)));
         Ok((config.signing_algorithm, sdk, public))
     })
     .await?;

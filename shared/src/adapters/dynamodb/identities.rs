@@ -161,8 +161,9 @@ impl DynamoDbStore {
                     Some(item) => Some(decode::<AttemptItem>(item.clone())?),
                     None => self.get_item(attempt_key(&attempt.key)).await?,
                 };
-                let Some(first) = first else {
-                    continue; // removed meanwhile: try again
+                // Removed or expired meanwhile (the TTL removes records late): try again.
+                let Some(first) = first.filter(|f| f.expires_at > Utc::now().timestamp()) else {
+                    continue;
                 };
                 if first.body_hash != attempt.body_hash {
                     return Ok(Attempted::Conflict);
