@@ -4,8 +4,10 @@ DynamoDB Local and moto. Two ways, the same checks (scripts/test runs both):
 * INVOKE_BACKEND=cargo-lambda (default): `cargo lambda invoke` against a running
   `cargo lambda watch` (host builds of the functions);
 * INVOKE_BACKEND=arm64: the arm64 `bootstrap`s that `sam build` made (ARTIFACTS_DIR), each
-  under qemu-user against a local Lambda Runtime API (tests/lambda/runtime_api.py), with
-  the environment FUNCTION_ENV (comma-separated NAME=VALUE) and logs in LOG_DIR.
+  under qemu-user against a local Lambda Runtime API (tests/lambda/runtime_api.py), each
+  with the environment template.yaml gives it (TEMPLATE_REFS and TEMPLATE_PARAMETERS,
+  comma-separated NAME=VALUE, stand in for its resources and parameters) plus
+  FUNCTION_ENV (where DynamoDB and Secrets Manager are), logs in LOG_DIR.
 
 Every Rust function of template.yaml must be invoked at least once.
 
@@ -28,14 +30,23 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BACKEND = os.environ.get("INVOKE_BACKEND", "cargo-lambda")
 INVOKED = set()
 ARTIFACTS = None
-if BACKEND == "arm64":
-    from runtime_api import Artifacts
+def pairs(name):
+    return dict(pair.split("=", 1) for pair in os.environ[name].split(",") if pair)
 
+
+if BACKEND == "arm64":
+    from runtime_api import Artifacts, function_environments
+
+    # Each function gets only what template.yaml gives it (TEMPLATE_REFS names the
+    # resources, TEMPLATE_PARAMETERS sets parameters), plus FUNCTION_ENV (where AWS is).
     ARTIFACTS = Artifacts(
         os.environ["ARTIFACTS_DIR"],
         ROOT / "template.yaml",
-        dict(pair.split("=", 1) for pair in os.environ["FUNCTION_ENV"].split(",")),
+        pairs("FUNCTION_ENV"),
         os.environ["LOG_DIR"],
+        environments=function_environments(
+            ROOT / "template.yaml", pairs("TEMPLATE_REFS"), pairs("TEMPLATE_PARAMETERS")
+        ),
     )
 EVENTS = ROOT / "events"
 SEEDED_ID = "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081"
@@ -112,7 +123,8 @@ def cold_start_without_secrets_manager():
 
     unreachable = dict(ARTIFACTS.env, AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:9")
     broken = Artifacts(os.environ["ARTIFACTS_DIR"], ROOT / "template.yaml", unreachable,
-                       os.environ["LOG_DIR"], log_prefix="arm64-no-secrets-")
+                       os.environ["LOG_DIR"], log_prefix="arm64-no-secrets-",
+                       environments=ARTIFACTS.environments)
     try:
         answer = broken.invoke("issue-token", event("issue-token.json", sign=True))
         check("a cold start without Secrets Manager fails its init", False, answer)

@@ -2,9 +2,11 @@
 `sam build` made runs under user-mode emulation (qemu-aarch64-static, with Debian's arm64
 C library) against a small Lambda Runtime API served here on 127.0.0.1, one per function.
 
-Artifacts(build_dir, template, env, log_dir).invoke(binary, event) hands one event to the
-function (starting it on first use) and returns its answer, as `cargo lambda invoke`
-would; an error the function reports raises. stop() ends every function by its PID.
+Artifacts(build_dir, template, env, log_dir, environments=...).invoke(binary, event) hands
+one event to the function (starting it on first use, with the environment the template
+gives it, see function_environments, plus `env`) and returns its answer, as
+`cargo lambda invoke` would; an error the function reports raises. stop() ends every
+function by its PID.
 """
 
 import http.server
@@ -29,6 +31,54 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def function_environments(template_path, references, parameters):
+    """{binary: the environment template.yaml gives it}: the Globals' variables and the
+    function's own, with `!Ref`s to resources taken from `references` and to parameters
+    from `parameters` (else their defaults); conditions count as false (the defaults)."""
+    template = yaml.load(pathlib.Path(template_path).read_text(), Loader=_RefLoader)
+    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+
+    def value(raw):
+        if isinstance(raw, dict) and "Ref" in raw:
+            name = raw["Ref"]
+            if name == "AWS::NoValue":
+                return None
+            if name in references:
+                return references[name]
+            if name in parameters:
+                return parameters[name]
+            return defaults[name]
+        if isinstance(raw, dict) and "If" in raw:
+            return value(raw["If"][2])
+        return str(raw)
+
+    globals_ = template["Globals"]["Function"]["Environment"]["Variables"]
+    environments = {}
+    for resource in template["Resources"].values():
+        if resource.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
+            continue
+        own = resource["Properties"].get("Environment", {}).get("Variables", {})
+        resolved = {name: value(raw) for name, raw in {**globals_, **own}.items()}
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        environments[binary] = {k: v for k, v in resolved.items() if v is not None}
+    return environments
+
+
+class _RefLoader(yaml.SafeLoader):
+    """Reads `!Ref X` as {"Ref": X} and `!If [...]` as {"If": [...]}; other tags as None."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_RefLoader.add_multi_constructor("!", _tag)
 
 
 def artifact_dirs(template_path, build_dir):
@@ -144,9 +194,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Artifacts:
-    def __init__(self, build_dir, template, env, log_dir, log_prefix="arm64-"):
+    def __init__(self, build_dir, template, env, log_dir, log_prefix="arm64-", environments=None):
         self.dirs = artifact_dirs(template, build_dir)
         self.env = env
+        # Each function's own environment, as the template gives it (none: `env` only).
+        self.environments = environments or {}
         self.log_dir = pathlib.Path(log_dir)
         self.log_prefix = log_prefix
         self.running = {}
@@ -168,6 +220,7 @@ class Artifacts:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{binary}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "qemu",
+            **self.environments.get(binary, {}),
             **self.env,
         }
         log = open(self.log_of(binary), "wb")
