@@ -233,6 +233,7 @@ impl Env<'_> {
 }
 
 const DAY_SECONDS: u64 = 86_400;
+const ACTIVATION_MARGIN_SECONDS: u64 = 60;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -247,11 +248,12 @@ impl Config {
             .parse::<ResourceId>()
             .map_err(|e| ConfigError(format!("CALLSIGN_RESOURCE_ID: {e}")))?;
         let ttl_seconds = env.seconds("CALLSIGN_KEY_CACHE_TTL_SECONDS", 300, 0..=DAY_SECONDS)?;
-        // Every function learns a rotated-in key within its key cache TTL, and JWKS readers
-        // within the JWKS max-age after that.
+        // Every function learns a rotated-in key within its key cache TTL (and the first
+        // request after it, which starts the refresh), JWKS readers within the JWKS
+        // max-age after that: a minute's margin covers the refresh itself.
         let activation = env.seconds(
             "CALLSIGN_KEY_ACTIVATION_SECONDS",
-            ttl_seconds + u64::from(JWKS_MAX_AGE_SECONDS),
+            ttl_seconds + u64::from(JWKS_MAX_AGE_SECONDS) + ACTIVATION_MARGIN_SECONDS,
             0..=7 * DAY_SECONDS,
         )?;
         Ok(Self {
@@ -443,7 +445,7 @@ mod tests {
         assert_eq!(c.token.region, "amer");
         assert_eq!(c.token.resource_location, "unitedstates");
         assert_eq!(c.key_cache_ttl, Duration::from_secs(300));
-        assert_eq!(c.token.key_activation_seconds, 600);
+        assert_eq!(c.token.key_activation_seconds, 660);
         assert_eq!(c.signing_algorithm, SigningAlgorithm::Es256);
         assert!(c.table_name.is_none());
         assert_eq!(c.authorizer.revocation_cache, Duration::from_secs(30));
@@ -537,8 +539,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
         assert_eq!(
-            c.token.key_activation_seconds, 360,
-            "TTL plus the JWKS max-age"
+            c.token.key_activation_seconds, 420,
+            "TTL plus the JWKS max-age plus a minute"
         );
         assert_eq!(c.front.policy.guest_limit, 5);
         assert_eq!(c.front.policy.guest_window_seconds, 30);
