@@ -146,20 +146,24 @@ fn audit(
         }
         _ => None,
     };
-    let identity = created.as_deref().or(target).unwrap_or("-");
-    let client_request_id = request
-        .headers
-        .get(CLIENT_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    // What the caller sent is logged bounded: a log line is no place for a large header.
+    let bounded = |text: &str| text.chars().take(200).collect::<String>();
+    let identity = bounded(created.as_deref().or(target).unwrap_or("-"));
+    let client_request_id = bounded(
+        request
+            .headers
+            .get(CLIENT_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
+    );
     tracing::info!(
         target: "callsign::audit",
         action,
         key = key.as_str(),
-        identity,
+        identity = %identity,
         status,
         request_id = request.request_id.as_deref().unwrap_or("-"),
-        client_request_id,
+        client_request_id = %client_request_id,
         "admin action"
     );
 }
