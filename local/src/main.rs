@@ -97,7 +97,7 @@ fn print_metrics() -> Result<(), Error> {
                 "namespace": NAMESPACE,
                 "name": metric.name,
                 "dimensions": metric.dimensions,
-                "values": metric.dimensions.iter().zip(metric.values).map(|(d, v)| (d.to_string(), v.to_vec())).collect::<std::collections::BTreeMap<_, _>>(),
+                "values": metric.dimensions.iter().enumerate().map(|(i, d)| (d.to_string(), metric.values_of(i))).collect::<std::collections::BTreeMap<_, _>>(),
                 "meaning": metric.meaning,
             })
         })
@@ -113,7 +113,7 @@ async fn regenerate(which: &str) -> Result<(), Error> {
         .config
         .access_keys_secret_id
         .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
-    let secret = app::versioned_secret(&app::sdk_config().await, &secret_id);
+    let secret = app::versioned_secret(&app::secrets_client(&app::sdk_config().await), &secret_id);
     let key = regenerate_access_key(&secret, which).await?;
     tracing::info!(
         target: "callsign::audit",

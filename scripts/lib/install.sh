@@ -54,27 +54,27 @@ _make_venv() {
   fi
 }
 
-# _pip_install VENV_DIR REQUIREMENTS
-_pip_install() {
-  echo "python venv: installing $2 into $1"
-  "$1/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$2"
+# _venv DIR REQUIREMENTS : a venv at DIR with REQUIREMENTS installed; nothing to do when
+# its stamp (the lock's hash and the Python version) matches.
+_venv() {
+  local dir="$1" req="$2"
+  local stamp="$dir/.callsign-requirements" want
+  want="$(_sha256 "$req") $(python3 --version 2>&1)"
+  if "$dir/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
+    echo "python venv: up to date ($dir)"
+    return 0
+  fi
+  if ! "$dir/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$dir"
+    _make_venv "$dir" || return 1
+  fi
+  echo "python venv: installing $req into $dir"
+  "$dir/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" || return 1
+  printf '%s' "$want" >"$stamp"
 }
 
 install_python_venv() {
-  local req="$ROOT/tests/sdk/python/requirements.txt"
-  local stamp="$VENV/.callsign-requirements"
-  local want
-  want="$(_sha256 "$req") $(python3 --version 2>&1)"
-  if "$VENV/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
-    echo "python venv: up to date ($VENV)"
-    return 0
-  fi
-  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
-    rm -rf "$VENV"
-    _make_venv "$VENV" || return 1
-  fi
-  _pip_install "$VENV" "$req" || return 1
-  printf '%s' "$want" >"$stamp"
+  _venv "$VENV" "$ROOT/tests/sdk/python/requirements.txt"
 }
 
 install_npm_dir() {
@@ -133,17 +133,7 @@ _apt_install() {
 }
 
 install_deploy_tools() {
-  local req="$ROOT/tests/lambda/sam-requirements.txt"
-  local stamp="$SAM_VENV/.callsign-requirements"
-  local want
-  want="$(_sha256 "$req") $(python3 --version 2>&1)"
-  if "$SAM_VENV/bin/python" -c '' 2>/dev/null && _stamp_matches "$stamp" "$want"; then
-    echo "sam venv: up to date ($SAM_VENV)"
-  else
-    rm -rf "$SAM_VENV"
-    _make_venv "$SAM_VENV" && _pip_install "$SAM_VENV" "$req" || return 1
-    printf '%s' "$want" >"$stamp"
-  fi
+  _venv "$SAM_VENV" "$ROOT/tests/lambda/sam-requirements.txt" || return 1
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     echo "rust: adding the aarch64-unknown-linux-gnu target"
     rustup target add aarch64-unknown-linux-gnu || return 1

@@ -201,9 +201,17 @@ pub fn authorizer_for(service: &IdentityService, settings: &AuthorizerConfig) ->
     )
 }
 
+/// The Secrets Manager client, made once per cold start.
+pub fn secrets_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(sdk)
+}
+
 /// One Secrets Manager secret with staged versions: rotation and key regeneration.
-pub fn versioned_secret(sdk: &SdkConfig, secret_id: &str) -> SecretsManagerSecret {
-    SecretsManagerSecret::new(aws_sdk_secretsmanager::Client::new(sdk), secret_id)
+pub fn versioned_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> SecretsManagerSecret {
+    SecretsManagerSecret::new(client.clone(), secret_id)
 }
 
 /// Creates the table and the secrets when missing, for a local run against DynamoDB

@@ -152,14 +152,7 @@ async fn dynamodb_stopped_mid_load_answers_503_or_success_and_leaves_nothing_hal
         );
     }
     // And the table holds no half-write: identities and mappings agree both ways.
-    let items = client
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = common::scan(&client, &table).await;
     let identities: HashMap<String, Option<String>> = items
         .iter()
         .filter_map(|item| {

@@ -350,14 +350,7 @@ async fn dynamodb_store_conforms() {
     let raced = run_suite(Arc::new(store)).await;
 
     // What the table holds for the raced customId: one identity item, one mapping.
-    let items = client
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = common::scan(&client, &table).await;
     let identities = items
         .iter()
         .filter(|item| item.get("customId") == Some(&AttributeValue::S(raced.clone())))

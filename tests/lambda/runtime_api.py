@@ -26,11 +26,7 @@ QEMU = "qemu-aarch64-static"
 ARM64_ROOT = "/usr/aarch64-linux-gnu"
 
 
-class _Loader(yaml.SafeLoader):
-    """Reads CloudFormation's short-form tags (!Ref, !GetAtt, ...) as plain values."""
 
-
-_Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def function_environments(template_path, references, parameters):
@@ -67,7 +63,7 @@ def function_environments(template_path, references, parameters):
 
 
 class _RefLoader(yaml.SafeLoader):
-    """Reads `!Ref X` as {"Ref": X} and `!If [...]` as {"If": [...]}; other tags as None."""
+    """Reads CloudFormation's short-form tags as plain values: `!Ref X` as {"Ref": X}."""
 
 
 def _tag(loader, suffix, node):
@@ -83,7 +79,7 @@ _RefLoader.add_multi_constructor("!", _tag)
 
 def artifact_dirs(template_path, build_dir):
     """{binary name: its sam build output folder} for every Rust function."""
-    template = yaml.load(pathlib.Path(template_path).read_text(), Loader=_Loader)
+    template = yaml.load(pathlib.Path(template_path).read_text(), Loader=_RefLoader)
     return {
         resource["Metadata"]["BuildProperties"]["Binary"]: pathlib.Path(build_dir) / name
         for name, resource in template["Resources"].items()

@@ -8,20 +8,31 @@ pub const NAMESPACE: &str = "callsign";
 /// Counted once per cold start by the Lambda transport.
 pub const COLD_STARTS: &str = "ColdStarts";
 
+/// The values one dimension takes, in groups (lists shared between metrics).
+pub type Values = &'static [&'static [&'static str]];
+
 /// A metric, its dimensions (besides `Function`, added to all) with the values each may
 /// take, and what it counts.
 pub struct Metric {
     pub name: &'static str,
     pub dimensions: &'static [&'static str],
     /// For each dimension, in order, every value it takes.
-    pub values: &'static [&'static [&'static str]],
+    pub values: &'static [Values],
     pub meaning: &'static str,
+}
+
+impl Metric {
+    /// Every value of its `index`th dimension.
+    pub fn values_of(&self, index: usize) -> Vec<&'static str> {
+        self.values[index].concat()
+    }
 }
 
 const ROUTES: &[&str] = &["admin", "user", "guest"];
 const OK_OR_FAILED: &[&str] = &["ok", "failed"];
-const INTROSPECTION_RESULTS: &[&str] = &[
-    "active",
+/// `TokenRejection::code` of every rejection: what introspection and the authorizer
+/// answer besides their own results.
+const REJECTIONS: &[&str] = &[
     "malformed",
     "unknown_key",
     "bad_signature",
@@ -32,21 +43,16 @@ const INTROSPECTION_RESULTS: &[&str] = &[
     "revoked",
     "identity_deleted",
 ];
-const AUTHORIZER_RESULTS: &[&str] = &[
-    "allowed",
-    "unknown_route",
-    "missing_token",
-    "scope_too_narrow",
-    "store_unavailable",
-    "malformed",
-    "unknown_key",
-    "bad_signature",
-    "expired",
-    "not_yet_valid",
-    "wrong_issuer",
-    "wrong_audience",
-    "revoked",
-    "identity_deleted",
+const INTROSPECTION_RESULTS: Values = &[&["active"], REJECTIONS];
+const AUTHORIZER_RESULTS: Values = &[
+    &[
+        "allowed",
+        "unknown_route",
+        "missing_token",
+        "scope_too_narrow",
+        "store_unavailable",
+    ],
+    REJECTIONS,
 ];
 /// `Denied::code` of every reason HMAC authentication refuses.
 const AUTH_REASONS: &[&str] = &[
@@ -68,19 +74,19 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "TokensIssued",
         dimensions: &["Route"],
-        values: &[ROUTES],
+        values: &[&[ROUTES]],
         meaning: "access tokens issued, by route: admin, user, guest",
     },
     Metric {
         name: "IdentitiesCreated",
         dimensions: &["Route"],
-        values: &[ROUTES],
+        values: &[&[ROUTES]],
         meaning: "identities created (not the ones a customId already mapped), by route",
     },
     Metric {
         name: "IdentitiesDeleted",
         dimensions: &["Route"],
-        values: &[ROUTES],
+        values: &[&[ROUTES]],
         meaning: "identities deleted through the API, by route: admin, user",
     },
     Metric {
@@ -92,7 +98,7 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "AdminAuthFailures",
         dimensions: &["Reason"],
-        values: &[AUTH_REASONS],
+        values: &[&[AUTH_REASONS]],
         meaning: "admin requests refused by HMAC authentication, by reason",
     },
     Metric {
@@ -110,7 +116,7 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "StoreErrors",
         dimensions: &["Kind"],
-        values: &[&["throttled", "unavailable", "failed"]],
+        values: &[&[&["throttled", "unavailable", "failed"]]],
         meaning: "store calls that failed: throttled, unavailable, failed",
     },
     Metric {
@@ -122,19 +128,19 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: callsign_verifier::cache::KEY_REFRESHES,
         dimensions: &["Keys", "Result"],
-        values: &[&["signing", "public", "access", "JWKS"], OK_OR_FAILED],
+        values: &[&[&["signing", "public", "access", "JWKS"]], &[OK_OR_FAILED]],
         meaning: "key refreshes from their source (signing, public, access, JWKS): ok, failed",
     },
     Metric {
         name: "KeyLoadFailures",
         dimensions: &["Keys"],
-        values: &[&["signing", "public", "access"]],
+        values: &[&[&["signing", "public", "access"]]],
         meaning: "cold starts that could not load their keys (the function does not serve)",
     },
     Metric {
         name: "RotationSteps",
         dimensions: &["Step", "Result"],
-        values: &[STEPS, OK_OR_FAILED],
+        values: &[&[STEPS], &[OK_OR_FAILED]],
         meaning: "signing-key rotation steps run, by step and result: ok, failed",
     },
     Metric {
@@ -223,19 +229,6 @@ mod tests {
     use crate::domain::token::TokenRejection;
     use crate::http::hmac::Denied;
 
-    /// `TokenRejection::code` of every rejection.
-    const REJECTIONS: &[&str] = &[
-        "malformed",
-        "unknown_key",
-        "bad_signature",
-        "expired",
-        "not_yet_valid",
-        "wrong_issuer",
-        "wrong_audience",
-        "revoked",
-        "identity_deleted",
-    ];
-
     const ALL_REJECTIONS: [TokenRejection; 9] = [
         TokenRejection::Malformed,
         TokenRejection::UnknownKey,
@@ -264,7 +257,8 @@ mod tests {
     fn the_documented_values_are_the_codes_the_code_emits() {
         let rejections: Vec<&str> = ALL_REJECTIONS.iter().map(|r| r.code()).collect();
         assert_eq!(rejections, REJECTIONS);
-        assert_eq!(INTROSPECTION_RESULTS[1..], *REJECTIONS);
+        let introspection = [vec!["active"], rejections.clone()].concat();
+        assert_eq!(INTROSPECTION_RESULTS.concat(), introspection);
         let denials = [
             Denial::UnknownRoute,
             Denial::MissingToken,
@@ -274,7 +268,7 @@ mod tests {
         let mut authorizer: Vec<&str> = vec!["allowed"];
         authorizer.extend(denials.iter().map(|d| d.code()));
         authorizer.extend(ALL_REJECTIONS.iter().map(|r| Denial::Token(*r).code()));
-        assert_eq!(authorizer, AUTHORIZER_RESULTS);
+        assert_eq!(authorizer, AUTHORIZER_RESULTS.concat());
         let reasons = [
             Denied::MissingHeader,
             Denied::ContentHashMismatch,

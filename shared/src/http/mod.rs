@@ -98,8 +98,15 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
 const RETRY_WINDOW_MINUTES: i64 = 15;
 
 /// A create its client may retry: the SDKs keep `x-ms-client-request-id` across their
-/// retries of one call, and sign each with the same access key.
+/// retries of one call, and sign each with the same access key. The body's hash is the
+/// `x-ms-content-sha256` that authentication has just checked against the body.
 fn attempt(key: Option<KeyName>, request: &ApiRequest) -> Option<Attempt> {
+    let body_hash = request
+        .headers
+        .get("x-ms-content-sha256")?
+        .to_str()
+        .ok()?
+        .to_owned();
     let id = request
         .headers
         .get(CLIENT_REQUEST_ID)?
@@ -111,7 +118,7 @@ fn attempt(key: Option<KeyName>, request: &ApiRequest) -> Option<Attempt> {
     }
     Some(Attempt {
         key: format!("{}#{id}", key?.as_str()),
-        body_hash: hmac::content_hash(&request.body),
+        body_hash,
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(RETRY_WINDOW_MINUTES),
     })
 }

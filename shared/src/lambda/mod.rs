@@ -90,21 +90,21 @@ pub async fn run_authorizer() -> Result<(), Error> {
 /// The rotation function's `main`: the secret comes with each event; the public key
 /// secret it keeps in step is configured.
 pub async fn run_rotation() -> Result<(), Error> {
-    let (metrics, (algorithm, sdk, public)) = start("rotate-signing-key", async {
+    let (metrics, (algorithm, client, public)) = start("rotate-signing-key", async {
         let config = Config::from_env()?;
-        let sdk = app::sdk_config().await;
+        let client = app::secrets_client(&app::sdk_config().await);
         // The functions that only verify read the public half: never rotate without it.
         let public_id = config.public_keys_secret_id.as_deref().ok_or(
             "CALLSIGN_PUBLIC_KEYS_SECRET_ID is required: rotation publishes the public keys there",
         )?;
-        let public = Some(Arc::new(app::versioned_secret(&sdk, public_id)));
-        Ok((config.signing_algorithm, sdk, public))
+        let public = Some(Arc::new(app::versioned_secret(&client, public_id)));
+        Ok((config.signing_algorithm, client, public))
     })
     .await?;
     handler::run(
         metrics,
         move |event: LambdaEvent<SecretsManagerSecretRotationEvent>| {
-            let secret = app::versioned_secret(&sdk, &event.payload.secret_id);
+            let secret = app::versioned_secret(&client, &event.payload.secret_id);
             let public = public.clone();
             async move {
                 let public = public.as_deref().map(|p| p as &dyn VersionedSecret);

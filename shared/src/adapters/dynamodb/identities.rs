@@ -100,14 +100,17 @@ impl DynamoDbStore {
     async fn put_with_identity(
         &self,
         identity: &Identity,
-        identity_put: &Put,
         other: &Put,
     ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        let identity_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&IdentityItem::from_identity(identity))))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
         let result = self
             .transact(
-                TransactWriteItem::builder()
-                    .put(identity_put.clone())
-                    .build(),
+                TransactWriteItem::builder().put(identity_put).build(),
                 TransactWriteItem::builder().put(other.clone()).build(),
             )
             .await;
@@ -128,12 +131,6 @@ impl DynamoDbStore {
         identity: Identity,
         attempt: &Attempt,
     ) -> Result<Attempted, StoreError> {
-        let identity_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(&IdentityItem::from_identity(&identity))))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
         let record = AttemptItem {
             pk: attempt_key(&attempt.key),
             body_hash: attempt.body_hash.clone(),
@@ -150,10 +147,7 @@ impl DynamoDbStore {
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         for round in 0..CONFLICT_ATTEMPTS {
-            let Some(reasons) = self
-                .put_with_identity(&identity, &identity_put, &attempt_put)
-                .await?
-            else {
+            let Some(reasons) = self.put_with_identity(&identity, &attempt_put).await? else {
                 return Ok(Attempted::New(identity));
             };
             if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
@@ -194,12 +188,6 @@ impl DynamoDbStore {
         identity: Identity,
         custom_id: &CustomId,
     ) -> Result<Created, StoreError> {
-        let identity_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(&IdentityItem::from_identity(&identity))))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
         let mapping = CustomIdItem {
             pk: custom_id_key(custom_id),
             identity_id: identity.id.to_string(),
@@ -225,10 +213,7 @@ impl DynamoDbStore {
             return Ok(Created::Existing(existing));
         }
         for attempt in 0..CONFLICT_ATTEMPTS {
-            let Some(reasons) = self
-                .put_with_identity(&identity, &identity_put, &mapping_put)
-                .await?
-            else {
+            let Some(reasons) = self.put_with_identity(&identity, &mapping_put).await? else {
                 return Ok(Created::New(identity));
             };
             tracing::debug!(codes = ?reasons.iter().map(|r| r.code()).collect::<Vec<_>>(), attempt, "customId create cancelled");
