@@ -135,15 +135,8 @@ fn malformed_record() -> EventRecord {
 }
 
 async fn pks(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, Option<String>)> {
-    let items = client
-        .scan()
-        .table_name(table)
-        .send()
+    common::scan(client, table)
         .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
-    items
         .into_iter()
         .map(|item| {
             let pk = item["pk"].as_s().unwrap().clone();
