@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use callsign::app;
 use callsign::config::{LocalConfig, UserAuthConfig};
-use callsign::domain::rotation::{WhichKey, regenerate_access_key};
+use callsign::domain::ports::TrustedTokens;
+use callsign::domain::rotation::{WhichKey, regenerate_access_key, sync_access_keys};
 use callsign::http::Served;
 use callsign::http::front::UserAuth;
 use callsign::http::routes::ROUTES;
@@ -37,6 +38,7 @@ async fn main() {
         Some("routes") if args.len() == 2 && args[1] == "--json" => print_route_table(),
         Some("metrics") if args.len() == 2 && args[1] == "--json" => print_metrics(),
         Some("regenerate-access-key") if args.len() == 2 => regenerate(&args[1]).await,
+        Some("sync-access-keys") if args.len() == 1 => sync().await,
         Some("seed-identity") if matches!(args.len(), 2 | 3) => {
             seed_identity(&args[1], args.get(2).map(String::as_str)).await
         }
@@ -61,7 +63,11 @@ const USAGE: &str = "usage: callsign-local              run the local server
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
        callsign-local regenerate-access-key primary|secondary
                                         replace that key in the secret named by
-                                        CALLSIGN_ACCESS_KEYS_SECRET_ID; print the new key
+                                        CALLSIGN_ACCESS_KEYS_SECRET_ID, revoke the tokens
+                                        the old one had issued (the fingerprint list in
+                                        CALLSIGN_TABLE_NAME); print the new key
+       callsign-local sync-access-keys  make the table's fingerprint list match the secret
+                                        (finishes a regeneration that was interrupted)
        callsign-local seed-identity ID [CUSTOM_ID]
                                         write that identity (and its customId mapping) to
                                         the table named by CALLSIGN_TABLE_NAME, as the
@@ -106,15 +112,40 @@ fn print_metrics() -> Result<(), Error> {
     Ok(())
 }
 
-/// ACS's "regenerate key": the named key is replaced at once; the other keeps working.
+/// The access key secret and the table keeping its fingerprints, as configured.
+async fn access_key_stores() -> Result<
+    (
+        String,
+        callsign::adapters::secrets_manager::SecretsManagerSecret,
+        callsign::adapters::dynamodb::DynamoDbStore,
+    ),
+    Error,
+> {
+    let config = LocalConfig::from_env()?.config;
+    let secret_id = config
+        .access_keys_secret_id
+        .clone()
+        .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
+    let sdk = app::sdk_config().await;
+    let secret = app::versioned_secret(&app::secrets_client(&sdk), &secret_id);
+    let ledger = app::dynamodb_store(&config, &sdk)?;
+    Ok((secret_id, secret, ledger))
+}
+
+/// Finishes an interrupted regeneration: the old key's tokens die now.
+async fn sync() -> Result<(), Error> {
+    let (_, secret, ledger) = access_key_stores().await?;
+    let generation = sync_access_keys(&secret, &ledger).await?;
+    println!("access key fingerprints in step with the secret (generation {generation})");
+    Ok(())
+}
+
+/// ACS's "regenerate key": the named key is replaced at once, the tokens it had issued
+/// are revoked; the other key and its tokens keep working.
 async fn regenerate(which: &str) -> Result<(), Error> {
     let which = WhichKey::parse(which).ok_or(USAGE)?;
-    let secret_id = LocalConfig::from_env()?
-        .config
-        .access_keys_secret_id
-        .ok_or("CALLSIGN_ACCESS_KEYS_SECRET_ID must name the access key secret")?;
-    let secret = app::versioned_secret(&app::secrets_client(&app::sdk_config().await), &secret_id);
-    let key = regenerate_access_key(&secret, which).await?;
+    let (secret_id, secret, ledger) = access_key_stores().await?;
+    let key = regenerate_access_key(&secret, &ledger, which).await?;
     tracing::info!(
         target: "callsign::audit",
         action = "regenerate-access-key",
@@ -193,10 +224,25 @@ async fn run(tls_flag: bool) -> Result<(), Error> {
             .unwrap_or_default();
         (Arc::new(app), key, "DynamoDB + Secrets Manager")
     } else {
-        let users = dev_issuer
-            .as_ref()
-            .map(|issuer| UserAuth::Provider(Arc::new(issuer.verifier())));
-        let memory = app::memory_app(config, local.access_key.as_deref(), users).await?;
+        // The development issuer signs end users in, and stands in for a trusted bearer
+        // issuer and Teams tenant unless real ones are configured.
+        let trust = match &dev_issuer {
+            Some(issuer) => app::Trust {
+                users: Some(UserAuth::Provider(Arc::new(issuer.verifier()))),
+                admins: config
+                    .admin_bearer
+                    .issuers
+                    .is_empty()
+                    .then(|| Arc::new(issuer.admin_issuers()) as Arc<dyn TrustedTokens>),
+                teams: config
+                    .teams
+                    .issuers
+                    .is_empty()
+                    .then(|| Arc::new(issuer.teams_issuers()) as Arc<dyn TrustedTokens>),
+            },
+            None => app::Trust::default(),
+        };
+        let memory = app::memory_app(config, local.access_key.as_deref(), trust).await?;
         let key = memory.access_keys.primary().to_owned();
         (memory.app, key, "embedded (in memory)")
     };
@@ -267,11 +313,25 @@ fn announce(a: &Announcement<'_>, ready_file: Option<&std::path::Path>) -> Resul
     }
     println!("\nCtrl-C stops the server.");
     if let Some(issuer) = a.dev_issuer {
+        let (identity_endpoint, identity_header) =
+            (issuer.identity_endpoint(), issuer.identity_header());
+        let curl = if a.certificate.is_some() {
+            "curl -s --cacert \"$REQUESTS_CA_BUNDLE\""
+        } else {
+            "curl -s"
+        };
         println!(
             "\nEnd users (development sign-in, issuer {issuer}):\n\
-             id_token=$(curl -s -X POST {endpoint}/dev/oidc/token -d '{{\"sub\":\"alice\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"id_token\"])')\n\
-             curl -s -X POST {endpoint}/user/token -H \"Authorization: Bearer $id_token\"\n\
-             Guests: curl -s -X POST {endpoint}/guest/token",
+             id_token=$({curl} -X POST {endpoint}/dev/oidc/token -d '{{\"sub\":\"alice\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"id_token\"])')\n\
+             {curl} -X POST {endpoint}/user/token -H \"Authorization: Bearer $id_token\"\n\
+             Guests: {curl} -X POST {endpoint}/guest/token\n\n\
+             Admin API with bearer tokens from the development issuer (roles identity.admin, token.issue, identity.read):\n\
+             token=$({curl} -X POST {endpoint}/dev/oidc/admin-token -H 'X-IDENTITY-HEADER: {identity_header}' -d '{{\"roles\":[\"token.issue\"]}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"access_token\"])')\n\
+             {curl} -X POST '{endpoint}/identities?api-version=2023-10-01' -H \"Authorization: Bearer $token\" -H 'Content-Type: application/json' -d '{{}}'\n\
+             DefaultAzureCredential (Python azure-identity, JS @azure/identity; the SDKs send bearer tokens over HTTPS only, so run with --tls):\n  \
+             export IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER={identity_header} AZURE_TOKEN_CREDENTIALS=ManagedIdentityCredential\n  \
+             client = CommunicationIdentityClient(\"{endpoint}\", DefaultAzureCredential())\n\
+             Teams users: {curl} -X POST {endpoint}/dev/oidc/teams-token -d '{{\"oid\":\"<guid>\",\"appid\":\"<guid>\"}}', then client.get_token_for_teams_user(token, appid, oid)",
             issuer = issuer.issuer()
         );
     }
@@ -281,6 +341,8 @@ fn announce(a: &Announcement<'_>, ready_file: Option<&std::path::Path>) -> Resul
             "accessKey": access_key,
             "resourceId": a.resource_id,
             "devOidcIssuer": a.dev_issuer.map(DevIssuer::issuer),
+            "identityEndpoint": a.dev_issuer.map(DevIssuer::identity_endpoint),
+            "identityHeader": a.dev_issuer.map(DevIssuer::identity_header),
             "connectionString": connection_string,
             "certificate": a.certificate.map(|p| p.display().to_string()),
         });

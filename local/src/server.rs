@@ -197,8 +197,8 @@ async fn route(
             return response;
         }
     };
-    if let Some(response) =
-        dev_issuer.and_then(|issuer| issuer.handle(&parts.method, parts.uri.path(), &body))
+    if let Some(response) = dev_issuer
+        .and_then(|issuer| issuer.handle(&parts.method, &parts.uri, &parts.headers, &body))
     {
         return response.map(Full::new);
     }

@@ -48,7 +48,7 @@ fn fixture() -> Fixture {
     .unwrap();
     let id = IdentityId::new(config.token.resource_id);
     let memory = runtime.block_on(async {
-        let memory = callsign::app::memory_app(&config, None, None)
+        let memory = callsign::app::memory_app(&config, None, callsign::app::Trust::default())
             .await
             .unwrap();
         memory
@@ -102,7 +102,18 @@ fn raw_sign_once(f: &Fixture) {
         scopes: Scopes::parse(["chat", "voip"]).unwrap(),
         lifetime: TokenLifetime::from_minutes(60).unwrap(),
     };
-    black_box(token::issue(&f.settings, &f.keys, &f.id, request, 0, Utc::now()).unwrap());
+    black_box(
+        token::issue(
+            &f.settings,
+            &f.keys,
+            &f.id,
+            request,
+            0,
+            &token::IssuedBy::Guest,
+            Utc::now(),
+        )
+        .unwrap(),
+    );
 }
 
 /// A live token of the fixture's identity and the raw parts of its signature.
@@ -118,9 +129,17 @@ fn probe(f: &Fixture) -> Probe {
         scopes: Scopes::parse(["chat", "voip"]).unwrap(),
         lifetime: TokenLifetime::from_minutes(60).unwrap(),
     };
-    let token = token::issue(&f.settings, &f.keys, &f.id, request, 0, Utc::now())
-        .unwrap()
-        .token;
+    let token = token::issue(
+        &f.settings,
+        &f.keys,
+        &f.id,
+        request,
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     let (message, signature) = token.rsplit_once('.').unwrap();
     let jwk = f
         .keys

@@ -9,20 +9,23 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoDbStore;
 use crate::adapters::memory::{LocalKeySource, MemoryStore, MemoryThrottle};
-use crate::adapters::oidc::DiscoveredProvider;
+use crate::adapters::oidc::{DiscoveredProvider, TrustedIssuers};
 use crate::adapters::secrets_manager::{
     SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing,
 };
-use crate::config::{AuthorizerConfig, Config, ConfigError, FrontConfig, UserAuthConfig};
+use crate::config::{
+    AuthorizerConfig, Config, ConfigError, FrontConfig, TrustedIssuer, UserAuthConfig,
+};
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
 use crate::domain::key_ring::{KeyRing, KeysNeeded};
 use crate::domain::keys::StoredKeySet;
-use crate::domain::ports::{IdentityStore, KeySource, Throttle};
+use crate::domain::ports::{IdentityStore, KeySource, Throttle, TrustedTokens};
 use crate::domain::service::IdentityService;
 use crate::http::front::{FrontApp, UserAuth};
-use crate::http::{Access, App, Served};
+use crate::http::teams::TeamsApp;
+use crate::http::{Access, AdminBearers, App, Operation, Served};
 
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -91,16 +94,43 @@ pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore,
     ))
 }
 
+/// Token issuers trusted in place of the configured ones: the local server's development
+/// issuer, tests. Each one left None is as configured.
+#[derive(Default)]
+pub struct Trust {
+    /// End users' sign-in.
+    pub users: Option<UserAuth>,
+    /// Bearer tokens of admin callers.
+    pub admins: Option<Arc<dyn TrustedTokens>>,
+    /// Teams users' Entra tokens.
+    pub teams: Option<Arc<dyn TrustedTokens>>,
+}
+
+/// The configured issuers, unless `replacement` stands in for them; None if there are
+/// none. Their keys load now when they answer quickly, else on first use.
+async fn trusted_issuers(
+    replacement: Option<Arc<dyn TrustedTokens>>,
+    configured: &[TrustedIssuer],
+) -> Option<Arc<dyn TrustedTokens>> {
+    match replacement {
+        Some(issuers) => Some(issuers),
+        None if configured.is_empty() => None,
+        None => Some(Arc::new(
+            TrustedIssuers::start(configured, PROVIDER_WARM_UP).await,
+        )),
+    }
+}
+
 /// Assembles the app for a process that serves `served`: private signing keys only where
 /// tokens are issued, the published public keys where they are only verified, access
-/// keys only where HMAC-authenticated routes are served, the end-user front only where
-/// its routes are. `users` replaces the configured sign-in (the local server's
-/// development issuer, tests).
+/// keys and trusted bearer issuers only where admin routes are served, the end-user front
+/// and the Teams exchange only where their routes are. `trust` replaces configured
+/// issuers (the local server's development issuer, tests).
 pub async fn assemble(
     config: &Config,
     served: Served,
     backends: Backends,
-    users: Option<UserAuth>,
+    trust: Trust,
 ) -> Result<App, BuildError> {
     let needed = KeysNeeded {
         signing: served.signs(),
@@ -109,7 +139,7 @@ pub async fn assemble(
     };
     let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
     let front = if served.has(Access::EndUser) {
-        let users = match users {
+        let users = match trust.users {
             Some(users) => users,
             None => user_auth(&config.front).await,
         };
@@ -121,11 +151,33 @@ pub async fn assemble(
     } else {
         None
     };
+    let admin_bearers = if served.has(Access::Admin) {
+        trusted_issuers(trust.admins, &config.admin_bearer.issuers)
+            .await
+            .map(|issuers| AdminBearers {
+                issuers,
+                roles: config.admin_bearer.roles.clone(),
+            })
+    } else {
+        None
+    };
+    let teams = if served.serves(Operation::ExchangeTeamsToken) {
+        trusted_issuers(trust.teams, &config.teams.issuers)
+            .await
+            .map(|issuers| TeamsApp {
+                issuers,
+                policy: config.teams.policy.clone(),
+            })
+    } else {
+        None
+    };
     Ok(App {
         service: IdentityService::new(backends.store, keys, config.token.clone()),
         public_hosts: config.public_hosts.clone(),
         public_base_url: config.public_base_url.clone(),
         front,
+        admin_bearers,
+        teams,
     })
 }
 
@@ -145,7 +197,13 @@ pub async fn user_auth(front: &FrontConfig) -> UserAuth {
 
 /// The app of an HTTP Lambda function (or the local server on a real table).
 pub async fn aws_app(config: &Config, sdk: &SdkConfig, served: Served) -> Result<App, BuildError> {
-    assemble(config, served, Backends::aws(config, sdk)?, None).await
+    assemble(
+        config,
+        served,
+        Backends::aws(config, sdk)?,
+        Trust::default(),
+    )
+    .await
 }
 
 /// An app on the embedded store, serving every route: the local server, tests and
@@ -159,7 +217,7 @@ pub struct MemoryApp {
 pub async fn memory_app(
     config: &Config,
     primary_key: Option<&str>,
-    users: Option<UserAuth>,
+    trust: Trust,
 ) -> Result<MemoryApp, BuildError> {
     let access_keys = match primary_key {
         Some(primary) => AccessKeys::new(primary, &generate_key())?,
@@ -167,7 +225,7 @@ pub async fn memory_app(
     };
     let store = Arc::new(MemoryStore::new());
     let backends = Backends::memory(config, store.clone(), &access_keys)?;
-    let app = assemble(config, Served::All, backends, users).await?;
+    let app = assemble(config, Served::All, backends, trust).await?;
     Ok(MemoryApp {
         app: Arc::new(app),
         store,

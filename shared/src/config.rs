@@ -6,10 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::domain::admin::RoleNames;
 use crate::domain::front::FrontPolicy;
 use crate::domain::housekeeping::SweepPolicy;
 use crate::domain::identity::ResourceId;
 use crate::domain::keys::{JWKS_MAX_AGE_SECONDS, SigningAlgorithm};
+use crate::domain::teams::TeamsPolicy;
 use crate::domain::token::{TokenLifetime, TokenSettings, is_token_safe};
 use crate::domain::{RoutePolicy, Scopes};
 
@@ -37,6 +39,8 @@ pub struct Config {
     pub front: FrontConfig,
     pub authorizer: AuthorizerConfig,
     pub sweep: SweepPolicy,
+    pub admin_bearer: AdminBearerConfig,
+    pub teams: TeamsConfig,
 }
 
 /// The end-user front's settings (user-token function, local server).
@@ -58,15 +62,68 @@ pub enum UserAuthConfig {
     None,
 }
 
-/// An OpenID Connect provider whose tokens sign end users in.
+/// An OpenID Connect provider whose tokens sign end users in (or authenticate admin
+/// callers and Teams users, as a `TrustedIssuer`).
 #[derive(Debug, Clone)]
 pub struct OidcSettings {
     pub issuer: String,
-    pub audience: String,
+    /// A token is for us if its `aud` (or Cognito's `client_id`) is one of these.
+    pub audiences: Vec<String>,
     /// None: found through the issuer's discovery document.
     pub jwks_url: Option<String>,
     pub leeway_seconds: i64,
 }
+
+/// Where a trusted issuer's tokens carry their roles (or scopes): a claim, and a prefix
+/// that values must have (and lose) to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolesClaim {
+    pub claim: String,
+    pub prefix: String,
+}
+
+/// An issuer whose bearer tokens are trusted.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    pub oidc: OidcSettings,
+    pub roles: RolesClaim,
+}
+
+/// Bearer authentication of the admin API (README, "Bearer authentication").
+#[derive(Debug, Clone, Default)]
+pub struct AdminBearerConfig {
+    /// None trusted: HMAC only.
+    pub issuers: Vec<TrustedIssuer>,
+    pub roles: RoleNames,
+}
+
+/// The Teams token exchange (README, "Teams users").
+#[derive(Debug, Clone, Default)]
+pub struct TeamsConfig {
+    /// None trusted: the exchange answers 501.
+    pub issuers: Vec<TrustedIssuer>,
+    pub policy: TeamsPolicy,
+}
+
+/// A trusted issuer as `CALLSIGN_ADMIN_ISSUERS` and `CALLSIGN_TEAMS_ISSUERS` list them.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IssuerEntry {
+    issuer: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    jwks_url: Option<String>,
+    #[serde(default)]
+    roles_claim: Option<String>,
+    #[serde(default)]
+    role_prefix: String,
+}
+
+/// Entra ID's audiences for the Teams exchange: the ACS Teams API's URI and app id.
+const TEAMS_AUDIENCES: &[&str] = &[
+    "https://auth.msft.communication.azure.com",
+    "1fd5118e-2576-4263-8130-9503064c837a",
+];
 
 /// The authorizer function's settings.
 #[derive(Debug, Clone)]
@@ -278,7 +335,120 @@ impl Config {
             front: FrontConfig::read(&env)?,
             authorizer: AuthorizerConfig::read(&env)?,
             sweep: sweep_policy(&env)?,
+            admin_bearer: AdminBearerConfig::read(&env)?,
+            teams: TeamsConfig::read(&env)?,
         })
+    }
+}
+
+impl Env<'_> {
+    fn leeway(&self) -> Result<i64, ConfigError> {
+        self.whole("CALLSIGN_OIDC_LEEWAY_SECONDS", 60, 0..=3600, "seconds")
+    }
+
+    /// A JSON list of trusted issuers; `roles_claim` where an entry names none.
+    fn issuers(&self, name: &str, roles_claim: &str) -> Result<Vec<TrustedIssuer>, ConfigError> {
+        let Some(json) = self.text(name) else {
+            return Ok(Vec::new());
+        };
+        let entries: Vec<IssuerEntry> = serde_json::from_str(&json).map_err(|e| {
+            ConfigError(format!(
+                "{name} must be a JSON list of {{\"issuer\", \"audiences\", \"jwksUrl\"?, \"rolesClaim\"?, \"rolePrefix\"?}}: {e}"
+            ))
+        })?;
+        let leeway_seconds = self.leeway()?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                let https = |url: &str| {
+                    url.starts_with("https://")
+                        || url.starts_with("http://127.0.0.1")
+                        || url.starts_with("http://localhost")
+                };
+                if !https(&entry.issuer) || entry.jwks_url.as_deref().is_some_and(|u| !https(u)) {
+                    return Err(ConfigError(format!(
+                        "{name}: issuer and jwksUrl must be https URLs ({})",
+                        entry.issuer
+                    )));
+                }
+                if entry.audiences.iter().all(|a| a.trim().is_empty()) {
+                    return Err(ConfigError(format!(
+                        "{name}: issuer {} needs at least one audience",
+                        entry.issuer
+                    )));
+                }
+                Ok(TrustedIssuer {
+                    oidc: OidcSettings {
+                        issuer: entry.issuer,
+                        audiences: entry.audiences,
+                        jwks_url: entry.jwks_url,
+                        leeway_seconds,
+                    },
+                    roles: RolesClaim {
+                        claim: entry.roles_claim.unwrap_or_else(|| roles_claim.to_owned()),
+                        prefix: entry.role_prefix,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+impl AdminBearerConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let defaults = RoleNames::default();
+        Ok(Self {
+            issuers: env.issuers("CALLSIGN_ADMIN_ISSUERS", "roles")?,
+            roles: RoleNames {
+                all: env.text("CALLSIGN_ADMIN_ROLE_ALL").unwrap_or(defaults.all),
+                issue: env
+                    .text("CALLSIGN_ADMIN_ROLE_ISSUE")
+                    .unwrap_or(defaults.issue),
+                read: env
+                    .text("CALLSIGN_ADMIN_ROLE_READ")
+                    .unwrap_or(defaults.read),
+            },
+        })
+    }
+}
+
+impl TeamsConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        const TENANTS: &str = "CALLSIGN_TEAMS_TENANTS";
+        let mut issuers = Vec::new();
+        for tenant in env.list(TENANTS) {
+            let tenant = uuid::Uuid::try_parse(&tenant)
+                .map_err(|_| ConfigError(format!("{TENANTS}: {tenant} is not a tenant GUID")))?
+                .as_hyphenated()
+                .to_string();
+            // Entra ID signs v1 and v2 tokens with the same keys, under two issuer names.
+            for issuer in [
+                format!("https://sts.windows.net/{tenant}/"),
+                format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+            ] {
+                issuers.push(TrustedIssuer {
+                    oidc: OidcSettings {
+                        issuer,
+                        audiences: TEAMS_AUDIENCES.iter().map(|a| (*a).to_owned()).collect(),
+                        jwks_url: Some(format!(
+                            "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"
+                        )),
+                        leeway_seconds: env.leeway()?,
+                    },
+                    roles: RolesClaim {
+                        claim: "scp".into(),
+                        prefix: String::new(),
+                    },
+                });
+            }
+        }
+        issuers.extend(env.issuers("CALLSIGN_TEAMS_ISSUERS", "scp")?);
+        let mut policy = TeamsPolicy::default();
+        let scopes = env.list("CALLSIGN_TEAMS_SCOPES");
+        if !scopes.is_empty() {
+            policy.required_scopes = scopes;
+        }
+        Ok(Self { issuers, policy })
     }
 }
 
@@ -306,17 +476,12 @@ impl FrontConfig {
             (Some(issuer), true) => UserAuthConfig::Gateway { issuer },
             (Some(issuer), false) => UserAuthConfig::Oidc(OidcSettings {
                 issuer,
-                audience: env.required(
+                audiences: vec![env.required(
                     "CALLSIGN_OIDC_AUDIENCE",
                     "with CALLSIGN_OIDC_ISSUER: the app's client id",
-                )?,
+                )?],
                 jwks_url: env.text("CALLSIGN_OIDC_JWKS_URL"),
-                leeway_seconds: env.whole(
-                    "CALLSIGN_OIDC_LEEWAY_SECONDS",
-                    60,
-                    0..=3600,
-                    "seconds",
-                )?,
+                leeway_seconds: env.leeway()?,
             }),
             (None, true) => {
                 return Err(ConfigError(
@@ -657,7 +822,7 @@ mod tests {
         assert_eq!(
             (
                 oidc.issuer.as_str(),
-                oidc.audience.as_str(),
+                oidc.audiences[0].as_str(),
                 oidc.jwks_url.as_deref(),
                 oidc.leeway_seconds
             ),
@@ -756,6 +921,74 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("CALLSIGN_BOOTSTRAP must be 1 or 0")
+        );
+    }
+
+    #[test]
+    fn admin_issuers_are_read_from_json_with_their_roles_claim() {
+        let c = config(&[
+            RESOURCE,
+            (
+                "CALLSIGN_ADMIN_ISSUERS",
+                r#"[{"issuer":"https://cognito-idp.eu-west-1.amazonaws.com/pool","audiences":["client"],"rolesClaim":"scope","rolePrefix":"callsign/"},
+                   {"issuer":"https://login.microsoftonline.com/t/v2.0","audiences":["api://callsign"],"jwksUrl":"https://login.microsoftonline.com/t/discovery/v2.0/keys"}]"#,
+            ),
+            ("CALLSIGN_ADMIN_ROLE_ISSUE", "Tokens.Issue"),
+        ])
+        .unwrap();
+        let issuers = &c.admin_bearer.issuers;
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(issuers[0].roles.claim, "scope");
+        assert_eq!(issuers[0].roles.prefix, "callsign/");
+        assert_eq!(issuers[1].roles.claim, "roles");
+        assert_eq!(issuers[1].oidc.audiences, ["api://callsign"]);
+        assert_eq!(c.admin_bearer.roles.issue, "Tokens.Issue");
+        assert_eq!(c.admin_bearer.roles.all, "identity.admin");
+        assert!(config(&[RESOURCE]).unwrap().admin_bearer.issuers.is_empty());
+        for bad in [
+            "{}",
+            r#"[{"issuer":"http://idp.example","audiences":["a"]}]"#,
+            r#"[{"issuer":"https://idp.example","audiences":[]}]"#,
+            r#"[{"issuer":"https://idp.example","audiences":["a"],"typo":1}]"#,
+        ] {
+            let err = config(&[RESOURCE, ("CALLSIGN_ADMIN_ISSUERS", bad)]).unwrap_err();
+            assert!(err.0.contains("CALLSIGN_ADMIN_ISSUERS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn teams_tenants_trust_both_entra_issuer_forms() {
+        let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let c = config(&[
+            RESOURCE,
+            ("CALLSIGN_TEAMS_TENANTS", tenant),
+            ("CALLSIGN_TEAMS_SCOPES", "Teams.ManageCalls"),
+        ])
+        .unwrap();
+        let issuers: Vec<&str> = c
+            .teams
+            .issuers
+            .iter()
+            .map(|i| i.oidc.issuer.as_str())
+            .collect();
+        assert_eq!(
+            issuers,
+            [
+                format!("https://sts.windows.net/{tenant}/"),
+                format!("https://login.microsoftonline.com/{tenant}/v2.0")
+            ]
+        );
+        assert!(c.teams.issuers.iter().all(|i| i.roles.claim == "scp"));
+        assert_eq!(c.teams.policy.required_scopes, ["Teams.ManageCalls"]);
+        assert!(config(&[RESOURCE, ("CALLSIGN_TEAMS_TENANTS", "contoso")]).is_err());
+        assert_eq!(
+            config(&[RESOURCE])
+                .unwrap()
+                .teams
+                .policy
+                .required_scopes
+                .len(),
+            2
         );
     }
 }

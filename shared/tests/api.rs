@@ -302,11 +302,11 @@ async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
         .unwrap()
     };
     assert_eq!(
-        token::check_revocation(&verify(&first), Some(&current), Utc::now()),
+        token::check_revocation(&verify(&first), Some(&current), None, Utc::now()),
         Err(TokenRejection::Revoked)
     );
     assert_eq!(
-        token::check_revocation(&verify(&second), Some(&current), Utc::now()),
+        token::check_revocation(&verify(&second), Some(&current), None, Utc::now()),
         Ok(())
     );
 
@@ -320,7 +320,7 @@ async fn revoke_then_delete_lifecycle_and_what_a_verifier_sees() {
     assert_eq!(s, 204);
     let after_delete = t.app.service.get(&identity_id).await.ok();
     assert_eq!(
-        token::check_revocation(&verify(&second), after_delete.as_ref(), Utc::now()),
+        token::check_revocation(&verify(&second), after_delete.as_ref(), None, Utc::now()),
         Err(TokenRejection::IdentityDeleted)
     );
     let (s, b) = t.call(Method::POST, &issue, body).await;

@@ -296,7 +296,7 @@ async fn the_cleanup_events_unmap_and_sweep() {
             expires_at: Utc::now() - chrono::Duration::minutes(1),
         },
         ..Identity::new_stable(
-            IdentityId::new(IdentityId::parse(SEEDED_ID).unwrap().resource()),
+            IdentityId::new(IdentityId::parse(SEEDED_ID).unwrap().resource().unwrap()),
             None,
             Utc::now(),
         )

@@ -32,7 +32,7 @@ async fn app_on(store: Arc<DynamoDbStore>, config: &callsign::Config) -> (Arc<Ap
     let mut backends = Backends::memory(config, Arc::new(MemoryStore::new()), &access).unwrap();
     backends.store = store.clone();
     backends.throttle = store;
-    let app = app::assemble(config, Served::All, backends, None)
+    let app = app::assemble(config, Served::All, backends, app::Trust::default())
         .await
         .unwrap();
     (Arc::new(app), access.primary().to_owned())
@@ -212,7 +212,8 @@ async fn secrets_manager_unreachable_at_a_cold_start_fails_it_with_a_clear_error
         throttle: Arc::new(callsign::adapters::memory::MemoryThrottle::default()),
         keys: Arc::new(key_source(secrets, "callsign/signing", "callsign/access")),
     };
-    let Err(error) = app::assemble(&config, Served::All, backends, None).await else {
+    let Err(error) = app::assemble(&config, Served::All, backends, app::Trust::default()).await
+    else {
         panic!("a cold start without its keys must not serve");
     };
     let message = error.to_string();
@@ -249,7 +250,7 @@ async fn secrets_manager_unreachable_later_keeps_the_cached_keys_serving() {
         keys: Arc::new(key_source(secrets, "s", "a")),
     };
     let app = Arc::new(
-        app::assemble(&config, Served::All, backends, None)
+        app::assemble(&config, Served::All, backends, app::Trust::default())
             .await
             .unwrap(),
     );

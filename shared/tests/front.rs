@@ -116,7 +116,7 @@ async fn front_on(
 ) -> Front {
     let users = UserAuthConfig::Oidc(OidcSettings {
         issuer: provider.issuer(),
-        audience: AUDIENCE.into(),
+        audiences: vec![AUDIENCE.into()],
         jwks_url: None,
         leeway_seconds: 30,
     });
@@ -147,7 +147,7 @@ async fn front_with(
     backends.store = store;
     backends.throttle = throttle;
     let app = Arc::new(
-        app::assemble(&config, Served::All, backends, None)
+        app::assemble(&config, Served::All, backends, app::Trust::default())
             .await
             .expect("the front starts"),
     );
@@ -791,7 +791,7 @@ async fn a_provider_down_at_cold_start_fails_user_routes_only_until_it_is_back()
         policy: FrontPolicy::default(),
         users: UserAuthConfig::Oidc(OidcSettings {
             issuer: server.base.clone(),
-            audience: AUDIENCE.into(),
+            audiences: vec![AUDIENCE.into()],
             jwks_url: None,
             leeway_seconds: 30,
         }),
@@ -846,7 +846,7 @@ async fn discovery_must_name_the_configured_issuer() {
     server.put("/keys", json!({ "keys": rsa_keys().public_keys().iter().map(|k| k.jwk().clone()).collect::<Vec<_>>() }).to_string());
     let settings = OidcSettings {
         issuer: server.base.clone(),
-        audience: AUDIENCE.into(),
+        audiences: vec![AUDIENCE.into()],
         jwks_url: None,
         leeway_seconds: 30,
     };

@@ -25,8 +25,9 @@ const EVERY_KEY: KeysNeeded = KeysNeeded {
     access: true,
 };
 use callsign::domain::keys::{KeySet, SigningAlgorithm, StoredKeySet};
-use callsign::domain::ports::VersionedSecret;
+use callsign::domain::ports::{AccessKeyLedger, VersionedSecret};
 use callsign::domain::rotation::{self, Step, WhichKey};
+use callsign::domain::token::TokenRejection;
 use callsign::http::{self as api, ApiRequest, App, Function, Served};
 use common::{HOST, encoded, split};
 use http::Method;
@@ -89,6 +90,11 @@ impl Deployment {
         let mut settings = common::config().token;
         settings.key_activation_seconds = self.activation_seconds;
         settings
+    }
+
+    /// The table's list of current access key fingerprints.
+    fn ledger(&self) -> DynamoDbStore {
+        DynamoDbStore::new(self.dynamodb.clone(), &self.table)
     }
 
     fn signing_secret(&self) -> SecretsManagerSecret {
@@ -166,7 +172,7 @@ impl Deployment {
         config.token = self.settings();
         config.key_cache_ttl = ttl;
         Arc::new(
-            app::assemble(&config, served, backends, None)
+            app::assemble(&config, served, backends, app::Trust::default())
                 .await
                 .unwrap(),
         )
@@ -397,7 +403,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
     );
 
     let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
-    let new_primary = rotation::regenerate_access_key(&secret, WhichKey::Primary)
+    let new_primary = rotation::regenerate_access_key(&secret, &d.ledger(), WhichKey::Primary)
         .await
         .unwrap();
     assert_ne!(new_primary, old_primary);
@@ -433,7 +439,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
         (stored.primary(), stored.secondary()),
         (new_primary.as_str(), Some(secondary.as_str()))
     );
-    let new_secondary = rotation::regenerate_access_key(&secret, WhichKey::Secondary)
+    let new_secondary = rotation::regenerate_access_key(&secret, &d.ledger(), WhichKey::Secondary)
         .await
         .unwrap();
     let stored = AccessKeys::from_secret(
@@ -664,7 +670,9 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
     assert!(current.previous.is_none());
 
     let access = SecretsManagerSecret::new(secrets.clone(), &access_id);
-    let secondary = rotation::regenerate_access_key(&access, WhichKey::Secondary)
+    // The fingerprint list's own tests run on DynamoDB Local (access_key_revocation.rs).
+    let ledger = callsign::adapters::memory::MemoryStore::new();
+    let secondary = rotation::regenerate_access_key(&access, &ledger, WhichKey::Secondary)
         .await
         .unwrap();
     let keys = AccessKeys::from_secret(
@@ -691,9 +699,10 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
 async fn two_regenerations_at_once_never_lose_a_key_silently() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
     let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
+    let ledger = d.ledger();
     let (a, b) = tokio::join!(
-        rotation::regenerate_access_key(&secret, WhichKey::Primary),
-        rotation::regenerate_access_key(&secret, WhichKey::Secondary),
+        rotation::regenerate_access_key(&secret, &ledger, WhichKey::Primary),
+        rotation::regenerate_access_key(&secret, &ledger, WhichKey::Secondary),
     );
     let stored = AccessKeys::from_secret(
         &secret
@@ -731,6 +740,11 @@ async fn two_regenerations_at_once_never_lose_a_key_silently() {
         }
         (Err(a), Err(b)) => panic!("both failed: {a}; {b}"),
     }
+    // Whoever won, the fingerprint list ends as the secret's keys: the replaced key's
+    // tokens are revoked, the loser's key never counted.
+    let (listed, generation) = ledger.fingerprints().await.unwrap().unwrap();
+    assert_eq!(listed.0, stored.fingerprints());
+    assert_eq!(generation, stored.generation());
 }
 
 #[tokio::test]
@@ -738,7 +752,7 @@ async fn awscurrent_moves_only_from_the_version_that_holds_it() {
     let d = Deployment::new(SigningAlgorithm::Es256).await;
     let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
     let first = secret.versions().await.unwrap().into_keys().next().unwrap();
-    rotation::regenerate_access_key(&secret, WhichKey::Primary)
+    rotation::regenerate_access_key(&secret, &d.ledger(), WhichKey::Primary)
         .await
         .unwrap();
     let late = uuid::Uuid::new_v4().to_string();
@@ -848,4 +862,205 @@ async fn the_public_key_set_follows_every_rotation_step_even_an_interrupted_one(
         [pending3[2].clone(), k1.clone(), k0.clone()]
     );
     verified_now().await;
+}
+
+/// A fresh identity's token, issued by the admin API under `key`.
+async fn token_under(app: &Arc<App>, key: &str) -> String {
+    let create = format!("/identities?{V}");
+    let (status, body) = call(
+        app,
+        key,
+        Method::POST,
+        &create,
+        r#"{"createTokenWithScopes":["chat"]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["accessToken"]["token"].as_str().unwrap().to_owned()
+}
+
+async fn guest_token(app: &Arc<App>) -> String {
+    let request = ApiRequest {
+        method: Method::POST,
+        path: "/guest/token".into(),
+        source_ip: Some("203.0.113.9".into()),
+        ..Default::default()
+    };
+    let (status, body) = split(api::handle(app, Served::All, request).await);
+    assert_eq!(status, 200, "{body}");
+    body["accessToken"]["token"].as_str().unwrap().to_owned()
+}
+
+/// Introspection's verdict: "active", or the reason it is not.
+async fn verdict(app: &Arc<App>, key: &str, token: &str) -> String {
+    let answer = common::introspect(app, key, token).await;
+    if answer["active"] == true {
+        "active".into()
+    } else {
+        answer["reason"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The authorizer of a chat backend, trusting a revocation marker for `bound`.
+fn authorizer(app: &Arc<App>, bound: Duration) -> callsign::domain::authorizer::Authorizer {
+    app::authorizer_for(
+        &app.service,
+        &callsign::config::AuthorizerConfig {
+            routes: callsign::domain::RoutePolicy::default_routes(),
+            revocation_cache: bound,
+        },
+    )
+}
+
+async fn authorized(
+    authorizer: &callsign::domain::authorizer::Authorizer,
+    token: &str,
+) -> Result<(), String> {
+    authorizer
+        .authorize(
+            "POST /chat/threads",
+            Some(&format!("Bearer {token}")),
+            chrono::Utc::now(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|denial| denial.code().to_owned())
+}
+
+/// The current fingerprints, as an embedded verifier would be given them.
+async fn embedded_verdict(d: &Deployment, token: &str) -> Result<(), TokenRejection> {
+    let (current, _) = d.ledger().fingerprints().await.unwrap().unwrap();
+    let claims: callsign::domain::token::Claims =
+        serde_json::from_value(common::claims(token)).unwrap();
+    current.admit(&claims)
+}
+
+/// Waits until the function has picked up the regenerated keys (TTL zero: at once, in
+/// the background) and `key` authenticates.
+async fn until_accepted(app: &Arc<App>, key: &str) {
+    for _ in 0..100 {
+        if call(app, key, Method::GET, &format!("/customIds/nobody?{V}"), "")
+            .await
+            .0
+            == 404
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the regenerated key never authenticated");
+}
+
+#[tokio::test]
+async fn regenerating_a_key_revokes_the_tokens_it_issued_and_no_others() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let app = d.cold_start(Duration::ZERO).await;
+    let (primary, secondary) = (
+        d.access.primary().to_owned(),
+        d.access.secondary().unwrap().to_owned(),
+    );
+    let by_primary = token_under(&app, &primary).await;
+    let by_secondary = token_under(&app, &secondary).await;
+    let by_guest = guest_token(&app).await;
+    let cached = authorizer(&app, Duration::from_secs(3600));
+    let uncached = authorizer(&app, Duration::ZERO);
+    for token in [&by_primary, &by_secondary] {
+        assert_eq!(verdict(&app, &secondary, token).await, "active");
+        assert_eq!(authorized(&cached, token).await, Ok(()));
+    }
+
+    let new_primary = rotation::regenerate_access_key(
+        &SecretsManagerSecret::new(d.secrets.clone(), &d.access_id),
+        &d.ledger(),
+        WhichKey::Primary,
+    )
+    .await
+    .unwrap();
+
+    // Introspection: at once.
+    assert_eq!(
+        verdict(&app, &secondary, &by_primary).await,
+        "credential_revoked"
+    );
+    assert_eq!(verdict(&app, &secondary, &by_secondary).await, "active");
+    assert_eq!(verdict(&app, &secondary, &by_guest).await, "active");
+    // The authorizer: within its bound (an hour here, so not yet; zero: at once).
+    assert_eq!(authorized(&cached, &by_primary).await, Ok(()));
+    assert_eq!(
+        authorized(&uncached, &by_primary).await,
+        Err("credential_revoked".into())
+    );
+    assert_eq!(authorized(&uncached, &by_secondary).await, Ok(()));
+    // An embedded verifier, given the current list.
+    assert_eq!(
+        embedded_verdict(&d, &by_primary).await,
+        Err(TokenRejection::CredentialRevoked)
+    );
+    assert_eq!(embedded_verdict(&d, &by_secondary).await, Ok(()));
+
+    // The new key's tokens count everywhere, the cached authorizer's included.
+    until_accepted(&app, &new_primary).await;
+    let by_new = token_under(&app, &new_primary).await;
+    assert_eq!(verdict(&app, &secondary, &by_new).await, "active");
+    assert_eq!(authorized(&uncached, &by_new).await, Ok(()));
+    assert_eq!(embedded_verdict(&d, &by_new).await, Ok(()));
+}
+
+#[tokio::test]
+async fn an_interrupted_regeneration_is_finished_by_a_sync() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let app = d.cold_start(Duration::ZERO).await;
+    let (primary, secondary) = (
+        d.access.primary().to_owned(),
+        d.access.secondary().unwrap().to_owned(),
+    );
+    let by_primary = token_under(&app, &primary).await;
+    let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
+    let ledger = d.ledger();
+
+    // Stopped after the swap, before the list was settled.
+    let (new_primary, staged, read) =
+        rotation::stage_access_key(&secret, &ledger, WhichKey::Primary)
+            .await
+            .unwrap();
+    secret.promote(&staged, &read).await.unwrap();
+    until_accepted(&app, &new_primary).await;
+    // The new key's tokens count already (its fingerprint went in first); the old key's
+    // tokens are not revoked yet.
+    let by_new = token_under(&app, &new_primary).await;
+    assert_eq!(verdict(&app, &secondary, &by_new).await, "active");
+    assert_eq!(verdict(&app, &secondary, &by_primary).await, "active");
+
+    let generation = rotation::sync_access_keys(&secret, &ledger).await.unwrap();
+    assert_eq!(generation, 1);
+    assert_eq!(
+        verdict(&app, &secondary, &by_primary).await,
+        "credential_revoked"
+    );
+    assert_eq!(verdict(&app, &secondary, &by_new).await, "active");
+
+    // Stopped before the swap: nothing changes but an unused fingerprint, which the next
+    // settle drops.
+    let before = ledger.fingerprints().await.unwrap().unwrap();
+    rotation::stage_access_key(&secret, &ledger, WhichKey::Secondary)
+        .await
+        .unwrap();
+    assert_eq!(verdict(&app, &secondary, &by_new).await, "active");
+    rotation::sync_access_keys(&secret, &ledger).await.unwrap();
+    assert_eq!(ledger.fingerprints().await.unwrap().unwrap(), before);
+
+    // A stale regeneration (read before another one landed) writes nothing.
+    assert!(
+        !ledger
+            .settle_fingerprints(d.access.fingerprints(), 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ledger
+            .admit_fingerprint("0000", d.access.fingerprints(), 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(ledger.fingerprints().await.unwrap().unwrap(), before);
 }

@@ -81,6 +81,7 @@ impl Fixture {
             &IdentityId::parse(&self.id).unwrap(),
             chat(),
             0,
+            &token::IssuedBy::Guest,
             Utc::now(),
         )
         .unwrap();
@@ -148,15 +149,24 @@ async fn tamper_matrix(f: &Fixture) -> Vec<(&'static str, String, TokenRejection
     )
     .unwrap();
     let id = IdentityId::parse(&f.id).unwrap();
-    let foreign = token::issue(&f.settings(), &other_deployment, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let foreign = token::issue(
+        &f.settings(),
+        &other_deployment,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     let expired = token::issue(
         &f.settings(),
         &keys,
         &id,
         chat(),
         0,
+        &token::IssuedBy::Guest,
         Utc::now() - Span::hours(2),
     )
     .unwrap()
@@ -167,20 +177,37 @@ async fn tamper_matrix(f: &Fixture) -> Vec<(&'static str, String, TokenRejection
         &id,
         chat(),
         0,
+        &token::IssuedBy::Guest,
         Utc::now() + Span::hours(1),
     )
     .unwrap()
     .token;
     let mut settings = f.settings();
     settings.issuer = "https://impostor.example".into();
-    let wrong_issuer = token::issue(&settings, &keys, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let wrong_issuer = token::issue(
+        &settings,
+        &keys,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     let mut settings = f.settings();
     settings.audience = "someone-else".into();
-    let wrong_audience = token::issue(&settings, &keys, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let wrong_audience = token::issue(
+        &settings,
+        &keys,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
 
     vec![
         ("alg none", none, TokenRejection::BadSignature),
@@ -602,9 +629,17 @@ async fn the_embeddable_verifier_follows_a_rotation_through_the_jwks_url() {
         .unwrap();
     let verifier = Verifier::new(settings.expectations(0), Arc::new(keys));
     let id = IdentityId::new(settings.resource_id);
-    let old_token = token::issue(&settings, &first_keys, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let old_token = token::issue(
+        &settings,
+        &first_keys,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     let verified = verifier.verify(&old_token, Utc::now()).await.unwrap();
     assert_eq!(verified.identity, id);
     assert!(verified.scopes.grants(Capability::ManageChatThread));
@@ -619,9 +654,17 @@ async fn the_embeddable_verifier_follows_a_rotation_through_the_jwks_url() {
     let rotated =
         KeySet::from_secret(&first.rotated(SigningAlgorithm::Rs256).unwrap().to_secret()).unwrap();
     *document.lock().unwrap() = rotated.public_keys().to_jwks().to_string();
-    let new_token = token::issue(&settings, &rotated, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let new_token = token::issue(
+        &settings,
+        &rotated,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert!(
         verifier.verify(&new_token, Utc::now()).await.is_ok(),
@@ -640,9 +683,17 @@ async fn the_embeddable_verifier_follows_a_rotation_through_the_jwks_url() {
             .to_secret(),
     )
     .unwrap();
-    let strange = token::issue(&settings, &stranger, &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let strange = token::issue(
+        &settings,
+        &stranger,
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     for _ in 0..3 {
         assert_eq!(
             verifier.verify(&strange, Utc::now()).await.unwrap_err(),
@@ -681,9 +732,17 @@ async fn identity_records_of_expired_guests_count_as_deleted_for_verification() 
     };
     use callsign::domain::ports::IdentityStore;
     f.t.store.create(guest).await.unwrap();
-    let token = token::issue(&f.settings(), &f.keys(), &id, chat(), 0, Utc::now())
-        .unwrap()
-        .token;
+    let token = token::issue(
+        &f.settings(),
+        &f.keys(),
+        &id,
+        chat(),
+        0,
+        &token::IssuedBy::Guest,
+        Utc::now(),
+    )
+    .unwrap()
+    .token;
     assert_eq!(f.introspect(&token).await["active"], true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(f.introspect(&token).await["reason"], "identity_deleted");

@@ -33,6 +33,35 @@ pub struct Claims {
     pub nbf: i64,
     /// The identity's revocation epoch when the token was issued.
     pub rev: u64,
+    /// Which credential had it issued (`IssuedBy`): an access key's fingerprint, a
+    /// bearer issuer's, or the end-user front. Absent in tokens older than the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<String>,
+}
+
+/// Marks `cred` values that name an access key: `ak.<fingerprint>`.
+pub const ACCESS_KEY_CREDENTIAL: &str = "ak.";
+
+/// The fingerprints of the access keys that are current now. A token an access key had
+/// issued is live only while that key is current: regenerating a key revokes its tokens.
+/// Tokens issued otherwise (a bearer issuer, the end-user front) are not affected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentAccessKeys(pub Vec<String>);
+
+impl CurrentAccessKeys {
+    /// Whether the credential that had `claims` issued is still current.
+    pub fn admit(&self, claims: &Claims) -> Result<(), TokenRejection> {
+        match claims
+            .cred
+            .as_deref()
+            .and_then(|cred| cred.strip_prefix(ACCESS_KEY_CREDENTIAL))
+        {
+            Some(fingerprint) if !self.0.iter().any(|current| current == fingerprint) => {
+                Err(TokenRejection::CredentialRevoked)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why a token is not accepted: stable codes, surfaced by the verification side.
@@ -56,6 +85,9 @@ pub enum TokenRejection {
     Revoked,
     #[error("identity_deleted")]
     IdentityDeleted,
+    /// The access key that had it issued has been regenerated since.
+    #[error("credential_revoked")]
+    CredentialRevoked,
 }
 
 impl TokenRejection {
@@ -71,6 +103,7 @@ impl TokenRejection {
             Self::WrongAudience => "wrong_audience",
             Self::Revoked => "revoked",
             Self::IdentityDeleted => "identity_deleted",
+            Self::CredentialRevoked => "credential_revoked",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Identity ids as tokens carry them: `8:acs:<resource id>_<uuid>`, and the deployment's
-//! resource id.
+//! Identity ids as tokens carry them: `8:acs:<resource id>_<uuid>` (or a Teams user's
+//! `8:orgid:<uuid>`), and the deployment's resource id.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 /// Prefix the ACS SDKs (communication-common) use to classify a raw id as an ACS user.
 const ACS_PREFIX: &str = "8:acs:";
+/// A Teams user's identity (`8:orgid:<Entra object id>`): the subject of a token from the
+/// Teams exchange. It has no record here; Entra ID owns the user.
+const TEAMS_PREFIX: &str = "8:orgid:";
 
 /// The deployment's resource id: the GUID every identity id of this deployment carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,7 +42,9 @@ impl fmt::Display for ResourceId {
 pub struct IdentityId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a valid communication identity id; expected 8:acs:<resource id>_<guid>")]
+#[error(
+    "'{0}' is not a valid communication identity id; expected 8:acs:<resource id>_<guid> (or 8:orgid:<guid> in a token)"
+)]
 pub struct MalformedIdentityId(String);
 
 impl IdentityId {
@@ -51,8 +56,23 @@ impl IdentityId {
         ))
     }
 
+    /// The identity of a Teams user, by their Entra object id.
+    pub fn teams_user(object_id: Uuid) -> Self {
+        Self(format!("{TEAMS_PREFIX}{}", object_id.as_hyphenated()))
+    }
+
+    pub fn is_teams_user(&self) -> bool {
+        self.0.starts_with(TEAMS_PREFIX)
+    }
+
+    /// An ACS identity of any resource, or a Teams user.
     pub fn parse(raw: &str) -> Result<Self, MalformedIdentityId> {
         let malformed = || MalformedIdentityId(raw.chars().take(100).collect());
+        if let Some(object_id) = raw.strip_prefix(TEAMS_PREFIX) {
+            return parse_hyphenated_uuid(object_id)
+                .map(Self::teams_user)
+                .ok_or_else(malformed);
+        }
         let rest = raw.strip_prefix(ACS_PREFIX).ok_or_else(malformed)?;
         let (resource, suffix) = rest.split_once('_').ok_or_else(malformed)?;
         let resource = parse_hyphenated_uuid(resource).ok_or_else(malformed)?;
@@ -64,14 +84,17 @@ impl IdentityId {
         )))
     }
 
-    pub fn resource(&self) -> ResourceId {
-        let rest = &self.0[ACS_PREFIX.len()..];
+    /// The resource an ACS identity belongs to (None: a Teams user).
+    pub fn resource(&self) -> Option<ResourceId> {
+        let rest = self.0.strip_prefix(ACS_PREFIX)?;
         // Construction guarantees a hyphenated GUID before the underscore.
-        ResourceId(Uuid::parse_str(&rest[..36]).expect("validated at construction"))
+        Some(ResourceId(
+            Uuid::parse_str(&rest[..36]).expect("validated at construction"),
+        ))
     }
 
     pub fn belongs_to(&self, resource: ResourceId) -> bool {
-        self.resource() == resource
+        self.resource() == Some(resource)
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,6 +134,7 @@ mod tests {
         assert!(id.as_str().starts_with(&format!("8:acs:{RESOURCE}_")));
         assert_eq!(IdentityId::parse(id.as_str()).unwrap(), id);
         assert!(id.belongs_to(resource));
+        assert!(!id.is_teams_user());
         assert!(!id.belongs_to(ResourceId::random()));
         assert_eq!(id.skype_id(), &id.as_str()[2..]);
         assert!(id.skype_id().starts_with("acs:"));
@@ -130,6 +154,16 @@ mod tests {
     }
 
     #[test]
+    fn teams_users_parse_but_belong_to_no_resource() {
+        let id = IdentityId::parse("8:orgid:0AF0B37D-1B4F-4F4E-9C1E-2C6F3D1A7B90").unwrap();
+        assert_eq!(id.as_str(), "8:orgid:0af0b37d-1b4f-4f4e-9c1e-2c6f3d1a7b90");
+        assert!(id.is_teams_user());
+        assert_eq!(id.resource(), None);
+        assert!(!id.belongs_to(RESOURCE.parse().unwrap()));
+        assert_eq!(id.skype_id(), "orgid:0af0b37d-1b4f-4f4e-9c1e-2c6f3d1a7b90");
+    }
+
+    #[test]
     fn malformed_ids_are_rejected() {
         for bad in [
             "",
@@ -140,6 +174,8 @@ mod tests {
             "8:acs:2dee53b4368b45b4ab528493fb117652_00000005-14a2-493b-8a72-5a3a0d000081",
             "8:acs:2dee53b4-368b-45b4-ab52-8493fb117652_x",
             "8:teamsvisitor:abc",
+            "8:orgid:",
+            "8:orgid:not-a-guid",
         ] {
             assert!(IdentityId::parse(bad).is_err(), "{bad} accepted");
         }

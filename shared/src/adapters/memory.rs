@@ -12,8 +12,10 @@ use crate::domain::access_keys::AccessKeys;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
 use crate::domain::keys::{KeyError, KeySet, PublishedKeys, StoredKeySet};
 use crate::domain::ports::{
-    Attempt, Attempted, Created, Housekeeping, IdentityStore, KeySource, StoreError, Throttle,
+    AccessKeyLedger, Attempt, Attempted, Created, Housekeeping, IdentityStore, KeySource,
+    StoreError, Throttle, TokenState,
 };
+use crate::domain::token::CurrentAccessKeys;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -27,6 +29,8 @@ struct State {
     /// Attempt key → (body hash, identity made, recognised until).
     attempts: HashMap<String, (String, IdentityId, DateTime<Utc>)>,
     sweep_cursor: Option<String>,
+    /// The current access keys' fingerprints and their generation, once written.
+    access_keys: Option<(Vec<String>, u64)>,
 }
 
 impl State {
@@ -180,6 +184,62 @@ impl IdentityStore for MemoryStore {
             state.custom_ids.remove(&custom_id);
         }
         Ok(true)
+    }
+
+    async fn token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
+        let state = self.state();
+        Ok(TokenState {
+            identity: state.live(id).cloned(),
+            access_keys: state
+                .access_keys
+                .as_ref()
+                .map(|(list, _)| CurrentAccessKeys(list.clone())),
+        })
+    }
+}
+
+#[async_trait]
+impl AccessKeyLedger for MemoryStore {
+    async fn admit_fingerprint(
+        &self,
+        fingerprint: &str,
+        current: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let (list, recorded) = state
+            .access_keys
+            .get_or_insert_with(|| (current.to_vec(), generation));
+        if *recorded > generation {
+            return Ok(false);
+        }
+        list.push(fingerprint.to_owned());
+        Ok(true)
+    }
+
+    async fn settle_fingerprints(
+        &self,
+        fingerprints: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state
+            .access_keys
+            .as_ref()
+            .is_some_and(|(_, recorded)| *recorded > generation)
+        {
+            return Ok(false);
+        }
+        state.access_keys = Some((fingerprints.to_vec(), generation));
+        Ok(true)
+    }
+
+    async fn fingerprints(&self) -> Result<Option<(CurrentAccessKeys, u64)>, StoreError> {
+        Ok(self
+            .state()
+            .access_keys
+            .as_ref()
+            .map(|(list, generation)| (CurrentAccessKeys(list.clone()), *generation)))
     }
 }
 

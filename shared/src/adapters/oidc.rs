@@ -1,6 +1,8 @@
-//! The identity-provider adapter: end users' tokens from any OpenID Connect provider
-//! (Cognito, Auth0, Entra ID, Keycloak, Google), checked against the provider's JWKS
-//! (found by discovery), issuer, audience, expiry with leeway, RS256/ES256 only.
+//! The identity-provider adapter: tokens from any OpenID Connect provider (Cognito, Auth0,
+//! Entra ID, Keycloak, Google), checked against the provider's JWKS (found by discovery),
+//! issuer, audience, expiry with leeway, RS256/ES256 only. End users sign in with them
+//! (`ProviderTokens`); admin callers and Teams users bring them from a set of trusted
+//! issuers (`TrustedTokens`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +12,10 @@ use callsign_verifier::{JwksKeys, PublicKeySource};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::config::OidcSettings;
+use crate::config::{OidcSettings, RolesClaim, TrustedIssuer};
 use crate::domain::front::Caller;
 use crate::domain::keys::{KeyError, SigningAlgorithm};
-use crate::domain::ports::{ProviderTokenError, ProviderTokens};
+use crate::domain::ports::{ProviderTokenError, ProviderTokens, TrustedToken, TrustedTokens};
 use crate::domain::token::{self, TokenRejection};
 
 const ALLOWED: [SigningAlgorithm; 2] = [SigningAlgorithm::Rs256, SigningAlgorithm::Es256];
@@ -47,7 +49,21 @@ impl OidcVerifier {
         Ok(Self::new(settings, Arc::new(keys)))
     }
 
+    /// A signed-in end user.
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, TokenRejection> {
+        let (_, subject) = self.verify_claims(token, now).await?;
+        Ok(Caller {
+            issuer: self.settings.issuer.clone(),
+            subject,
+        })
+    }
+
+    /// The token's claims and subject, once signature, issuer, audience and time hold.
+    pub async fn verify_claims(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Value, String), TokenRejection> {
         let (claims, _kid) =
             match token::verify_signature::<Value>(token, &self.keys.current(), &ALLOWED) {
                 Err(TokenRejection::UnknownKey) => {
@@ -56,20 +72,21 @@ impl OidcVerifier {
                 }
                 result => result?,
             };
-        self.check_claims(&claims, now)
+        let subject = self.check_claims(&claims, now)?;
+        Ok((claims, subject))
     }
 
-    fn check_claims(&self, claims: &Value, now: DateTime<Utc>) -> Result<Caller, TokenRejection> {
+    fn check_claims(&self, claims: &Value, now: DateTime<Utc>) -> Result<String, TokenRejection> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         if text("iss") != Some(self.settings.issuer.as_str()) {
             return Err(TokenRejection::WrongIssuer);
         }
         // ID tokens carry `aud` (a string or a list); Cognito access tokens `client_id`.
-        let audience = self.settings.audience.as_str();
+        let accepted = |aud: &str| self.settings.audiences.iter().any(|a| a == aud);
         let aud_matches = match claims.get("aud") {
-            Some(Value::String(aud)) => aud == audience,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-            None => text("client_id") == Some(audience),
+            Some(Value::String(aud)) => accepted(aud),
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(accepted),
+            None => text("client_id").is_some_and(accepted),
             Some(_) => false,
         };
         if !aud_matches {
@@ -92,10 +109,7 @@ impl OidcVerifier {
         let subject = text("sub")
             .filter(|s| !s.is_empty())
             .ok_or(TokenRejection::Malformed)?;
-        Ok(Caller {
-            issuer: self.settings.issuer.clone(),
-            subject: subject.to_owned(),
-        })
+        Ok(subject.to_owned())
     }
 }
 
@@ -155,10 +169,102 @@ impl DiscoveredProvider {
         provider
     }
 
+    /// A provider whose keys are in hand already (a development issuer, tests).
+    pub fn ready(verifier: OidcVerifier) -> Self {
+        Self {
+            settings: verifier.settings.clone(),
+            verifier: tokio::sync::OnceCell::new_with(Some(verifier)),
+        }
+    }
+
     async fn get(&self) -> Result<&OidcVerifier, KeyError> {
         self.verifier
             .get_or_try_init(|| OidcVerifier::discover(self.settings.clone()))
             .await
+    }
+}
+
+/// Bearer tokens from a set of trusted issuers, each with its own audiences and the claim
+/// its roles are read from. A token is checked only against the issuer it names.
+pub struct TrustedIssuers {
+    issuers: Vec<(RolesClaim, DiscoveredProvider)>,
+}
+
+impl TrustedIssuers {
+    /// Each issuer's keys load now if it answers within `warm_for`, else on first use.
+    pub async fn start(issuers: &[TrustedIssuer], warm_for: Duration) -> Self {
+        let mut started = Vec::with_capacity(issuers.len());
+        for issuer in issuers {
+            started.push((
+                issuer.roles.clone(),
+                DiscoveredProvider::start(issuer.oidc.clone(), warm_for).await,
+            ));
+        }
+        Self { issuers: started }
+    }
+
+    pub fn new(issuers: Vec<(RolesClaim, DiscoveredProvider)>) -> Self {
+        Self { issuers }
+    }
+}
+
+/// The roles (or scopes) a token carries in the claim configured: a list, or a
+/// space-separated string (`scp`, `scope`); with a prefix (a Cognito resource server's
+/// `callsign/`), only values under it count, without it.
+fn read_roles(roles: &RolesClaim, claims: &Value) -> Vec<String> {
+    let values: Vec<&str> = match claims.get(&roles.claim) {
+        Some(Value::String(text)) => text.split_whitespace().collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    values
+        .into_iter()
+        .filter_map(|value| value.strip_prefix(roles.prefix.as_str()))
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `iss` a token names, read before its signature is checked only to pick the keys
+/// to check it with.
+fn named_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+#[async_trait]
+impl TrustedTokens for TrustedIssuers {
+    async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TrustedToken, ProviderTokenError> {
+        let named =
+            named_issuer(token).ok_or(ProviderTokenError::Rejected(TokenRejection::Malformed))?;
+        let (roles, provider) = self
+            .issuers
+            .iter()
+            .find(|(_, provider)| provider.settings.issuer == named)
+            .ok_or(ProviderTokenError::Rejected(TokenRejection::WrongIssuer))?;
+        let verifier = provider
+            .get()
+            .await
+            .map_err(|e| ProviderTokenError::Unavailable(e.to_string()))?;
+        let (claims, subject) = verifier
+            .verify_claims(token, now)
+            .await
+            .map_err(ProviderTokenError::Rejected)?;
+        Ok(TrustedToken {
+            issuer: named,
+            subject,
+            roles: read_roles(roles, &claims),
+            claims,
+        })
     }
 }
 
@@ -186,7 +292,7 @@ mod tests {
             KeySet::from_secret(&StoredKeySet::generate(algorithm).unwrap().to_secret()).unwrap();
         let settings = OidcSettings {
             issuer: "https://idp.example".into(),
-            audience: "app".into(),
+            audiences: vec!["app".into()],
             jwks_url: None,
             leeway_seconds: 30,
         };
@@ -253,6 +359,32 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn roles_are_read_from_the_claim_configured() {
+        let claims = json!({
+            "roles": ["identity.admin", "other"],
+            "scope": "callsign/token.issue openid callsign/",
+            "scp": "Teams.ManageCalls Teams.ManageChats",
+        });
+        let claim = |name: &str, prefix: &str| RolesClaim {
+            claim: name.into(),
+            prefix: prefix.into(),
+        };
+        assert_eq!(
+            read_roles(&claim("roles", ""), &claims),
+            ["identity.admin", "other"]
+        );
+        assert_eq!(
+            read_roles(&claim("scope", "callsign/"), &claims),
+            ["token.issue"]
+        );
+        assert_eq!(
+            read_roles(&claim("scp", ""), &claims),
+            ["Teams.ManageCalls", "Teams.ManageChats"]
+        );
+        assert!(read_roles(&claim("missing", ""), &claims).is_empty());
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeyError;
+use super::token::short_hash;
 
 /// The access keys of a deployment (ACS's primary and secondary): both are valid, so one
 /// can be regenerated while clients still use the other. A new deployment's secret may
@@ -14,8 +15,12 @@ use super::keys::KeyError;
 /// adds one.
 pub struct AccessKeys {
     keys: Vec<hmac::Key>,
+    /// Each key's fingerprint, in the order of `keys`.
+    fingerprints: Vec<String>,
     primary: String,
     secondary: Option<String>,
+    /// How many regenerations this secret has seen: orders the fingerprint list's writes.
+    generation: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -24,9 +29,19 @@ struct StoredAccessKeys {
     primary_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secondary_key: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    generation: u64,
 }
 
-fn decode_key(name: &str, value: &str) -> Result<hmac::Key, KeyError> {
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Fingerprints are a hash of the key under this label: stable, public, and (the key being
+/// 256 bits or more of randomness) no help in finding the key.
+const FINGERPRINT_LABEL: &[u8] = b"callsign access key fingerprint v1\n";
+
+fn decode_key(name: &str, value: &str) -> Result<(hmac::Key, String), KeyError> {
     let bytes = STANDARD
         .decode(value)
         .map_err(|_| KeyError::Invalid(format!("{name} access key is not base64")))?;
@@ -35,23 +50,31 @@ fn decode_key(name: &str, value: &str) -> Result<hmac::Key, KeyError> {
             "{name} access key is shorter than 32 bytes"
         )));
     }
-    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+    let fingerprint = short_hash(&[FINGERPRINT_LABEL, &bytes].concat());
+    Ok((hmac::Key::new(hmac::HMAC_SHA256, &bytes), fingerprint))
 }
 
 impl AccessKeys {
     pub fn new(primary_b64: &str, secondary_b64: &str) -> Result<Self, KeyError> {
-        Self::from_parts(primary_b64, Some(secondary_b64))
+        Self::from_parts(primary_b64, Some(secondary_b64), 0)
     }
 
-    fn from_parts(primary_b64: &str, secondary_b64: Option<&str>) -> Result<Self, KeyError> {
-        let mut keys = vec![decode_key("primary", primary_b64)?];
+    fn from_parts(
+        primary_b64: &str,
+        secondary_b64: Option<&str>,
+        generation: u64,
+    ) -> Result<Self, KeyError> {
+        let mut decoded = vec![decode_key("primary", primary_b64)?];
         if let Some(secondary) = secondary_b64 {
-            keys.push(decode_key("secondary", secondary)?);
+            decoded.push(decode_key("secondary", secondary)?);
         }
+        let (keys, fingerprints) = decoded.into_iter().unzip();
         Ok(Self {
             keys,
+            fingerprints,
             primary: primary_b64.to_owned(),
             secondary: secondary_b64.map(str::to_owned),
+            generation,
         })
     }
 
@@ -68,13 +91,31 @@ impl AccessKeys {
         self.secondary.as_deref()
     }
 
-    /// The same keys with one of them replaced.
+    /// The same keys with one of them replaced: the next generation.
     pub fn with_primary(&self, primary_b64: &str) -> Result<Self, KeyError> {
-        Self::from_parts(primary_b64, self.secondary())
+        Self::from_parts(primary_b64, self.secondary(), self.generation + 1)
     }
 
     pub fn with_secondary(&self, secondary_b64: &str) -> Result<Self, KeyError> {
-        Self::from_parts(&self.primary, Some(secondary_b64))
+        Self::from_parts(&self.primary, Some(secondary_b64), self.generation + 1)
+    }
+
+    /// A key's fingerprint (what tokens it had issued record); None: no secondary key.
+    pub fn fingerprint(&self, name: KeyName) -> Option<&str> {
+        let index = match name {
+            KeyName::Primary => 0,
+            KeyName::Secondary => 1,
+        };
+        self.fingerprints.get(index).map(String::as_str)
+    }
+
+    /// The fingerprints of the keys in force: the list a regeneration settles on.
+    pub fn fingerprints(&self) -> &[String] {
+        &self.fingerprints
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn from_secret(secret: &str) -> Result<Self, KeyError> {
@@ -86,13 +127,18 @@ impl AccessKeys {
                 e.column()
             ))
         })?;
-        Self::from_parts(&stored.primary_key, stored.secondary_key.as_deref())
+        Self::from_parts(
+            &stored.primary_key,
+            stored.secondary_key.as_deref(),
+            stored.generation,
+        )
     }
 
     pub fn to_secret(&self) -> String {
         serde_json::to_string(&StoredAccessKeys {
             primary_key: self.primary.clone(),
             secondary_key: self.secondary.clone(),
+            generation: self.generation,
         })
         .expect("plain strings serialize")
     }
@@ -141,5 +187,38 @@ impl AccessKeys {
                     KeyName::Secondary
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_per_key_and_change_with_a_regeneration() {
+        let keys = AccessKeys::generate();
+        let again = AccessKeys::from_secret(&keys.to_secret()).unwrap();
+        assert_eq!(keys.fingerprints(), again.fingerprints());
+        assert_eq!(keys.fingerprints().len(), 2);
+        assert_eq!(keys.fingerprint(KeyName::Primary).unwrap().len(), 32);
+        assert_ne!(keys.fingerprints()[0], keys.fingerprints()[1]);
+        assert!(!keys.to_secret().contains(&keys.fingerprints()[0]));
+
+        let next = keys.with_primary(&generate_key()).unwrap();
+        assert_eq!(next.generation(), 1);
+        assert_ne!(next.fingerprints()[0], keys.fingerprints()[0]);
+        assert_eq!(next.fingerprints()[1], keys.fingerprints()[1]);
+        let stored = AccessKeys::from_secret(&next.to_secret()).unwrap();
+        assert_eq!(stored.generation(), 1);
+        assert_eq!(stored.fingerprints(), next.fingerprints());
+    }
+
+    #[test]
+    fn a_secret_with_only_a_primary_key_has_one_fingerprint() {
+        let keys =
+            AccessKeys::from_secret(&format!("{{\"primaryKey\":\"{}\"}}", generate_key())).unwrap();
+        assert_eq!(keys.fingerprints().len(), 1);
+        assert_eq!(keys.fingerprint(KeyName::Secondary), None);
+        assert_eq!(keys.generation(), 0);
     }
 }

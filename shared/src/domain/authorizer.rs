@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use callsign_verifier::Verifier;
 
-use super::identity::{Identity, IdentityId};
-use super::ports::{IdentityStore, StoreError};
+use super::identity::IdentityId;
+use super::ports::{IdentityStore, StoreError, TokenState};
 use super::signals;
 use super::token::{self, TokenRejection, VerifiedToken};
 use super::{Capability, RoutePolicy};
@@ -47,14 +47,19 @@ pub struct Allowed {
     pub capability: Capability,
 }
 
-/// Revocation markers of recently seen identities, each trusted for at most `max_age`:
-/// a revoked or deleted identity's tokens stop working within that bound.
+/// Revocation markers of recently seen identities (and the access keys' fingerprints read
+/// with them), each trusted for at most `max_age`: a revoked or deleted identity's
+/// tokens, and those of a regenerated access key, stop working within that bound.
 pub struct RevocationCache {
     store: Arc<dyn IdentityStore>,
     max_age: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<IdentityId, (Option<Identity>, Instant)>>,
+    entries: Mutex<HashMap<IdentityId, (TokenState, Instant)>>,
 }
+
+/// A token naming an access key the cached list lacks may come from a key regenerated
+/// since: the list is read again, but at most this often per identity.
+const UNKNOWN_KEY_REREAD: Duration = Duration::from_secs(1);
 
 impl RevocationCache {
     pub fn new(store: Arc<dyn IdentityStore>, max_age: Duration, capacity: usize) -> Self {
@@ -66,22 +71,26 @@ impl RevocationCache {
         }
     }
 
-    /// The identity's record, from the cache if fresh enough. A token with a newer epoch
-    /// than the cached one proves the entry stale (issued after a revoke): read again.
-    pub async fn current(
-        &self,
-        id: &IdentityId,
-        token_epoch: u64,
-    ) -> Result<Option<Identity>, StoreError> {
-        if let Some((identity, at)) = self.lock().get(id)
+    /// The token's identity record and the current access keys, from the cache if fresh
+    /// enough. A token with a newer epoch than the cached one proves the entry stale
+    /// (issued after a revoke): read again.
+    pub async fn current(&self, token: &VerifiedToken) -> Result<TokenState, StoreError> {
+        let id = &token.identity;
+        if let Some((state, at)) = self.lock().get(id)
             && at.elapsed() < self.max_age
-            && identity
+            && state
+                .identity
                 .as_ref()
-                .is_none_or(|i| i.revocation_epoch >= token_epoch)
+                .is_none_or(|i| i.revocation_epoch >= token.claims.rev)
+            && (at.elapsed() < UNKNOWN_KEY_REREAD
+                || state
+                    .access_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.admit(&token.claims).is_ok()))
         {
-            return Ok(identity.clone());
+            return Ok(state.clone());
         }
-        let identity = self.store.get(id).await?;
+        let state = self.store.token_state(id).await?;
         let mut entries = self.lock();
         if entries.len() >= self.capacity {
             // Bounded memory: drop what is stale, and everything if that is not enough.
@@ -90,11 +99,11 @@ impl RevocationCache {
                 entries.clear();
             }
         }
-        entries.insert(id.clone(), (identity.clone(), Instant::now()));
-        Ok(identity)
+        entries.insert(id.clone(), (state.clone(), Instant::now()));
+        Ok(state)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IdentityId, (Option<Identity>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IdentityId, (TokenState, Instant)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -151,15 +160,17 @@ impl Authorizer {
         if !verified.scopes.grants(capability) {
             return Err(Denial::ScopeTooNarrow);
         }
-        let current = self
-            .revocations
-            .current(&verified.identity, verified.claims.rev)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "revocation lookup failed; denying");
-                Denial::StoreUnavailable
-            })?;
-        token::check_revocation(&verified, current.as_ref(), now).map_err(Denial::Token)?;
+        let state = self.revocations.current(&verified).await.map_err(|e| {
+            tracing::warn!(error = %e, "revocation lookup failed; denying");
+            Denial::StoreUnavailable
+        })?;
+        token::check_revocation(
+            &verified,
+            state.identity.as_ref(),
+            state.access_keys.as_ref(),
+            now,
+        )
+        .map_err(Denial::Token)?;
         Ok(Allowed {
             identity: verified.identity,
             scopes: verified.scopes.to_claim(),

@@ -14,7 +14,7 @@ use super::identity::{CustomId, Identity};
 use super::ports::{StoreError, Throttle};
 use super::service::{CreateIdentity, CreatedIdentity, IdentityService, ServiceError};
 use super::signals::{self, Origin};
-use super::token::{TokenLifetime, TokenRequest};
+use super::token::{IssuedBy, TokenLifetime, TokenRequest};
 
 /// customIds under this prefix belong to end users of the front; the admin API may not
 /// create them (an app's own customId could otherwise claim a user's identity).
@@ -165,6 +165,7 @@ impl Front {
             expires_at: None,
             origin: Origin::User,
             attempt: None,
+            issued_by: IssuedBy::User,
         };
         Ok(service.create(create).await?)
     }
@@ -235,6 +236,7 @@ impl Front {
             expires_at: Some(expires_at),
             origin: Origin::Guest,
             attempt: None,
+            issued_by: IssuedBy::Guest,
         };
         Ok(service.create(create).await?)
     }

@@ -1,9 +1,11 @@
 //! The domain: identities and their customIds, scopes and capabilities, token issue and
 //! verification, key sets, the admin use cases, the end-user front, rotation steps, the
-//! housekeeping policy and the authorizer's decision. It knows no AWS SDK, Lambda or HTTP
-//! type; what it needs from the outside world it asks through `ports`.
+//! housekeeping policy, the authorizer's decision, admin callers' permissions and the
+//! Teams exchange. It knows no AWS SDK, Lambda or HTTP type; what it needs from the
+//! outside world it asks through `ports`.
 
 pub mod access_keys;
+pub mod admin;
 pub mod authorizer;
 pub mod front;
 pub mod housekeeping;
@@ -14,6 +16,7 @@ pub mod ports;
 pub mod rotation;
 pub mod service;
 pub mod signals;
+pub mod teams;
 pub mod time;
 pub mod token;
 

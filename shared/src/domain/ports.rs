@@ -1,6 +1,6 @@
 //! The ports: the narrow traits through which the domain reaches the outside world (the
-//! identity store, guest throttle counters, housekeeping, key sources, versioned secrets
-//! and identity providers). Adapters implement them.
+//! identity store, the access keys' fingerprints, guest throttle counters, housekeeping,
+//! key sources, versioned secrets and token issuers). Adapters implement them.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use super::access_keys::AccessKeys;
 use super::front::Caller;
 use super::identity::{CustomId, Identity, IdentityId};
 use super::keys::{KeyError, KeySet, PublishedKeys};
-use super::token::TokenRejection;
+use super::token::{CurrentAccessKeys, TokenRejection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,6 +97,44 @@ pub trait IdentityStore: Send + Sync {
     async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError>;
     /// Deletes the identity and its customId mapping. False if there was none.
     async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError>;
+    /// What decides whether a token of `id` is live: its identity's record (None for a
+    /// Teams user, who has none here) and the current access keys' fingerprints, in one
+    /// round trip.
+    async fn token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError>;
+}
+
+/// The records a token's liveness depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenState {
+    pub identity: Option<Identity>,
+    /// None: no access key has been regenerated yet, every key's tokens count.
+    pub access_keys: Option<CurrentAccessKeys>,
+}
+
+/// The fingerprints of the current access keys, kept beside the identities so that
+/// verifiers read them with the identity (`IdentityStore::token_state`). Key regeneration
+/// writes them (`rotation::regenerate_access_key`).
+#[async_trait]
+pub trait AccessKeyLedger: Send + Sync {
+    /// Adds a fingerprint before its key becomes current, so that its tokens count from
+    /// the first one, even if the regeneration stops half-way. `current` (the keys of
+    /// secret generation `generation`) starts the list if there is none yet. False, and
+    /// nothing written, if a later generation is recorded.
+    async fn admit_fingerprint(
+        &self,
+        fingerprint: &str,
+        current: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError>;
+    /// Makes the list exactly `fingerprints`, those of the secret's `generation`, unless a
+    /// later generation's are recorded already (false).
+    async fn settle_fingerprints(
+        &self,
+        fingerprints: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError>;
+    /// The list and the generation it was settled for (None: never written).
+    async fn fingerprints(&self) -> Result<Option<(CurrentAccessKeys, u64)>, StoreError>;
 }
 
 /// Fixed-window request counters (guest throttling), kept beside the identities.
@@ -184,4 +222,26 @@ pub enum ProviderTokenError {
 #[async_trait]
 pub trait ProviderTokens: Send + Sync {
     async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, ProviderTokenError>;
+}
+
+/// A bearer token that a trusted issuer signed, for the audience configured, unexpired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedToken {
+    pub issuer: String,
+    pub subject: String,
+    /// The roles or scopes it carries, read from the claim configured for its issuer.
+    pub roles: Vec<String>,
+    /// Every claim, for checks beyond these (the Teams exchange's `appid`, `oid`).
+    pub claims: serde_json::Value,
+}
+
+/// Verifies bearer tokens against a set of trusted issuers (admin callers; Teams users'
+/// Entra tokens).
+#[async_trait]
+pub trait TrustedTokens: Send + Sync {
+    async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TrustedToken, ProviderTokenError>;
 }

@@ -13,9 +13,9 @@ use super::Scopes;
 use super::access_keys::{AccessKeys, generate_key};
 use super::identity::{IdentityId, ResourceId};
 use super::keys::{KeyError, KeySet, PublishedKeys, SigningAlgorithm, StoredKeySet};
-use super::ports::{SecretStoreError, VersionedSecret};
+use super::ports::{AccessKeyLedger, SecretStoreError, VersionedSecret};
 use super::signals;
-use super::token::{self, TokenLifetime, TokenRequest, TokenSettings};
+use super::token::{self, IssuedBy, TokenLifetime, TokenRequest, TokenSettings};
 
 pub const CURRENT: &str = "AWSCURRENT";
 pub const PENDING: &str = "AWSPENDING";
@@ -177,6 +177,7 @@ async fn test(secret: &dyn VersionedSecret, token: &str) -> Result<(), RotationE
         &IdentityId::new(settings.resource_id),
         request,
         0,
+        &IssuedBy::Guest,
         now,
     )
     .map_err(|e| RotationError::Invalid(format!("the pending key cannot sign: {e}")))?;
@@ -259,40 +260,106 @@ impl WhichKey {
     }
 }
 
-/// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
-/// key" does. Returns the new key. Functions pick it up within their key cache TTL.
-///
-/// Compare-and-swap: the new value is staged, then AWSCURRENT moves to it from exactly the
-/// version that was read; if another regeneration moved it meanwhile, this one fails
-/// (nothing is lost) and can simply be run again.
-pub async fn regenerate_access_key(
+/// The access keys at AWSCURRENT and the version that holds them.
+async fn current_access_keys(
     secret: &dyn VersionedSecret,
-    which: WhichKey,
-) -> Result<String, RotationError> {
+) -> Result<(AccessKeys, String), RotationError> {
     let versions = secret.versions().await?;
-    let read_version = versions
+    let version = versions
         .iter()
         .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
         .map(|(id, _)| id.clone())
         .ok_or_else(|| RotationError::Invalid("no version is AWSCURRENT".into()))?;
     let value = secret
-        .value(CURRENT, Some(&read_version))
+        .value(CURRENT, Some(&version))
         .await?
         .ok_or_else(|| {
             RotationError::Invalid("the access keys changed meanwhile; run again".into())
         })?;
-    let keys = AccessKeys::from_secret(&value)?;
+    Ok((AccessKeys::from_secret(&value)?, version))
+}
+
+/// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
+/// key" does, and revokes every token the old key had issued. Returns the new key.
+/// Functions stop accepting the old key within their key cache TTL; its tokens fail
+/// introspection as soon as this returns, the authorizer within its cache bound.
+///
+/// 1. The new key's fingerprint joins the ledger's list first, so its tokens count from
+///    the first one.
+/// 2. Compare-and-swap: the new value is staged, then AWSCURRENT moves to it from exactly
+///    the version that was read; if another regeneration moved it meanwhile, this one
+///    fails (nothing is lost) and can simply be run again.
+/// 3. The list becomes exactly the current keys' fingerprints (`sync_access_keys`): the
+///    old key's tokens die. A run stopped before this step leaves them valid until the
+///    next regeneration or `sync_access_keys` (`callsign-local sync-access-keys`).
+pub async fn regenerate_access_key(
+    secret: &dyn VersionedSecret,
+    ledger: &dyn AccessKeyLedger,
+    which: WhichKey,
+) -> Result<String, RotationError> {
+    let (fresh, next, read_version) = stage_access_key(secret, ledger, which).await?;
+    secret.promote(&next, &read_version).await.map_err(|e| {
+        RotationError::Invalid(format!(
+            "the access keys changed meanwhile ({e}); run again"
+        ))
+    })?;
+    sync_access_keys(secret, ledger).await?;
+    Ok(fresh)
+}
+
+/// Steps 1 and the staging half of step 2 of `regenerate_access_key`: the fresh key, the
+/// staged version's token, and the version it must replace.
+pub async fn stage_access_key(
+    secret: &dyn VersionedSecret,
+    ledger: &dyn AccessKeyLedger,
+    which: WhichKey,
+) -> Result<(String, String, String), RotationError> {
+    let (keys, read_version) = current_access_keys(secret).await?;
     let fresh = generate_key();
     let next = match which {
         WhichKey::Primary => keys.with_primary(&fresh)?,
         WhichKey::Secondary => keys.with_secondary(&fresh)?,
     };
+    let new_fingerprint = &next.fingerprints()[match which {
+        WhichKey::Primary => 0,
+        WhichKey::Secondary => 1,
+    }];
+    if !ledger
+        .admit_fingerprint(new_fingerprint, keys.fingerprints(), keys.generation())
+        .await
+        .map_err(|e| RotationError::Invalid(format!("fingerprint list: {e}")))?
+    {
+        return Err(RotationError::Invalid(
+            "the access keys changed meanwhile; run again".into(),
+        ));
+    }
     let token = uuid::Uuid::new_v4().to_string();
     secret.put_pending(&token, &next.to_secret()).await?;
-    secret.promote(&token, &read_version).await.map_err(|e| {
-        RotationError::Invalid(format!(
-            "the access keys changed meanwhile ({e}); run again"
-        ))
-    })?;
-    Ok(fresh)
+    Ok((fresh, token, read_version))
+}
+
+/// How often `sync_access_keys` re-reads a secret that keeps changing under it.
+const SYNC_ATTEMPTS: usize = 5;
+
+/// Makes the ledger's list exactly the fingerprints of the keys at AWSCURRENT, unless a
+/// later generation's are recorded; re-reads the secret afterwards, and again if it
+/// changed meanwhile (a concurrent regeneration). Returns the generation settled.
+pub async fn sync_access_keys(
+    secret: &dyn VersionedSecret,
+    ledger: &dyn AccessKeyLedger,
+) -> Result<u64, RotationError> {
+    for _ in 0..SYNC_ATTEMPTS {
+        let (keys, version) = current_access_keys(secret).await?;
+        ledger
+            .settle_fingerprints(keys.fingerprints(), keys.generation())
+            .await
+            .map_err(|e| RotationError::Invalid(format!("fingerprint list: {e}")))?;
+        let (_, after) = current_access_keys(secret).await?;
+        if after == version {
+            return Ok(keys.generation());
+        }
+    }
+    Err(RotationError::Invalid(
+        "the access keys keep changing; run sync-access-keys again".into(),
+    ))
 }

@@ -7,13 +7,15 @@ use chrono::{DateTime, Utc};
 
 use callsign_verifier::Verifier;
 
+use super::Scopes;
 use super::identity::{CustomId, Identity, IdentityId, IdentityKind};
 use super::key_ring::{KeyRing, KeyRingKeys};
 use super::ports::{Attempt, Attempted, Created, IdentityStore, StoreError};
 use super::signals::{self, Origin};
 use super::time;
 use super::token::{
-    self, AccessToken, SigningError, TokenRejection, TokenRequest, TokenSettings, VerifiedToken,
+    self, AccessToken, IssuedBy, SigningError, TokenLifetime, TokenRejection, TokenRequest,
+    TokenSettings, VerifiedToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,8 @@ pub struct CreateIdentity {
     /// A request its client may retry: a retry answers with the first attempt's identity
     /// (creates with a customId are idempotent by their customId already).
     pub attempt: Option<Attempt>,
+    /// Who has the token issued (its `cred` claim).
+    pub issued_by: IssuedBy,
 }
 
 #[derive(Debug)]
@@ -132,7 +136,7 @@ impl IdentityService {
         };
         let token = match request.token {
             Some(token_request) => {
-                let token = self.sign(&identity, token_request, now)?;
+                let token = self.sign(&identity, token_request, &request.issued_by, now)?;
                 signals::token_issued(request.origin);
                 Some(token)
             }
@@ -145,6 +149,7 @@ impl IdentityService {
         &self,
         id: &IdentityId,
         request: TokenRequest,
+        issued_by: &IssuedBy,
     ) -> Result<AccessToken, ServiceError> {
         self.check_owned(id)?;
         let now = time::now();
@@ -153,7 +158,27 @@ impl IdentityService {
             .record_token_issue(id, now)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let token = self.sign(&identity, request, now)?;
+        let token = self.sign(&identity, request, issued_by, now)?;
+        signals::token_issued(Origin::Admin);
+        Ok(token)
+    }
+
+    /// A token for a Teams user (`8:orgid:<oid>`), who has no record here: it ends when
+    /// the Entra token it was exchanged for does, at most 24 hours from now.
+    pub fn issue_teams_token(
+        &self,
+        id: &IdentityId,
+        scopes: Scopes,
+        entra_expires_at: i64,
+        issued_by: &IssuedBy,
+    ) -> Result<AccessToken, ServiceError> {
+        let now = time::now();
+        let exp = entra_expires_at.min(now.timestamp() + TokenLifetime::MAX_MINUTES * 60);
+        let keys = self
+            .keys
+            .signing_keys()
+            .ok_or(ServiceError::NoSigningKeys)?;
+        let token = token::issue_until(&self.settings, &keys, id, scopes, exp, 0, issued_by, now)?;
         signals::token_issued(Origin::Admin);
         Ok(token)
     }
@@ -202,8 +227,13 @@ impl IdentityService {
                 return Ok(Err(rejection));
             }
         };
-        let current = self.store.get(&verified.identity).await?;
-        let checked = token::check_revocation(&verified, current.as_ref(), now);
+        let state = self.store.token_state(&verified.identity).await?;
+        let checked = token::check_revocation(
+            &verified,
+            state.identity.as_ref(),
+            state.access_keys.as_ref(),
+            now,
+        );
         signals::introspected(checked.err().map_or("active", TokenRejection::code));
         Ok(checked.map(|()| verified))
     }
@@ -220,6 +250,7 @@ impl IdentityService {
         &self,
         identity: &Identity,
         request: TokenRequest,
+        issued_by: &IssuedBy,
         now: DateTime<Utc>,
     ) -> Result<AccessToken, ServiceError> {
         let keys = self
@@ -232,6 +263,7 @@ impl IdentityService {
             &identity.id,
             request,
             identity.revocation_epoch,
+            issued_by,
             now,
         )?)
     }

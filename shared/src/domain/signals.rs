@@ -42,6 +42,7 @@ const REJECTIONS: &[&str] = &[
     "wrong_audience",
     "revoked",
     "identity_deleted",
+    "credential_revoked",
 ];
 const INTROSPECTION_RESULTS: Values = &[&["active"], REJECTIONS];
 const AUTHORIZER_RESULTS: Values = &[
@@ -54,14 +55,18 @@ const AUTHORIZER_RESULTS: Values = &[
     ],
     REJECTIONS,
 ];
-/// `Denied::code` of every reason HMAC authentication refuses.
+/// `Denied::code` of every reason HMAC authentication refuses, then the bearer path's.
 const AUTH_REASONS: &[&str] = &[
     "missing_header",
     "content_hash_mismatch",
     "bad_scheme",
     "stale_date",
     "bad_signature",
+    "bearer_refused",
+    "bearer_forbidden",
 ];
+pub const BEARER_REFUSED: &str = "bearer_refused";
+pub const BEARER_FORBIDDEN: &str = "bearer_forbidden";
 const STEPS: &[&str] = &["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 pub const METRICS: &[Metric] = &[
@@ -99,7 +104,7 @@ pub const METRICS: &[Metric] = &[
         name: "AdminAuthFailures",
         dimensions: &["Reason"],
         values: &[&[AUTH_REASONS]],
-        meaning: "admin requests refused by HMAC authentication, by reason",
+        meaning: "admin requests refused by authentication (HMAC or bearer), by reason",
     },
     Metric {
         name: "IntrospectionResults",
@@ -229,7 +234,7 @@ mod tests {
     use crate::domain::token::TokenRejection;
     use crate::http::hmac::Denied;
 
-    const ALL_REJECTIONS: [TokenRejection; 9] = [
+    const ALL_REJECTIONS: [TokenRejection; 10] = [
         TokenRejection::Malformed,
         TokenRejection::UnknownKey,
         TokenRejection::BadSignature,
@@ -239,6 +244,7 @@ mod tests {
         TokenRejection::WrongAudience,
         TokenRejection::Revoked,
         TokenRejection::IdentityDeleted,
+        TokenRejection::CredentialRevoked,
     ];
 
     #[test]
@@ -276,7 +282,8 @@ mod tests {
             Denied::StaleDate,
             Denied::BadSignature,
         ];
-        let reasons: Vec<&str> = reasons.iter().map(|d| d.code()).collect();
+        let mut reasons: Vec<&str> = reasons.iter().map(|d| d.code()).collect();
+        reasons.extend([BEARER_REFUSED, BEARER_FORBIDDEN]);
         assert_eq!(reasons, AUTH_REASONS);
         let steps = [
             crate::domain::rotation::Step::CreateSecret,

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::Header;
 
 pub use callsign_verifier::claims::{
-    Claims, Expectations, TokenRejection, VerifiedToken, verify, verify_signature,
+    ACCESS_KEY_CREDENTIAL, Claims, CurrentAccessKeys, Expectations, TokenRejection, VerifiedToken,
+    verify, verify_signature,
 };
 
 use super::Scopes;
@@ -88,23 +89,85 @@ impl std::fmt::Debug for AccessToken {
 #[error("token signing failed: {0}")]
 pub struct SigningError(#[from] jsonwebtoken::errors::Error);
 
+/// Who had a token issued, as its `cred` claim records it: a key regeneration revokes
+/// the tokens its old key had issued (`CurrentAccessKeys`), and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuedBy {
+    /// An access key, by its fingerprint (`AccessKeys::fingerprint`).
+    AccessKey(String),
+    /// A bearer token's issuer (an admin caller, by its trusted issuer).
+    Issuer(String),
+    /// The end-user front, for a signed-in user.
+    User,
+    /// The end-user front, for a guest.
+    Guest,
+}
+
+impl IssuedBy {
+    /// The claim value: `ak.<fingerprint>`, `iss.<hash of the issuer URL>` (no URL text in
+    /// the payload, see the module comment), `user` or `guest`.
+    pub fn claim(&self) -> String {
+        match self {
+            Self::AccessKey(fingerprint) => format!("{ACCESS_KEY_CREDENTIAL}{fingerprint}"),
+            Self::Issuer(issuer) => format!("iss.{}", short_hash(issuer.as_bytes())),
+            Self::User => "user".into(),
+            Self::Guest => "guest".into(),
+        }
+    }
+}
+
+/// 128 bits of SHA-256, hex: names a credential without revealing it.
+pub fn short_hash(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn issue(
     settings: &TokenSettings,
     keys: &KeySet,
     identity: &IdentityId,
     request: TokenRequest,
     revocation_epoch: u64,
+    issued_by: &IssuedBy,
+    now: DateTime<Utc>,
+) -> Result<AccessToken, SigningError> {
+    let exp = now.timestamp() + i64::from(request.lifetime.minutes()) * 60;
+    issue_until(
+        settings,
+        keys,
+        identity,
+        request.scopes,
+        exp,
+        revocation_epoch,
+        issued_by,
+        now,
+    )
+}
+
+/// A token that expires at `exp` (epoch seconds), whatever its lifetime: the Teams
+/// exchange's tokens end with the Entra token they were exchanged for.
+#[allow(clippy::too_many_arguments)] // each is a distinct claim's source
+pub fn issue_until(
+    settings: &TokenSettings,
+    keys: &KeySet,
+    identity: &IdentityId,
+    scopes: Scopes,
+    exp: i64,
+    revocation_epoch: u64,
+    issued_by: &IssuedBy,
     now: DateTime<Utc>,
 ) -> Result<AccessToken, SigningError> {
     let iat = now.timestamp();
-    let exp = iat + i64::from(request.lifetime.minutes()) * 60;
     let claims = Claims {
         skypeid: identity.skype_id().to_owned(),
         scp: ACS_SCP,
         csi: iat.to_string(),
         exp,
         rgn: settings.region.clone(),
-        acs_scope: request.scopes.to_claim(),
+        acs_scope: scopes.to_claim(),
         resource_id: settings.resource_id.to_string(),
         resource_location: settings.resource_location.clone(),
         iat,
@@ -113,6 +176,7 @@ pub fn issue(
         sub: identity.as_str().to_owned(),
         nbf: iat,
         rev: revocation_epoch,
+        cred: Some(issued_by.claim()),
     };
     let key = keys.signer(iat, settings.key_activation_seconds);
     let mut header = Header::new(key.algorithm().jwt());
@@ -135,12 +199,20 @@ impl TokenSettings {
 }
 
 /// A verified token is live while its identity exists and has not been revoked since
-/// the token was issued. `current` is the identity's record now (None: deleted).
+/// the token was issued, and the access key that had it issued is current. `current` is
+/// the identity's record now (None: deleted); a Teams user has none here.
 pub fn check_revocation(
     token: &VerifiedToken,
     current: Option<&Identity>,
+    access_keys: Option<&CurrentAccessKeys>,
     now: DateTime<Utc>,
 ) -> Result<(), TokenRejection> {
+    if let Some(access_keys) = access_keys {
+        access_keys.admit(&token.claims)?;
+    }
+    if token.identity.is_teams_user() {
+        return Ok(());
+    }
     match current {
         Some(identity) if identity.id == token.identity && identity.is_live_at(now) => {
             if identity.revocation_epoch == token.claims.rev {
@@ -227,6 +299,7 @@ mod tests {
             &id,
             request(&["voip", "chat"], 90),
             3,
+            &IssuedBy::AccessKey("0123456789abcdef0123456789abcdef".into()),
             now,
         )
         .unwrap();
@@ -250,7 +323,16 @@ mod tests {
         let now = Utc::now();
         for algorithm in SigningAlgorithm::ALL {
             let keys = keys_of(algorithm);
-            let token = issue(&settings, &keys, &id, request(&["chat"], 60), 0, now).unwrap();
+            let token = issue(
+                &settings,
+                &keys,
+                &id,
+                request(&["chat"], 60),
+                0,
+                &IssuedBy::Guest,
+                now,
+            )
+            .unwrap();
             let header = jsonwebtoken::decode_header(&token.token).unwrap();
             assert_eq!(header.alg, algorithm.jwt());
             let verified = check(&token.token, &settings, &keys, now, 0).unwrap();
@@ -290,7 +372,7 @@ mod tests {
                 .map(|(_, s)| s.as_str())
                 .collect();
             let now = Utc.timestamp_opt(seconds, 0).unwrap();
-            let token = issue(&settings, &KEYS.with(|k| k.clone()), &id, request(&names, minutes), epoch, now).unwrap();
+            let token = issue(&settings, &KEYS.with(|k| k.clone()), &id, request(&names, minutes), epoch, &IssuedBy::Guest, now).unwrap();
             let payload = payload(&token.token);
             prop_assert!(!payload.contains('-') && !payload.contains('_'), "{payload}");
             let json = STANDARD.decode(pad(payload)).expect("standard base64");
@@ -326,19 +408,81 @@ mod tests {
         let id = IdentityId::new(settings.resource_id);
         let now = Utc::now();
         // Same instant for all three steps: no timestamp granularity can save us here.
-        let before = issue(&settings, &keys, &id, request(&["chat"], 60), 0, now).unwrap();
+        let before = issue(
+            &settings,
+            &keys,
+            &id,
+            request(&["chat"], 60),
+            0,
+            &IssuedBy::Guest,
+            now,
+        )
+        .unwrap();
         let record_after_revoke = identity(&id, 1);
-        let after = issue(&settings, &keys, &id, request(&["chat"], 60), 1, now).unwrap();
+        let after = issue(
+            &settings,
+            &keys,
+            &id,
+            request(&["chat"], 60),
+            1,
+            &IssuedBy::Guest,
+            now,
+        )
+        .unwrap();
 
         let before = check(&before.token, &settings, &keys, now, 0).unwrap();
         let after = check(&after.token, &settings, &keys, now, 0).unwrap();
         assert_eq!(
-            check_revocation(&before, Some(&record_after_revoke), now),
+            check_revocation(&before, Some(&record_after_revoke), None, now),
             Err(TokenRejection::Revoked)
         );
         assert_eq!(
-            check_revocation(&after, Some(&record_after_revoke), now),
+            check_revocation(&after, Some(&record_after_revoke), None, now),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_token_lives_while_the_access_key_that_had_it_issued_is_current() {
+        let (settings, keys) = (settings(), keys());
+        let id = IdentityId::new(settings.resource_id);
+        let now = Utc::now();
+        let by = |issued_by: IssuedBy| {
+            let token = issue(
+                &settings,
+                &keys,
+                &id,
+                request(&["chat"], 60),
+                0,
+                &issued_by,
+                now,
+            );
+            check(&token.unwrap().token, &settings, &keys, now, 0).unwrap()
+        };
+        let record = identity(&id, 0);
+        let current = CurrentAccessKeys(vec!["aa".into(), "bb".into()]);
+        let live =
+            |token: &VerifiedToken| check_revocation(token, Some(&record), Some(&current), now);
+        assert_eq!(live(&by(IssuedBy::AccessKey("bb".into()))), Ok(()));
+        assert_eq!(
+            live(&by(IssuedBy::AccessKey("cc".into()))),
+            Err(TokenRejection::CredentialRevoked)
+        );
+        for other in [
+            IssuedBy::Issuer("https://idp".into()),
+            IssuedBy::User,
+            IssuedBy::Guest,
+        ] {
+            assert_eq!(live(&by(other)), Ok(()));
+        }
+        // No list yet: no key has been regenerated.
+        let old = by(IssuedBy::AccessKey("cc".into()));
+        assert_eq!(check_revocation(&old, Some(&record), None, now), Ok(()));
+        assert_eq!(old.claims.cred.as_deref(), Some("ak.cc"));
+        assert!(
+            IssuedBy::Issuer("https://idp/?~".into())
+                .claim()
+                .starts_with("iss.")
         );
     }
 
@@ -348,20 +492,29 @@ mod tests {
         let id = IdentityId::new(settings.resource_id);
         let now = Utc::now();
         for epoch in [0, 1, 7] {
-            let token = issue(&settings, &keys, &id, request(&["voip"], 60), epoch, now).unwrap();
+            let token = issue(
+                &settings,
+                &keys,
+                &id,
+                request(&["voip"], 60),
+                epoch,
+                &IssuedBy::Guest,
+                now,
+            )
+            .unwrap();
             let token = check(&token.token, &settings, &keys, now, 0).unwrap();
             assert_eq!(
-                check_revocation(&token, Some(&identity(&id, epoch)), now),
+                check_revocation(&token, Some(&identity(&id, epoch)), None, now),
                 Ok(())
             );
             assert_eq!(
-                check_revocation(&token, None, now),
+                check_revocation(&token, None, None, now),
                 Err(TokenRejection::IdentityDeleted)
             );
             // A fresh identity under the same customId is another id: no carry-over.
             let other = identity(&IdentityId::new(settings.resource_id), epoch);
             assert_eq!(
-                check_revocation(&token, Some(&other), now),
+                check_revocation(&token, Some(&other), None, now),
                 Err(TokenRejection::IdentityDeleted)
             );
         }
@@ -372,9 +525,17 @@ mod tests {
         let (settings, keys) = (settings(), keys());
         let id = IdentityId::new(settings.resource_id);
         let now = Utc::now();
-        let token = issue(&settings, &keys, &id, request(&["chat"], 60), 0, now)
-            .unwrap()
-            .token;
+        let token = issue(
+            &settings,
+            &keys,
+            &id,
+            request(&["chat"], 60),
+            0,
+            &IssuedBy::Guest,
+            now,
+        )
+        .unwrap()
+        .token;
 
         let later = now + chrono::Duration::minutes(61);
         assert_eq!(
@@ -431,7 +592,16 @@ mod tests {
         let old_keys = KeySet::from_secret(&old.to_secret()).unwrap();
         let id = IdentityId::new(settings.resource_id);
         let now = Utc::now();
-        let token = issue(&settings, &old_keys, &id, request(&["chat"], 60), 0, now).unwrap();
+        let token = issue(
+            &settings,
+            &old_keys,
+            &id,
+            request(&["chat"], 60),
+            0,
+            &IssuedBy::Guest,
+            now,
+        )
+        .unwrap();
         let rotated = old.rotated(SigningAlgorithm::EdDsa).unwrap();
         let rotated = KeySet::from_secret(&rotated.to_secret()).unwrap();
         assert!(check(&token.token, &settings, &rotated, now, 0).is_ok());

@@ -1,15 +1,20 @@
-//! Admin authentication: the HMAC signature over a request (with either access key) and
-//! the api-version every admin route requires.
+//! Admin authentication: the HMAC signature over a request (with either access key), or
+//! a bearer token from a trusted issuer with the roles the operation needs; and the
+//! api-version every admin route requires.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use http::{HeaderMap, StatusCode};
 use percent_encoding::percent_decode_str;
 
-use super::App;
 use super::error::ApiError;
 use super::hmac::{self, HmacRequest};
 use super::request::ApiRequest;
+use super::{App, Operation};
 use crate::domain::access_keys::KeyName;
+use crate::domain::admin::{AdminCaller, RoleNames};
+use crate::domain::ports::{ProviderTokenError, TrustedTokens};
 use crate::domain::signals;
 
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
@@ -28,8 +33,84 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Bearer tokens for the admin API: the issuers trusted, and the role names that grant
+/// permissions.
+pub struct AdminBearers {
+    pub issuers: Arc<dyn TrustedTokens>,
+    pub roles: RoleNames,
+}
+
+/// The caller: a bearer token's (`Authorization: Bearer …`) or an HMAC signature's;
+/// otherwise 401 `Denied`.
+pub(super) async fn authenticate(app: &App, request: &ApiRequest) -> Result<AdminCaller, ApiError> {
+    match bearer_token(&request.headers) {
+        Some(token) => authenticate_bearer(app, token).await,
+        None => {
+            let name = authenticate_hmac(app, request)?;
+            let fingerprint = app
+                .service
+                .keys()
+                .access_keys()
+                .and_then(|keys| keys.fingerprint(name).map(str::to_owned))
+                .unwrap_or_default();
+            Ok(AdminCaller::AccessKey { name, fingerprint })
+        }
+    }
+}
+
+/// 403 unless the caller may perform `operation`. Nothing has been done yet.
+pub(super) fn authorize(caller: &AdminCaller, operation: Operation) -> Result<(), ApiError> {
+    if caller.may(operation.permission()) {
+        Ok(())
+    } else {
+        tracing::info!(
+            operation = operation.route_key(),
+            "bearer role does not allow the operation"
+        );
+        signals::admin_auth_failed(signals::BEARER_FORBIDDEN);
+        Err(ApiError::forbidden())
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, token) = header_str(headers, "authorization")?
+        .trim()
+        .split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn authenticate_bearer(app: &App, token: &str) -> Result<AdminCaller, ApiError> {
+    let refused = |reason: &str| {
+        // The reason stays in our logs; the token never goes there.
+        tracing::info!(reason, "bearer token refused");
+        signals::admin_auth_failed(signals::BEARER_REFUSED);
+        ApiError::bearer_denied()
+    };
+    let Some(bearers) = &app.admin_bearers else {
+        return Err(refused("no bearer issuer is trusted here"));
+    };
+    match bearers.issuers.verify(token, Utc::now()).await {
+        Ok(verified) => Ok(AdminCaller::Bearer {
+            grants: bearers
+                .roles
+                .grants(verified.roles.iter().map(String::as_str)),
+            issuer: verified.issuer,
+            subject: verified.subject,
+        }),
+        Err(ProviderTokenError::Rejected(reason)) => Err(refused(reason.code())),
+        Err(ProviderTokenError::Unavailable(why)) => {
+            tracing::warn!(%why, "bearer issuer keys unavailable");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The token issuer's keys cannot be loaded now. Retry the request.",
+            ))
+        }
+    }
+}
+
 /// The access key that signed the request (primary or secondary), or 401 `Denied`.
-pub(super) fn authenticate(app: &App, request: &ApiRequest) -> Result<KeyName, ApiError> {
+fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<KeyName, ApiError> {
     let Some(keys) = app.service.keys().access_keys() else {
         tracing::error!("an HMAC route reached a function loaded without access keys");
         return Err(ApiError::denied());

@@ -18,8 +18,19 @@ pub struct ApiError {
     pub target: Option<&'static str>,
     pub(super) allow: Option<String>,
     pub(super) retry_after: Option<i64>,
-    /// Adds `WWW-Authenticate: Bearer` (end-user routes).
-    pub(super) bearer_challenge: Option<bool>,
+    /// Adds `WWW-Authenticate: Bearer` (bearer-authenticated routes).
+    pub(super) bearer_challenge: Option<Challenge>,
+}
+
+/// The RFC 6750 challenge of a bearer refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No token was presented.
+    Plain,
+    /// The token is missing, malformed, expired, unsigned or foreign.
+    InvalidToken,
+    /// A valid token whose roles do not allow the operation.
+    InsufficientScope,
 }
 
 impl ApiError {
@@ -50,6 +61,26 @@ impl ApiError {
         )
     }
 
+    /// A refused bearer token (admin routes): 401 in the ACS envelope, with a challenge.
+    pub(super) fn bearer_denied() -> Self {
+        Self {
+            bearer_challenge: Some(Challenge::InvalidToken),
+            ..Self::denied()
+        }
+    }
+
+    /// A valid bearer token whose roles do not allow the operation.
+    pub(super) fn forbidden() -> Self {
+        Self {
+            bearer_challenge: Some(Challenge::InsufficientScope),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The bearer token's roles do not allow this operation.",
+            )
+        }
+    }
+
     pub(super) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -75,12 +106,14 @@ impl ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        // RFC 6750: `invalid_token` only when a token was presented.
-        if let Some(invalid) = self.bearer_challenge {
-            let challenge = if invalid {
-                "Bearer realm=\"callsign\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"callsign\""
+        // RFC 6750: an error code only when a token was presented.
+        if let Some(challenge) = self.bearer_challenge {
+            let challenge = match challenge {
+                Challenge::Plain => "Bearer realm=\"callsign\"",
+                Challenge::InvalidToken => "Bearer realm=\"callsign\", error=\"invalid_token\"",
+                Challenge::InsufficientScope => {
+                    "Bearer realm=\"callsign\", error=\"insufficient_scope\""
+                }
             };
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

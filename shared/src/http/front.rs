@@ -9,7 +9,7 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
 
-use super::error::json_response;
+use super::error::{Challenge, json_response};
 use super::identities::{
     created_body, field, identity_body, parse_lifetime, parse_object, parse_scope_list,
 };
@@ -89,7 +89,11 @@ fn front(app: &App) -> Result<&FrontApp, ApiError> {
 
 fn unauthorized(code: &'static str, message: String) -> ApiError {
     ApiError {
-        bearer_challenge: Some(code == "InvalidToken"),
+        bearer_challenge: Some(if code == "InvalidToken" {
+            Challenge::InvalidToken
+        } else {
+            Challenge::Plain
+        }),
         ..ApiError::new(StatusCode::UNAUTHORIZED, code, message)
     }
 }

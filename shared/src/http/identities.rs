@@ -12,7 +12,7 @@ use crate::domain::scope::{InvalidScopes, Scopes};
 use crate::domain::service::{CreateIdentity, CreatedIdentity};
 use crate::domain::signals::Origin;
 use crate::domain::time;
-use crate::domain::token::{AccessToken, TokenLifetime, TokenRequest};
+use crate::domain::token::{AccessToken, IssuedBy, TokenLifetime, TokenRequest};
 
 pub(super) fn identity_id(target: Option<String>) -> Result<IdentityId, ApiError> {
     let raw = target.unwrap_or_default();
@@ -101,6 +101,7 @@ pub(super) fn parse_scope_list(value: &Value, target: &'static str) -> Result<Sc
 pub(super) fn parse_create(
     body: &Bytes,
     attempt: Option<Attempt>,
+    issued_by: IssuedBy,
 ) -> Result<CreateIdentity, ApiError> {
     let object = parse_object(body)?;
     let custom_id = match field(&object, "customId") {
@@ -135,6 +136,7 @@ pub(super) fn parse_create(
         expires_at: None,
         origin: Origin::Admin,
         attempt,
+        issued_by,
     })
 }
 

@@ -9,11 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use crate::domain::access_keys::KeyName;
+use crate::domain::admin::AdminCaller;
 use crate::domain::identity::CustomId;
 use crate::domain::ports::Attempt;
 use crate::domain::service::IdentityService;
 use crate::domain::signals::Origin;
+use crate::domain::token::IssuedBy;
 
 pub mod admin_auth;
 mod error;
@@ -22,8 +23,10 @@ pub mod hmac;
 mod identities;
 mod request;
 pub mod routes;
+pub mod teams;
 mod verification;
 
+pub use admin_auth::AdminBearers;
 pub use error::ApiError;
 pub use request::{ApiRequest, ApiResponse};
 pub use routes::{Access, Function, Operation, Served};
@@ -45,6 +48,10 @@ pub struct App {
     pub public_base_url: Option<String>,
     /// The end-user front, where this function serves it.
     pub front: Option<front::FrontApp>,
+    /// Bearer tokens accepted on the admin routes besides HMAC (None: HMAC only).
+    pub admin_bearers: Option<AdminBearers>,
+    /// The Teams exchange's trusted issuers and policy (None: not configured, 501).
+    pub teams: Option<teams::TeamsApp>,
 }
 
 /// Serves one request for a process that serves `served`.
@@ -59,11 +66,11 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
     {
         return front::preflight(app, &request, allow);
     }
-    let (operation, result) = match admit(app, served, &request) {
-        Ok((operation, target, key)) => {
-            let result = serve(app, operation, target.clone(), key, &request).await;
-            if let Some(key) = key {
-                audit(operation, key, target.as_deref(), &request, &result);
+    let (operation, result) = match admit(app, served, &request).await {
+        Ok((operation, target, caller)) => {
+            let result = serve(app, operation, target.clone(), caller.as_ref(), &request).await;
+            if let Some(caller) = &caller {
+                audit(operation, caller, target.as_deref(), &request, &result);
             }
             (Some(operation), result)
         }
@@ -98,15 +105,20 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
 const RETRY_WINDOW_MINUTES: i64 = 15;
 
 /// A create its client may retry: the SDKs keep `x-ms-client-request-id` across their
-/// retries of one call, and sign each with the same access key. The body's hash is the
-/// `x-ms-content-sha256` that authentication has just checked against the body.
-fn attempt(key: Option<KeyName>, request: &ApiRequest) -> Option<Attempt> {
-    let body_hash = request
-        .headers
-        .get("x-ms-content-sha256")?
-        .to_str()
-        .ok()?
-        .to_owned();
+/// retries of one call, with the same credential. The body's hash is the
+/// `x-ms-content-sha256` that HMAC authentication has just checked against the body, or
+/// for a bearer caller the body's own.
+fn attempt(caller: Option<&AdminCaller>, request: &ApiRequest) -> Option<Attempt> {
+    let caller = caller?;
+    let body_hash = match caller {
+        AdminCaller::AccessKey { .. } => request
+            .headers
+            .get("x-ms-content-sha256")?
+            .to_str()
+            .ok()?
+            .to_owned(),
+        AdminCaller::Bearer { .. } => hmac::content_hash(&request.body),
+    };
     let id = request
         .headers
         .get(CLIENT_REQUEST_ID)?
@@ -117,18 +129,18 @@ fn attempt(key: Option<KeyName>, request: &ApiRequest) -> Option<Attempt> {
         return None;
     }
     Some(Attempt {
-        key: format!("{}#{id}", key?.as_str()),
+        key: format!("{}#{id}", caller.retry_scope()),
         body_hash,
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(RETRY_WINDOW_MINUTES),
     })
 }
 
-/// One audit line for every admin mutation (create, issue, revoke, delete), whatever its
-/// outcome: which access key, what, which identity, the request ids, the status. Never a
-/// token, key or signature.
+/// One audit line for every admin mutation (create, issue, revoke, delete, Teams
+/// exchange), whatever its outcome: which access key or bearer (issuer and subject),
+/// what, which identity, the request ids, the status. Never a token, key or signature.
 fn audit(
     operation: Operation,
-    key: KeyName,
+    caller: &AdminCaller,
     target: Option<&str>,
     request: &ApiRequest,
     result: &Result<ApiResponse, ApiError>,
@@ -138,6 +150,7 @@ fn audit(
         Operation::IssueToken => "issue",
         Operation::RevokeTokens => "revoke",
         Operation::DeleteIdentity => "delete",
+        Operation::ExchangeTeamsToken => "exchange",
         _ => return,
     };
     let status = match result {
@@ -163,10 +176,18 @@ fn audit(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-"),
     );
+    let (key, issuer, subject) = match caller {
+        AdminCaller::AccessKey { name, .. } => (name.as_str(), "-".into(), "-".into()),
+        AdminCaller::Bearer {
+            issuer, subject, ..
+        } => ("bearer", bounded(issuer), bounded(subject)),
+    };
     tracing::info!(
         target: "callsign::audit",
         action,
-        key = key.as_str(),
+        key,
+        issuer = %issuer,
+        subject = %subject,
         identity = %identity,
         status,
         request_id = request.request_id.as_deref().unwrap_or("-"),
@@ -176,13 +197,13 @@ fn audit(
 }
 
 /// The checks before any work: size (unhashed), authentication (so that unauthenticated
-/// callers learn nothing of the admin routes), route, api-version. With the access key
-/// that signed an admin request.
-fn admit(
+/// callers learn nothing of the admin routes), route, api-version, the caller's
+/// permission. With the caller of an admin request.
+async fn admit(
     app: &App,
     served: Served,
     request: &ApiRequest,
-) -> Result<(Operation, Option<String>, Option<KeyName>), ApiError> {
+) -> Result<(Operation, Option<String>, Option<AdminCaller>), ApiError> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -204,7 +225,7 @@ fn admit(
         }
         _ => {}
     }
-    let key = admin_auth::authenticate(app, request)?;
+    let caller = admin_auth::authenticate(app, request).await?;
     let matched = routed.map_err(|unrouted| match unrouted {
         Unrouted::NotFound => unknown_route(),
         Unrouted::MethodNotAllowed { allow, .. } => method_not_allowed(allow),
@@ -217,20 +238,23 @@ fn admit(
         return Err(unknown_route());
     }
     admin_auth::check_api_version(request)?;
-    Ok((matched.operation, matched.parameter, Some(key)))
+    admin_auth::authorize(&caller, matched.operation)?;
+    Ok((matched.operation, matched.parameter, Some(caller)))
 }
 
 async fn serve(
     app: &App,
     operation: Operation,
     target: Option<String>,
-    key: Option<KeyName>,
+    caller: Option<&AdminCaller>,
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let service = &app.service;
+    // Admin operations have a caller; the others issue nothing under this name.
+    let issued_by = caller.map_or(IssuedBy::Guest, AdminCaller::issued_by);
     match operation {
         Operation::CreateIdentity => {
-            let create = parse_create(&request.body, attempt(key, request))?;
+            let create = parse_create(&request.body, attempt(caller, request), issued_by)?;
             let created = service.create(create).await?;
             Ok(json_response(StatusCode::CREATED, &created_body(&created)))
         }
@@ -245,13 +269,14 @@ async fn serve(
         Operation::IssueToken => {
             let id = identity_id(target)?;
             let token_request = parse_issue(&request.body)?;
-            let token = service.issue_token(&id, token_request).await?;
+            let token = service.issue_token(&id, token_request, &issued_by).await?;
             Ok(json_response(StatusCode::OK, &token_body(&token)))
         }
         Operation::RevokeTokens => {
             service.revoke_tokens(&identity_id(target)?).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
+        Operation::ExchangeTeamsToken => teams::exchange(app, request, &issued_by).await,
         Operation::UserToken => front::user_token(app, request).await,
         Operation::GetUser => front::get_user(app, request).await,
         Operation::DeleteUser => front::delete_user(app, request).await,

@@ -6,6 +6,8 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
+use crate::domain::admin::Permission;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     CreateIdentity,
@@ -14,6 +16,7 @@ pub enum Operation {
     IssueToken,
     RevokeTokens,
     LookupCustomId,
+    ExchangeTeamsToken,
     Jwks,
     OpenIdConfiguration,
     IntrospectToken,
@@ -26,8 +29,9 @@ pub enum Operation {
 /// How a route's callers authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// HMAC-signed with an access key, with an api-version: the ACS admin API and
-    /// introspection. Unauthenticated callers learn nothing, not even that a route exists.
+    /// HMAC-signed with an access key, or a bearer token from a trusted issuer, with an
+    /// api-version: the ACS admin API and introspection. Unauthenticated callers learn
+    /// nothing, not even that a route exists.
     Admin,
     /// Anyone: the public key set and discovery metadata (each GET answers HEAD too).
     Public,
@@ -130,6 +134,12 @@ pub const ROUTES: &[Route] = &[
             Function::CustomIdLookup,
         )
     },
+    route(
+        "POST /teamsUser/:exchangeAccessToken",
+        Op::ExchangeTeamsToken,
+        Admin,
+        Function::IssueToken,
+    ),
     route(
         "GET /.well-known/jwks.json",
         Op::Jwks,
@@ -237,8 +247,21 @@ impl Operation {
     pub fn signs(self) -> bool {
         matches!(
             self,
-            Self::CreateIdentity | Self::IssueToken | Self::UserToken | Self::GuestToken
+            Self::CreateIdentity
+                | Self::IssueToken
+                | Self::ExchangeTeamsToken
+                | Self::UserToken
+                | Self::GuestToken
         )
+    }
+
+    /// What an admin caller needs for it (bearer callers by their roles).
+    pub fn permission(self) -> Permission {
+        match self {
+            Self::CreateIdentity | Self::IssueToken | Self::ExchangeTeamsToken => Permission::Issue,
+            Self::DeleteIdentity | Self::RevokeTokens => Permission::Manage,
+            _ => Permission::Read,
+        }
     }
 }
 

@@ -48,7 +48,11 @@ pub async fn memory_app() -> TestApp {
 /// An app on the embedded store with this configuration, and sign-in through `users`
 /// instead of the configured one.
 pub async fn memory_app_with(config: Config, users: Option<UserAuth>) -> TestApp {
-    let memory = callsign::app::memory_app(&config, None, users)
+    let trust = callsign::app::Trust {
+        users,
+        ..Default::default()
+    };
+    let memory = callsign::app::memory_app(&config, None, trust)
         .await
         .unwrap();
     TestApp {

@@ -18,7 +18,7 @@ use super::items::{
 };
 use super::{DynamoDbStore, LIVE, backoff, now_value};
 use crate::domain::identity::{CustomId, Identity, IdentityId};
-use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreError};
+use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreError, TokenState};
 
 /// Transactions touching one customId may be cancelled with `TransactionConflict` while
 /// another is in flight; those are retried a few times before giving up.
@@ -356,6 +356,10 @@ impl IdentityStore for DynamoDbStore {
 
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
         self.get_live(id).await
+    }
+
+    async fn token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
+        self.read_token_state(id).await
     }
 
     async fn find_by_custom_id(

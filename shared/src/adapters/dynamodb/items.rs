@@ -1,8 +1,8 @@
 //! The table's items, the one schema every reader and writer shares: identity items
 //! (`ID#<id>`), customId mapping items (`CID#<customId>`), create attempts a client may
 //! retry (`REQ#<caller>#<request id>`), guest throttle counters
-//! (`THROTTLE#<key>#<window start>`) and the sweep cursor (`SWEEP#cursor`). `expiresAt`
-//! is the table's TTL attribute.
+//! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`) and the current
+//! access keys' fingerprints (`KEYS#access`). `expiresAt` is the table's TTL attribute.
 
 use std::collections::HashMap;
 
@@ -19,6 +19,16 @@ pub const TTL_ATTRIBUTE: &str = "expiresAt";
 pub const IDENTITY_PREFIX: &str = "ID#";
 const CUSTOM_ID_PREFIX: &str = "CID#";
 pub(super) const SWEEP_CURSOR_KEY: &str = "SWEEP#cursor";
+pub(super) const ACCESS_KEYS_KEY: &str = "KEYS#access";
+
+/// The fingerprints of the access keys in force, as of a generation of their secret.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AccessKeysItem {
+    pub pk: String,
+    pub fingerprints: Vec<String>,
+    pub generation: u64,
+}
 
 /// A create's first attempt: what it asked (its body's hash) and the identity it made,
 /// recognised until `expiresAt` (then the table's TTL removes it).

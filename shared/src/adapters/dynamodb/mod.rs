@@ -1,6 +1,6 @@
 //! The DynamoDB adapter: one table keyed by `pk` (see `items` for what it holds). Split
-//! by concern: item mapping, error classification, the identity store, housekeeping, the
-//! guest throttle, the table schema, and stream records.
+//! by concern: item mapping, error classification, the identity store, the access keys'
+//! fingerprints, housekeeping, the guest throttle, the table schema, and stream records.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use chrono::Utc;
 
 use crate::domain::ports::StoreError;
 
+mod access_keys;
 mod errors;
 mod housekeeping;
 mod identities;

@@ -1,0 +1,147 @@
+//! The current access keys' fingerprints (`KEYS#access`): written by key regeneration,
+//! read with an identity in one BatchGetItem whenever a token is checked.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::errors::{condition_failed, store_error};
+use super::items::{
+    ACCESS_KEYS_KEY, AccessKeysItem, IdentityItem, Item, decode, encode, identity_key, key, live,
+};
+use super::{DynamoDbStore, backoff};
+use crate::domain::identity::IdentityId;
+use crate::domain::ports::{AccessKeyLedger, StoreError, TokenState};
+use crate::domain::token::CurrentAccessKeys;
+
+/// BatchGetItem may leave keys unprocessed under load; they are asked for again.
+const BATCH_ATTEMPTS: u32 = 4;
+/// A generation no later than ours is recorded (or none is): our write is not stale.
+const NOT_LATER: &str = "attribute_not_exists(pk) OR generation <= :g";
+
+fn strings(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().cloned().map(AttributeValue::S).collect())
+}
+
+fn current(item: Option<AccessKeysItem>) -> Option<(CurrentAccessKeys, u64)> {
+    item.map(|item| (CurrentAccessKeys(item.fingerprints), item.generation))
+}
+
+impl DynamoDbStore {
+    /// The items under `keys`, consistently read, in one round trip (more only for keys
+    /// DynamoDB left unprocessed).
+    async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let mut wanted = KeysAndAttributes::builder()
+            .set_keys(Some(pks.into_iter().map(key).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut items = Vec::new();
+        for attempt in 0..BATCH_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(store_error)?;
+            items.extend(
+                output
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            match output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(&self.table))
+            {
+                Some(rest) if !rest.keys.is_empty() => {
+                    wanted = rest;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed".into(),
+        ))
+    }
+
+    pub(super) async fn read_token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
+        let mut pks = vec![ACCESS_KEYS_KEY.to_owned()];
+        if !id.is_teams_user() {
+            pks.push(identity_key(id));
+        }
+        let mut state = TokenState::default();
+        for item in self.batch_get(pks).await? {
+            let pk = item.get("pk").and_then(|pk| pk.as_s().ok()).cloned();
+            if pk.as_deref() == Some(ACCESS_KEYS_KEY) {
+                state.access_keys = current(Some(decode(item)?)).map(|(keys, _)| keys);
+            } else {
+                state.identity = live(Some(decode::<IdentityItem>(item)?))?;
+            }
+        }
+        Ok(state)
+    }
+}
+
+#[async_trait]
+impl AccessKeyLedger for DynamoDbStore {
+    async fn admit_fingerprint(
+        &self,
+        fingerprint: &str,
+        current: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        // A first write lists the keys in force too: a missing item means every key counts.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ACCESS_KEYS_KEY.to_owned())))
+            .update_expression(
+                "SET fingerprints = list_append(if_not_exists(fingerprints, :current), :new), \
+                 generation = if_not_exists(generation, :g)",
+            )
+            .condition_expression(NOT_LATER)
+            .expression_attribute_values(":current", strings(current))
+            .expression_attribute_values(":new", strings(&[fingerprint.to_owned()]))
+            .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn settle_fingerprints(
+        &self,
+        fingerprints: &[String],
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        let item = encode(&AccessKeysItem {
+            pk: ACCESS_KEYS_KEY.to_owned(),
+            fingerprints: fingerprints.to_vec(),
+            generation,
+        });
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_LATER)
+            .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn fingerprints(&self) -> Result<Option<(CurrentAccessKeys, u64)>, StoreError> {
+        Ok(current(self.get_item(ACCESS_KEYS_KEY.to_owned()).await?))
+    }
+}
