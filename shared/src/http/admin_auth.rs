@@ -73,9 +73,8 @@ pub(super) fn authorize(caller: &AdminCaller, operation: Operation) -> Result<()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let (scheme, token) = header_str(headers, "authorization")?
-        .trim()
-        .split_once(' ')?;
+    let value = header_str(headers, "authorization")?.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
