@@ -1,5 +1,6 @@
-//! One conformance suite for every `IdentityStore` adapter: the in-memory store, and the
-//! DynamoDB adapter against DynamoDB Local (started by the test fixture).
+//! One conformance suite for every `IdentityStore` (and `AccessKeyLedger`) adapter: the
+//! in-memory store, and the DynamoDB adapter against DynamoDB Local (started by the test
+//! fixture).
 
 mod common;
 
@@ -10,7 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use callsign::adapters::dynamodb::DynamoDbStore;
 use callsign::adapters::memory::MemoryStore;
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
-use callsign::domain::ports::{Attempt, Attempted, Created, IdentityStore};
+use callsign::domain::ports::{
+    AccessKeyLedger, Attempt, Attempted, Created, IdentityStore, TokenState,
+};
+use callsign::domain::token::CurrentAccessKeys;
 use chrono::{Duration, Utc};
 
 fn resource() -> ResourceId {
@@ -325,6 +329,69 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     );
 }
 
+/// The records a token check reads (one round trip), and the access keys' fingerprint
+/// list: seeded by a first admit, settled per generation, never rolled back.
+async fn token_state_and_fingerprints<S: IdentityStore + AccessKeyLedger>(store: &S) {
+    let identity = stable(None);
+    store.create(identity.clone()).await.unwrap();
+    let teams = IdentityId::teams_user(uuid::Uuid::new_v4());
+    let state = store.token_state(&identity.id).await.unwrap();
+    assert_eq!(state.identity.as_ref().map(|i| &i.id), Some(&identity.id));
+    assert_eq!(state.access_keys, None, "no list before a regeneration");
+    assert_eq!(
+        store.token_state(&teams).await.unwrap(),
+        TokenState::default()
+    );
+    assert_eq!(store.fingerprints().await.unwrap(), None);
+
+    let current = vec!["p0".to_owned(), "s0".to_owned()];
+    assert!(store.admit_fingerprint("p1", &current, 0).await.unwrap());
+    let state = store.token_state(&identity.id).await.unwrap();
+    assert_eq!(
+        state.access_keys,
+        Some(CurrentAccessKeys(vec![
+            "p0".into(),
+            "s0".into(),
+            "p1".into()
+        ]))
+    );
+    assert!(state.identity.is_some());
+    assert!(
+        store
+            .settle_fingerprints(&["p1".into(), "s0".into()], 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_fingerprints(&["p1".into(), "s0".into()], 1)
+            .await
+            .unwrap(),
+        "again: idempotent"
+    );
+    assert!(
+        !store.settle_fingerprints(&current, 0).await.unwrap(),
+        "a stale settle"
+    );
+    assert!(
+        !store.admit_fingerprint("x", &current, 0).await.unwrap(),
+        "a stale admit"
+    );
+    assert_eq!(
+        store.fingerprints().await.unwrap(),
+        Some((CurrentAccessKeys(vec!["p1".into(), "s0".into()]), 1))
+    );
+    assert_eq!(
+        store.token_state(&teams).await.unwrap().access_keys,
+        Some(CurrentAccessKeys(vec!["p1".into(), "s0".into()]))
+    );
+    assert!(store.delete(&identity.id).await.unwrap());
+    assert_eq!(
+        store.token_state(&identity.id).await.unwrap().identity,
+        None
+    );
+}
+
 async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
     create_get_and_token_bookkeeping(store.as_ref()).await;
     a_retried_create_makes_no_second_identity(store.as_ref()).await;
@@ -337,6 +404,7 @@ async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
+    token_state_and_fingerprints(&MemoryStore::new()).await;
     run_suite(Arc::new(MemoryStore::new())).await;
 }
 
@@ -347,6 +415,7 @@ async fn dynamodb_store_conforms() {
     let store = DynamoDbStore::new(client.clone(), &table);
     store.create_table_if_missing().await.unwrap();
     store.create_table_if_missing().await.expect("idempotent");
+    token_state_and_fingerprints(&store).await;
     let raced = run_suite(Arc::new(store)).await;
 
     // What the table holds for the raced customId: one identity item, one mapping.

@@ -303,7 +303,12 @@ pub async fn regenerate_access_key(
             "the access keys changed meanwhile ({e}); run again"
         ))
     })?;
-    sync_access_keys(secret, ledger).await?;
+    sync_access_keys(secret, ledger).await.map_err(|e| {
+        RotationError::Invalid(format!(
+            "the key was replaced, but the old key's tokens are not revoked yet ({e}): \
+             run `scripts/regenerate-access-key --sync`"
+        ))
+    })?;
     Ok(fresh)
 }
 
