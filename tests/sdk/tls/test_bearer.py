@@ -532,6 +532,19 @@ def test_a_create_with_a_refused_bearer_is_401_and_writes_nothing(
     assert custom_id_status(hmac_client, custom_id) == 404
 
 
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer ", "bearer   ", "BEARER not-a-jwt", "Bearer a.b.c"])
+def test_an_empty_or_garbage_bearer_is_401_and_writes_nothing(authorization, endpoint, hmac_client, custom_id):
+    response = requests.post(
+        f"{endpoint}/identities",
+        params={"api-version": PREVIEW},
+        json={"customId": custom_id},
+        headers={"Authorization": authorization},
+        timeout=10,
+    )
+    assert_refused(response, 401, "Denied", "invalid_token")
+    assert custom_id_status(hmac_client, custom_id) == 404
+
+
 @pytest.mark.parametrize("case", ["expired", "alg none", "HS256 with some secret", "unknown kid (own key)"])
 def test_a_revoke_or_delete_with_a_refused_bearer_is_401_and_changes_nothing(
     case, dev_issuer, foreign_key, trusted_kid, api, hmac_client
