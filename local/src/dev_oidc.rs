@@ -259,13 +259,18 @@ impl DevIssuer {
         let (Some(oid), Some(appid)) = (text(request, "oid"), text(request, "appid")) else {
             return bad_request("send {\"oid\": \"<user object id>\", \"appid\": \"<app id>\"}");
         };
+        let audience = text(request, "aud").unwrap_or(TEAMS_AUDIENCE);
+        // Unguarded, so never a token the admin API would take as a bearer's.
+        if ADMIN_AUDIENCES.contains(&audience) {
+            return bad_request("a Teams token is not for the admin API's audience");
+        }
         let lifetime = request
             .get("expiresIn")
             .and_then(Value::as_i64)
             .unwrap_or(3600)
             .clamp(-86_400, 172_800);
         let claims = json!({
-            "aud": text(request, "aud").unwrap_or(TEAMS_AUDIENCE),
+            "aud": audience,
             "sub": oid,
             "oid": oid,
             "appid": appid,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use callsign::app;
 use callsign::config::{LocalConfig, UserAuthConfig};
 use callsign::domain::ports::TrustedTokens;
-use callsign::domain::rotation::{WhichKey, regenerate_access_key, sync_access_keys};
+use callsign::domain::rotation::{WhichKey, replace_access_key, sync_access_keys, unsynced};
 use callsign::http::Served;
 use callsign::http::front::UserAuth;
 use callsign::http::routes::ROUTES;
@@ -39,6 +39,7 @@ async fn main() {
         Some("metrics") if args.len() == 2 && args[1] == "--json" => print_metrics(),
         Some("regenerate-access-key") if args.len() == 2 => regenerate(&args[1]).await,
         Some("sync-access-keys") if args.len() == 1 => sync().await,
+        Some("access-key-fingerprints") if args.len() == 1 => print_fingerprints().await,
         Some("seed-identity") if matches!(args.len(), 2 | 3) => {
             seed_identity(&args[1], args.get(2).map(String::as_str)).await
         }
@@ -68,6 +69,9 @@ const USAGE: &str = "usage: callsign-local              run the local server
                                         CALLSIGN_TABLE_NAME); print the new key
        callsign-local sync-access-keys  make the table's fingerprint list match the secret
                                         (finishes a regeneration that was interrupted)
+       callsign-local access-key-fingerprints
+                                        print the current access keys' fingerprints (the
+                                        table's list) as JSON, for embedded verifiers
        callsign-local seed-identity ID [CUSTOM_ID]
                                         write that identity (and its customId mapping) to
                                         the table named by CALLSIGN_TABLE_NAME, as the
@@ -132,6 +136,18 @@ async fn access_key_stores() -> Result<
     Ok((secret_id, secret, ledger))
 }
 
+/// The table's list of current fingerprints, as JSON (null: no key regenerated yet).
+async fn print_fingerprints() -> Result<(), Error> {
+    use callsign::domain::ports::AccessKeyLedger;
+    let config = LocalConfig::from_env()?.config;
+    let store = app::dynamodb_store(&config, &app::sdk_config().await)?;
+    let list = store.fingerprints().await?.map(|(current, generation)| {
+        serde_json::json!({"fingerprints": current.0, "generation": generation})
+    });
+    println!("{}", serde_json::to_string(&list)?);
+    Ok(())
+}
+
 /// Finishes an interrupted regeneration: the old key's tokens die now.
 async fn sync() -> Result<(), Error> {
     let (_, secret, ledger) = access_key_stores().await?;
@@ -145,7 +161,7 @@ async fn sync() -> Result<(), Error> {
 async fn regenerate(which: &str) -> Result<(), Error> {
     let which = WhichKey::parse(which).ok_or(USAGE)?;
     let (secret_id, secret, ledger) = access_key_stores().await?;
-    let key = regenerate_access_key(&secret, &ledger, which).await?;
+    let key = replace_access_key(&secret, &ledger, which).await?;
     tracing::info!(
         target: "callsign::audit",
         action = "regenerate-access-key",
@@ -153,7 +169,9 @@ async fn regenerate(which: &str) -> Result<(), Error> {
         secret = %secret_id,
         "admin action"
     );
+    // The new key is in force: print it before the last step, which may fail.
     println!("{key}");
+    sync_access_keys(&secret, &ledger).await.map_err(unsynced)?;
     Ok(())
 }
 
@@ -163,8 +181,12 @@ async fn seed_identity(id: &str, custom_id: Option<&str>) -> Result<(), Error> {
     use callsign::{CustomId, Identity, IdentityId};
     let local = LocalConfig::from_env()?;
     let store = app::dynamodb_store(&local.config, &app::sdk_config().await)?;
+    let id = IdentityId::parse(id)?;
+    if id.is_teams_user() {
+        return Err("a Teams user (8:orgid:) has no record here; seed an 8:acs: identity".into());
+    }
     let identity = Identity::new_stable(
-        IdentityId::parse(id)?,
+        id,
         custom_id.map(CustomId::parse).transpose()?,
         callsign::domain::time::now(),
     );

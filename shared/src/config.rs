@@ -360,20 +360,18 @@ impl Env<'_> {
         entries
             .into_iter()
             .map(|entry| {
-                let https = |url: &str| {
-                    url.starts_with("https://")
-                        || url.starts_with("http://127.0.0.1")
-                        || url.starts_with("http://localhost")
-                };
-                if !https(&entry.issuer) || entry.jwks_url.as_deref().is_some_and(|u| !https(u)) {
+                if !trusted_url(&entry.issuer)
+                    || entry.jwks_url.as_deref().is_some_and(|u| !trusted_url(u))
+                {
                     return Err(ConfigError(format!(
                         "{name}: issuer and jwksUrl must be https URLs ({})",
                         entry.issuer
                     )));
                 }
-                if entry.audiences.iter().all(|a| a.trim().is_empty()) {
+                if entry.audiences.is_empty() || entry.audiences.iter().any(|a| a.trim().is_empty())
+                {
                     return Err(ConfigError(format!(
-                        "{name}: issuer {} needs at least one audience",
+                        "{name}: issuer {} needs at least one audience, and no empty one",
                         entry.issuer
                     )));
                 }
@@ -394,11 +392,46 @@ impl Env<'_> {
     }
 }
 
+/// An https URL, or plain http on loopback (a local issuer: the development issuer, tests).
+fn trusted_url(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// One entry per issuer: a token is checked against the entry of the issuer it names,
+/// so a second entry would be silently ignored.
+fn unique_issuers(name: &str, issuers: &[TrustedIssuer]) -> Result<(), ConfigError> {
+    for (i, issuer) in issuers.iter().enumerate() {
+        if issuers[..i]
+            .iter()
+            .any(|earlier| earlier.oidc.issuer == issuer.oidc.issuer)
+        {
+            return Err(ConfigError(format!(
+                "{name}: issuer {} is listed twice (list all its audiences in one entry)",
+                issuer.oidc.issuer
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl AdminBearerConfig {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let defaults = RoleNames::default();
+        let issuers = env.issuers("CALLSIGN_ADMIN_ISSUERS", "roles")?;
+        unique_issuers("CALLSIGN_ADMIN_ISSUERS", &issuers)?;
         Ok(Self {
-            issuers: env.issuers("CALLSIGN_ADMIN_ISSUERS", "roles")?,
+            issuers,
             roles: RoleNames {
                 all: env.text("CALLSIGN_ADMIN_ROLE_ALL").unwrap_or(defaults.all),
                 issue: env
@@ -443,6 +476,10 @@ impl TeamsConfig {
             }
         }
         issuers.extend(env.issuers("CALLSIGN_TEAMS_ISSUERS", "scp")?);
+        unique_issuers(
+            "CALLSIGN_TEAMS_TENANTS and CALLSIGN_TEAMS_ISSUERS",
+            &issuers,
+        )?;
         let mut policy = TeamsPolicy::default();
         let scopes = env.list("CALLSIGN_TEAMS_SCOPES");
         if !scopes.is_empty() {
@@ -945,11 +982,17 @@ mod tests {
         assert_eq!(c.admin_bearer.roles.issue, "Tokens.Issue");
         assert_eq!(c.admin_bearer.roles.all, "identity.admin");
         assert!(config(&[RESOURCE]).unwrap().admin_bearer.issuers.is_empty());
+        let local = r#"[{"issuer":"http://127.0.0.1:8080/dev/oidc","audiences":["a"]}]"#;
+        assert!(config(&[RESOURCE, ("CALLSIGN_ADMIN_ISSUERS", local)]).is_ok());
         for bad in [
             "{}",
             r#"[{"issuer":"http://idp.example","audiences":["a"]}]"#,
             r#"[{"issuer":"https://idp.example","audiences":[]}]"#,
             r#"[{"issuer":"https://idp.example","audiences":["a"],"typo":1}]"#,
+            r#"[{"issuer":"https://idp.example","audiences":["a",""]}]"#,
+            r#"[{"issuer":"http://localhost.evil.example","audiences":["a"]}]"#,
+            r#"[{"issuer":"https://idp.example","audiences":["a"],"jwksUrl":"http://idp.example/keys"}]"#,
+            r#"[{"issuer":"https://idp.example","audiences":["a"]},{"issuer":"https://idp.example","audiences":["b"]}]"#,
         ] {
             let err = config(&[RESOURCE, ("CALLSIGN_ADMIN_ISSUERS", bad)]).unwrap_err();
             assert!(err.0.contains("CALLSIGN_ADMIN_ISSUERS"), "{err}");
@@ -981,6 +1024,14 @@ mod tests {
         assert!(c.teams.issuers.iter().all(|i| i.roles.claim == "scp"));
         assert_eq!(c.teams.policy.required_scopes, ["Teams.ManageCalls"]);
         assert!(config(&[RESOURCE, ("CALLSIGN_TEAMS_TENANTS", "contoso")]).is_err());
+        let again =
+            format!(r#"[{{"issuer":"https://sts.windows.net/{tenant}/","audiences":["a"]}}]"#);
+        let twice = config(&[
+            RESOURCE,
+            ("CALLSIGN_TEAMS_TENANTS", tenant),
+            ("CALLSIGN_TEAMS_ISSUERS", &again),
+        ]);
+        assert!(twice.unwrap_err().0.contains("listed twice"));
         assert_eq!(
             config(&[RESOURCE])
                 .unwrap()

@@ -1064,3 +1064,62 @@ async fn an_interrupted_regeneration_is_finished_by_a_sync() {
     );
     assert_eq!(ledger.fingerprints().await.unwrap().unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_secret_whose_counter_went_back_is_synced_and_regenerated_again() {
+    let d = Deployment::new(SigningAlgorithm::Es256).await;
+    let secret = SecretsManagerSecret::new(d.secrets.clone(), &d.access_id);
+    let ledger = d.ledger();
+    rotation::regenerate_access_key(&secret, &ledger, WhichKey::Primary)
+        .await
+        .unwrap();
+    assert_eq!(ledger.fingerprints().await.unwrap().unwrap().1, 1);
+
+    // Restored by hand to the first keys (generation 0), behind the list's generation.
+    let versions = secret.versions().await.unwrap();
+    let current = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == rotation::CURRENT))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let restored = uuid::Uuid::new_v4().to_string();
+    secret
+        .put_pending(&restored, &d.access.to_secret())
+        .await
+        .unwrap();
+    secret.promote(&restored, &current).await.unwrap();
+    let generation = rotation::sync_access_keys(&secret, &ledger).await.unwrap();
+    assert_eq!(generation, 1, "recorded under the list's generation");
+    let (listed, _) = ledger.fingerprints().await.unwrap().unwrap();
+    assert_eq!(
+        listed.0,
+        d.access.fingerprints(),
+        "the secret as it is counts"
+    );
+
+    // And regeneration goes on, its generation past both.
+    rotation::regenerate_access_key(&secret, &ledger, WhichKey::Secondary)
+        .await
+        .unwrap();
+    let stored = AccessKeys::from_secret(
+        &secret
+            .value(rotation::CURRENT, None)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stored.generation(),
+        2,
+        "{:?}",
+        secret.versions().await.unwrap()
+    );
+    assert_eq!(
+        ledger.fingerprints().await.unwrap().unwrap(),
+        (
+            callsign::domain::token::CurrentAccessKeys(stored.fingerprints().to_vec()),
+            2
+        )
+    );
+}

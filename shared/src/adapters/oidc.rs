@@ -154,19 +154,27 @@ impl DiscoveredProvider {
     /// Tries discovery for up to `warm_for`; a provider that does not answer in time is
     /// tried again on first use.
     pub async fn start(settings: OidcSettings, warm_for: Duration) -> Self {
-        let provider = Self {
+        let provider = Self::lazy(settings);
+        provider.warm(warm_for).await;
+        provider
+    }
+
+    /// A provider whose keys load on first use.
+    fn lazy(settings: OidcSettings) -> Self {
+        Self {
             settings,
             verifier: tokio::sync::OnceCell::new(),
-        };
-        if !matches!(
-            tokio::time::timeout(warm_for, provider.get()).await,
-            Ok(Ok(_))
-        ) {
+        }
+    }
+
+    /// Loads the keys if the provider answers within `warm_for`.
+    async fn warm(&self, warm_for: Duration) {
+        if !matches!(tokio::time::timeout(warm_for, self.get()).await, Ok(Ok(_))) {
             tracing::warn!(
+                issuer = %self.settings.issuer,
                 "identity provider keys not loaded at cold start; retrying on first use"
             );
         }
-        provider
     }
 
     /// A provider whose keys are in hand already (a development issuer, tests).
@@ -187,24 +195,36 @@ impl DiscoveredProvider {
 /// Bearer tokens from a set of trusted issuers, each with its own audiences and the claim
 /// its roles are read from. A token is checked only against the issuer it names.
 pub struct TrustedIssuers {
-    issuers: Vec<(RolesClaim, DiscoveredProvider)>,
+    issuers: Vec<(RolesClaim, Arc<DiscoveredProvider>)>,
 }
 
 impl TrustedIssuers {
-    /// Each issuer's keys load now if it answers within `warm_for`, else on first use.
+    /// Each issuer's keys load now if it answers within `warm_for` (all at once: a cold
+    /// start waits `warm_for` at most, however many issuers), else on first use.
     pub async fn start(issuers: &[TrustedIssuer], warm_for: Duration) -> Self {
-        let mut started = Vec::with_capacity(issuers.len());
-        for issuer in issuers {
-            started.push((
-                issuer.roles.clone(),
-                DiscoveredProvider::start(issuer.oidc.clone(), warm_for).await,
-            ));
+        let started: Vec<(RolesClaim, Arc<DiscoveredProvider>)> = issuers
+            .iter()
+            .map(|issuer| {
+                let provider = DiscoveredProvider::lazy(issuer.oidc.clone());
+                (issuer.roles.clone(), Arc::new(provider))
+            })
+            .collect();
+        let mut warming = tokio::task::JoinSet::new();
+        for (_, provider) in &started {
+            let provider = provider.clone();
+            warming.spawn(async move { provider.warm(warm_for).await });
         }
+        while warming.join_next().await.is_some() {}
         Self { issuers: started }
     }
 
     pub fn new(issuers: Vec<(RolesClaim, DiscoveredProvider)>) -> Self {
-        Self { issuers }
+        Self {
+            issuers: issuers
+                .into_iter()
+                .map(|(roles, provider)| (roles, Arc::new(provider)))
+                .collect(),
+        }
     }
 }
 

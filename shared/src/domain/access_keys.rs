@@ -100,6 +100,12 @@ impl AccessKeys {
         Self::from_parts(&self.primary, Some(secondary_b64), self.generation + 1)
     }
 
+    /// The same keys, recorded as generation `generation`.
+    pub fn at_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
     /// A key's fingerprint (what tokens it had issued record); None: no secondary key.
     pub fn fingerprint(&self, name: KeyName) -> Option<&str> {
         let index = match name {

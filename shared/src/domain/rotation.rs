@@ -280,19 +280,50 @@ async fn current_access_keys(
 }
 
 /// Replaces one access key with a fresh one (the other stays valid), as ACS's "regenerate
-/// key" does, and revokes every token the old key had issued. Returns the new key.
-/// Functions stop accepting the old key within their key cache TTL; its tokens fail
-/// introspection as soon as this returns, the authorizer within its cache bound.
+/// key" does, and revokes every token the old key had issued: `replace_access_key`, then
+/// `sync_access_keys`. Returns the new key. Functions stop accepting the old key within
+/// their key cache TTL; its tokens fail introspection as soon as this returns, the
+/// authorizer within its cache bound. Should the last step fail, the new key is in force
+/// already (read it from the secret) and a `sync_access_keys` finishes the job.
+pub async fn regenerate_access_key(
+    secret: &dyn VersionedSecret,
+    ledger: &dyn AccessKeyLedger,
+    which: WhichKey,
+) -> Result<String, RotationError> {
+    let fresh = replace_access_key(secret, ledger, which).await?;
+    sync_access_keys(secret, ledger).await.map_err(unsynced)?;
+    Ok(fresh)
+}
+
+/// What to do when the key was replaced but the list not settled.
+pub fn unsynced(error: RotationError) -> RotationError {
+    RotationError::Invalid(format!(
+        "the key was replaced, but the old key's tokens are not revoked yet ({error}): \
+         run `scripts/regenerate-access-key --sync`"
+    ))
+}
+
+/// The generation the fingerprint list records (0: none yet).
+async fn recorded_generation(ledger: &dyn AccessKeyLedger) -> Result<u64, RotationError> {
+    Ok(ledger
+        .fingerprints()
+        .await
+        .map_err(|e| RotationError::Invalid(format!("fingerprint list: {e}")))?
+        .map_or(0, |(_, generation)| generation))
+}
+
+/// The first two steps of a regeneration; returns the new key, in force when this
+/// returns Ok.
 ///
 /// 1. The new key's fingerprint joins the ledger's list first, so its tokens count from
 ///    the first one.
 /// 2. Compare-and-swap: the new value is staged, then AWSCURRENT moves to it from exactly
 ///    the version that was read; if another regeneration moved it meanwhile, this one
 ///    fails (nothing is lost) and can simply be run again.
-/// 3. The list becomes exactly the current keys' fingerprints (`sync_access_keys`): the
-///    old key's tokens die. A run stopped before this step leaves them valid until the
-///    next regeneration or `sync_access_keys` (`callsign-local sync-access-keys`).
-pub async fn regenerate_access_key(
+///
+/// Step 3 (`sync_access_keys`) kills the old key's tokens. A run stopped before it
+/// leaves them valid until the next regeneration or sync.
+pub async fn replace_access_key(
     secret: &dyn VersionedSecret,
     ledger: &dyn AccessKeyLedger,
     which: WhichKey,
@@ -303,34 +334,32 @@ pub async fn regenerate_access_key(
             "the access keys changed meanwhile ({e}); run again"
         ))
     })?;
-    sync_access_keys(secret, ledger).await.map_err(|e| {
-        RotationError::Invalid(format!(
-            "the key was replaced, but the old key's tokens are not revoked yet ({e}): \
-             run `scripts/regenerate-access-key --sync`"
-        ))
-    })?;
     Ok(fresh)
 }
 
-/// Steps 1 and the staging half of step 2 of `regenerate_access_key`: the fresh key, the
-/// staged version's token, and the version it must replace.
+/// Step 1 and the staging half of step 2 of `replace_access_key`: the fresh key, the
+/// staged version's token, and the version it must replace. The new secret's generation
+/// is past both the secret's and the list's, so it keeps rising even if the secret's
+/// counter went back (a restored version, a tool that dropped it).
 pub async fn stage_access_key(
     secret: &dyn VersionedSecret,
     ledger: &dyn AccessKeyLedger,
     which: WhichKey,
 ) -> Result<(String, String, String), RotationError> {
     let (keys, read_version) = current_access_keys(secret).await?;
+    let generation = keys.generation().max(recorded_generation(ledger).await?);
     let fresh = generate_key();
     let next = match which {
         WhichKey::Primary => keys.with_primary(&fresh)?,
         WhichKey::Secondary => keys.with_secondary(&fresh)?,
-    };
+    }
+    .at_generation(generation + 1);
     let new_fingerprint = &next.fingerprints()[match which {
         WhichKey::Primary => 0,
         WhichKey::Secondary => 1,
     }];
     if !ledger
-        .admit_fingerprint(new_fingerprint, keys.fingerprints(), keys.generation())
+        .admit_fingerprint(new_fingerprint, keys.fingerprints(), generation)
         .await
         .map_err(|e| RotationError::Invalid(format!("fingerprint list: {e}")))?
     {
@@ -346,22 +375,32 @@ pub async fn stage_access_key(
 /// How often `sync_access_keys` re-reads a secret that keeps changing under it.
 const SYNC_ATTEMPTS: usize = 5;
 
-/// Makes the ledger's list exactly the fingerprints of the keys at AWSCURRENT, unless a
-/// later generation's are recorded; re-reads the secret afterwards, and again if it
-/// changed meanwhile (a concurrent regeneration). Returns the generation settled.
+/// Makes the ledger's list exactly the fingerprints of the keys at AWSCURRENT; re-reads
+/// the secret afterwards, and settles again if it changed meanwhile (a concurrent
+/// regeneration). Returns the generation settled.
+///
+/// A list ahead of the secret means either a regeneration that landed since the secret
+/// was read (its new version shows on a second read: settle again) or a secret whose
+/// counter went back while its version stayed (restored by hand, written by an older
+/// tool): then the secret as it is counts, recorded under the list's generation.
 pub async fn sync_access_keys(
     secret: &dyn VersionedSecret,
     ledger: &dyn AccessKeyLedger,
 ) -> Result<u64, RotationError> {
     for _ in 0..SYNC_ATTEMPTS {
         let (keys, version) = current_access_keys(secret).await?;
-        ledger
-            .settle_fingerprints(keys.fingerprints(), keys.generation())
+        let recorded = recorded_generation(ledger).await?;
+        if recorded > keys.generation() && current_access_keys(secret).await?.1 != version {
+            continue;
+        }
+        let generation = keys.generation().max(recorded);
+        let settled = ledger
+            .settle_fingerprints(keys.fingerprints(), generation)
             .await
             .map_err(|e| RotationError::Invalid(format!("fingerprint list: {e}")))?;
         let (_, after) = current_access_keys(secret).await?;
-        if after == version {
-            return Ok(keys.generation());
+        if settled && after == version {
+            return Ok(generation);
         }
     }
     Err(RotationError::Invalid(

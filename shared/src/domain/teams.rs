@@ -61,8 +61,10 @@ fn claim_uuid(claims: &Value, names: &[&str]) -> Option<Uuid> {
         .and_then(|text| Uuid::try_parse(text).ok())
 }
 
-/// A scope as Entra writes it, short (`Teams.ManageCalls`) or as a full URI.
+/// A scope as Entra writes it, short (`Teams.ManageCalls`) or as a full URI; `required`
+/// may be either too.
 fn has_scope(scopes: &[String], required: &str) -> bool {
+    let required = required.rsplit('/').next().unwrap_or(required);
     scopes.iter().any(|scope| {
         scope == required
             || scope
@@ -108,6 +110,11 @@ pub async fn exchange(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or(TeamsError::InvalidToken(TokenRejection::Malformed))?;
+    // Accepted within the clock-skew leeway, but a token that ends before it starts
+    // is no answer.
+    if expires_at <= Utc::now().timestamp() {
+        return Err(TeamsError::InvalidToken(TokenRejection::Expired));
+    }
     Ok(service.issue_teams_token(
         &IdentityId::teams_user(user),
         policy.token_scopes,
@@ -129,6 +136,10 @@ mod tests {
         assert!(has_scope(&scopes, "Teams.ManageCalls"));
         assert!(has_scope(&scopes, "Teams.ManageChats"));
         assert!(!has_scope(&scopes, "ManageCalls"));
+        assert!(has_scope(
+            &scopes,
+            "https://auth.msft.communication.azure.com/Teams.ManageChats"
+        ));
         assert!(!has_scope(
             &["xTeams.ManageCalls".to_owned()],
             "Teams.ManageCalls"

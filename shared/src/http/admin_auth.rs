@@ -46,13 +46,7 @@ pub(super) async fn authenticate(app: &App, request: &ApiRequest) -> Result<Admi
     match bearer_token(&request.headers) {
         Some(token) => authenticate_bearer(app, token).await,
         None => {
-            let name = authenticate_hmac(app, request)?;
-            let fingerprint = app
-                .service
-                .keys()
-                .access_keys()
-                .and_then(|keys| keys.fingerprint(name).map(str::to_owned))
-                .unwrap_or_default();
+            let (name, fingerprint) = authenticate_hmac(app, request)?;
             Ok(AdminCaller::AccessKey { name, fingerprint })
         }
     }
@@ -108,8 +102,10 @@ async fn authenticate_bearer(app: &App, token: &str) -> Result<AdminCaller, ApiE
     }
 }
 
-/// The access key that signed the request (primary or secondary), or 401 `Denied`.
-fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<KeyName, ApiError> {
+/// The access key that signed the request (primary or secondary) and its fingerprint,
+/// both from the one snapshot of the keys (a refresh in between must not name another
+/// key), or 401 `Denied`.
+fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<(KeyName, String), ApiError> {
     let Some(keys) = app.service.keys().access_keys() else {
         tracing::error!("an HMAC route reached a function loaded without access keys");
         return Err(ApiError::denied());
@@ -124,12 +120,15 @@ fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<KeyName, ApiErro
         authorization: header_str(&request.headers, "authorization"),
         body: &request.body,
     };
-    hmac::verify(&keys, &hmac_request, &app.public_hosts, Utc::now()).map_err(|reason| {
-        // The reason stays in our logs; the client learns only that it was denied.
-        tracing::info!(%reason, "authentication denied");
-        signals::admin_auth_failed(reason.code());
-        ApiError::denied()
-    })
+    let name =
+        hmac::verify(&keys, &hmac_request, &app.public_hosts, Utc::now()).map_err(|reason| {
+            // The reason stays in our logs; the client learns only that it was denied.
+            tracing::info!(%reason, "authentication denied");
+            signals::admin_auth_failed(reason.code());
+            ApiError::denied()
+        })?;
+    let fingerprint = keys.fingerprint(name).unwrap_or_default().to_owned();
+    Ok((name, fingerprint))
 }
 
 pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {

@@ -260,7 +260,14 @@ impl Operation {
         match self {
             Self::CreateIdentity | Self::IssueToken | Self::ExchangeTeamsToken => Permission::Issue,
             Self::DeleteIdentity | Self::RevokeTokens => Permission::Manage,
-            _ => Permission::Read,
+            Self::GetIdentity | Self::LookupCustomId | Self::IntrospectToken => Permission::Read,
+            // Not admin operations: no admin caller reaches them.
+            Self::Jwks
+            | Self::OpenIdConfiguration
+            | Self::UserToken
+            | Self::GetUser
+            | Self::DeleteUser
+            | Self::GuestToken => Permission::Read,
         }
     }
 }

@@ -56,7 +56,9 @@ impl DynamoDbStore {
             {
                 Some(rest) if !rest.keys.is_empty() => {
                     wanted = rest;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    if attempt + 1 < BATCH_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
                 }
                 _ => return Ok(items),
             }
