@@ -382,6 +382,28 @@ async fn a_teams_users_entra_token_becomes_a_token_for_their_orgid_identity() {
 }
 
 #[tokio::test]
+async fn a_teams_token_passes_the_authorizer_like_any_other() {
+    let (t, keys) = app().await;
+    let entra = sign_with(&keys, teams_claims());
+    let (_, body) = exchange(
+        &t,
+        json!({"token": entra, "appId": APP_ID, "userId": USER_ID}),
+    )
+    .await;
+    let token = body["token"].as_str().unwrap();
+    let authorizer = callsign::app::authorizer_for(&t.app.service, &t.config.authorizer);
+    let allowed = authorizer
+        .authorize(
+            "POST /chat/threads",
+            Some(&format!("Bearer {token}")),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(allowed.identity.as_str(), format!("8:orgid:{USER_ID}"));
+}
+
+#[tokio::test]
 async fn the_teams_exchange_refuses_as_acs_does() {
     let (t, keys) = app().await;
     let good = teams_claims();
@@ -513,4 +535,21 @@ async fn audit_lines_name_the_bearers_issuer_and_subject_never_the_token() {
     assert!(audit.contains("\"key\":\"bearer\""), "{audit}");
     assert!(!text.contains(&token));
     assert!(!text.contains(token.split('.').nth(2).unwrap()));
+
+    // An exchange names the Teams user's identity.
+    let entra = sign_with(&keys, teams_claims());
+    let (status, body) = exchange(
+        &t,
+        json!({"token": entra, "appId": APP_ID, "userId": USER_ID}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = logs.text();
+    let audit = text
+        .lines()
+        .find(|line| line.contains("callsign::audit") && line.contains("\"exchange\""))
+        .expect("an audit line for the exchange");
+    assert!(audit.contains(&format!("8:orgid:{USER_ID}")), "{audit}");
+    assert!(!text.contains(&entra));
+    assert!(!text.contains(body["token"].as_str().unwrap()));
 }

@@ -17,6 +17,13 @@ on the wire):
   development issuer (POST {endpoint}/dev/oidc/token {"sub": "fuzz"});
 * public routes (/.well-known/*, /guest/token): nothing.
 
+With CALLSIGN_FUZZ_AUTH=bearer, the admin routes carry instead a bearer token of the
+development issuer with every admin role (the `adminBearer` scheme), as a token
+credential (DefaultAzureCredential) sends it.
+
+Half of the Teams exchange bodies are replaced by a valid one (a Teams token of the
+development issuer, with its appId and userId), so the 200 path is fuzzed too.
+
 Generated identity ids carry random resource GUIDs (all answered 401 IdentityNotOwned);
 half of them are rewritten to the server's own resource id, so unknown identities of this
 resource (404) are exercised too. Existing identities come through the document's links
@@ -47,6 +54,10 @@ with open(_READY_FILE, encoding="utf-8") as _f:
 ENDPOINT = _READY["endpoint"].rstrip("/")
 ACCESS_KEY = _READY["accessKey"]
 RESOURCE_ID = _READY["resourceId"]
+BEARER = os.environ.get("CALLSIGN_FUZZ_AUTH", "hmac").strip() == "bearer"
+TEAMS_PATH = "/teamsUser/:exchangeAccessToken"
+TEAMS_USER = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+TEAMS_APP = "1f0e5c2a-3b4d-4e6f-8a9b-0c1d2e3f4a5b"
 
 USER_PATHS = {"/user", "/user/token"}
 PUBLIC_PATHS = {"/.well-known/jwks.json", "/.well-known/openid-configuration", "/guest/token"}
@@ -70,26 +81,35 @@ def sign(method, path_and_query, host, body, key=ACCESS_KEY, date=None):
     }
 
 
-class _DevIdToken:
-    """The development issuer's id_token for the user "fuzz", fetched once (it lives an
-    hour; the run takes a few minutes)."""
+class _DevToken:
+    """A token of the development issuer, fetched once (it lives an hour; the run takes
+    a few minutes)."""
 
-    def __init__(self):
+    def __init__(self, route, body, field, headers=None):
         self._lock = threading.Lock()
         self._token = None
+        self._request = (route, body, field, headers or {})
 
     def get(self):
         with self._lock:
             if self._token is None:
+                route, body, field, headers = self._request
                 response = requests.post(
-                    f"{ENDPOINT}/dev/oidc/token", json={"sub": "fuzz"}, timeout=10
+                    f"{ENDPOINT}/dev/oidc/{route}", json=body, headers=headers, timeout=10
                 )
                 response.raise_for_status()
-                self._token = response.json()["id_token"]
+                self._token = response.json()[field]
             return self._token
 
 
-_ID_TOKEN = _DevIdToken()
+_ID_TOKEN = _DevToken("token", {"sub": "fuzz"}, "id_token")
+_ADMIN_TOKEN = _DevToken(
+    "admin-token",
+    {"roles": ["identity.admin"], "sub": "fuzz-admin"},
+    "access_token",
+    {"X-IDENTITY-HEADER": _READY.get("identityHeader") or ""},
+)
+_TEAMS_TOKEN = _DevToken("teams-token", {"oid": TEAMS_USER, "appid": TEAMS_APP}, "access_token")
 
 
 class CallsignAuth(requests.auth.AuthBase):
@@ -101,6 +121,9 @@ class CallsignAuth(requests.auth.AuthBase):
             return request
         if url.path in USER_PATHS:
             request.headers["Authorization"] = f"Bearer {_ID_TOKEN.get()}"
+            return request
+        if BEARER:
+            request.headers["Authorization"] = f"Bearer {_ADMIN_TOKEN.get()}"
             return request
         body = request.body or b""
         if isinstance(body, str):
@@ -127,3 +150,14 @@ def flatmap_path_parameters(context, path_parameters):
         return st.just(path_parameters)
     own = dict(path_parameters, id=f"8:acs:{RESOURCE_ID}_{value[len('8:acs:') + 37:]}")
     return st.sampled_from([path_parameters, own])
+
+
+@schemathesis.hook
+def flatmap_body(context, body):
+    """Half of the Teams exchange bodies are a valid exchange."""
+    if context.operation.path != TEAMS_PATH:
+        return st.just(body)
+    valid = st.builds(
+        lambda: {"token": _TEAMS_TOKEN.get(), "appId": TEAMS_APP, "userId": TEAMS_USER}
+    )
+    return st.one_of(st.just(body), valid)

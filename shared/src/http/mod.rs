@@ -157,12 +157,17 @@ fn audit(
         Ok(response) => response.status().as_u16(),
         Err(error) => error.status.as_u16(),
     };
-    // A create names its identity only in its answer.
+    // A create names its identity only in its answer, an exchange only in its token.
     let created = match (operation, result) {
         (Operation::CreateIdentity, Ok(response)) => {
             serde_json::from_slice::<serde_json::Value>(response.body())
                 .ok()
                 .and_then(|body| body["identity"]["id"].as_str().map(str::to_owned))
+        }
+        (Operation::ExchangeTeamsToken, Ok(response)) => {
+            serde_json::from_slice::<serde_json::Value>(response.body())
+                .ok()
+                .and_then(|body| body["token"].as_str().and_then(token_subject))
         }
         _ => None,
     };
@@ -194,6 +199,17 @@ fn audit(
         client_request_id = %client_request_id,
         "admin action"
     );
+}
+
+/// The `sub` of a token we just issued (its payload, not verified: we signed it).
+fn token_subject(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sub"].as_str().map(str::to_owned)
 }
 
 /// The checks before any work: size (unhashed), authentication (so that unauthenticated
