@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use callsign::adapters::oidc::{DiscoveredProvider, OidcVerifier, TrustedIssuers};
 use callsign::config::{OidcSettings, RolesClaim};
@@ -12,7 +12,7 @@ use callsign::domain::keys::{KeySet, SigningAlgorithm, StoredKeySet};
 use callsign::domain::ports::{AccessKeyLedger, TrustedTokens};
 use callsign::http::{ApiRequest, ApiResponse};
 use callsign_verifier::StaticKeys;
-use common::{Captured, TestApp, config, encoded, signed, split};
+use common::{TestApp, config, encoded, signed, split};
 
 const V: &str = "api-version=2023-10-01";
 use http::Method;
@@ -502,19 +502,7 @@ async fn the_teams_exchange_refuses_as_acs_does() {
 
 #[tokio::test]
 async fn audit_lines_name_the_bearers_issuer_and_subject_never_the_token() {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    let logs = LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::fmt()
-                .json()
-                .with_writer(move || writer.clone())
-                .finish(),
-        )
-        .unwrap();
-        logs
-    });
+    let logs = common::capture_logs();
     let (t, keys) = app().await;
     let token = sign_with(&keys, admin_claims(&["identity.admin"]));
     let response = t

@@ -64,15 +64,7 @@ async fn a_run_emits_the_documented_metrics_and_audits_every_admin_action() {
         .with_dimension("Function", "signals-test")
         .init()
         .unwrap();
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
+    let logs = common::capture_logs();
 
     let t = memory_app_with(
         config_with(&[

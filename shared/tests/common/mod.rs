@@ -243,6 +243,24 @@ impl Captured {
     }
 }
 
+/// This test binary's logs, as JSON lines (the Lambda format), from the first call on:
+/// the global subscriber is set once.
+pub fn capture_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .json()
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
+        .expect("the only global subscriber of this test binary");
+        logs
+    })
+}
+
 /// A JWT's payload, decoded (no verification).
 pub fn claims(token: &str) -> Value {
     use base64::Engine;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::errors::{condition_failed, store_error};
+use super::errors::{conditionally_written, store_error};
 use super::items::{
     ACCESS_KEYS_KEY, AccessKeysItem, IdentityItem, Item, decode, encode, identity_key, key, live,
 };
@@ -110,11 +110,7 @@ impl AccessKeyLedger for DynamoDbStore {
             .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        conditionally_written(result)
     }
 
     async fn settle_fingerprints(
@@ -136,11 +132,7 @@ impl AccessKeyLedger for DynamoDbStore {
             .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        conditionally_written(result)
     }
 
     async fn fingerprints(&self) -> Result<Option<(CurrentAccessKeys, u64)>, StoreError> {

@@ -60,6 +60,18 @@ pub(super) fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>)
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: written (true), its condition refused it (false), or a
+/// failure.
+pub(super) fn conditionally_written<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if condition_failed(&err) => Ok(false),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
 /// The per-item reasons of a cancelled transaction; any other failure as a `StoreError`.
 pub(super) fn cancellation_reasons<R>(
     err: SdkError<TransactWriteItemsError, R>,

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::errors::{
-    cancellation_reasons, condition_failed, is_conflict, reason_code, store_error,
+    cancellation_reasons, condition_failed, conditionally_written, is_conflict, reason_code,
+    store_error,
 };
 use super::items::{
     AttemptItem, CustomIdItem, IdentityItem, Item, attempt_key, custom_id_key, decode, encode,
@@ -419,11 +420,7 @@ impl IdentityStore for DynamoDbStore {
             .expression_attribute_values(":now", now_value())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        conditionally_written(result)
     }
 
     /// One round trip for an identity without customId; with one, the refused delete
