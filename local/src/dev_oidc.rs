@@ -125,6 +125,21 @@ impl DevIssuer {
         body: &[u8],
     ) -> Option<http::Response<Bytes>> {
         let route = uri.path().strip_prefix(PREFIX)?;
+        // Like a real provider's, the sign-in routes answer browsers of any origin (the
+        // sample web app); the guarded ones (admin tokens) answer none.
+        let open = !matches!(route, "/admin-token" | "/msi/token");
+        if method == Method::OPTIONS && open {
+            return Some(
+                http::Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+                    .header(http::header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST")
+                    .header(http::header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type")
+                    .header(http::header::ACCESS_CONTROL_MAX_AGE, "600")
+                    .body(Bytes::new())
+                    .expect("static headers"),
+            );
+        }
         let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let (status, body) = match (method, route) {
             (&Method::GET, "/.well-known/openid-configuration") => (
@@ -150,10 +165,14 @@ impl DevIssuer {
                 json!({"error": "no such dev OIDC route"}),
             ),
         };
+        let mut response = http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if open {
+            response = response.header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+        }
         Some(
-            http::Response::builder()
-                .status(status)
-                .header(http::header::CONTENT_TYPE, "application/json")
+            response
                 .body(Bytes::from(body.to_string()))
                 .expect("static headers"),
         )

@@ -3,6 +3,7 @@
 //! With CALLSIGN_TABLE_NAME set it uses DynamoDB and Secrets Manager instead.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use callsign::app;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 
 mod dev_oidc;
 mod ready_file;
+mod sample_app;
 mod server;
 mod tls;
 
@@ -27,8 +29,11 @@ async fn main() {
     callsign::logging::init_local();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        None => run(false).await,
-        Some("--tls") if args.len() == 1 => run(true).await,
+        None => run(Flags::default()).await,
+        Some(flag) if flag.starts_with("--") => match Flags::parse(&args) {
+            Some(flags) => run(flags).await,
+            None => Err(USAGE.into()),
+        },
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
         Some("routes") if args.len() == 1 => {
             // The routes this server (and the deployed API) serves, one route key a line.
@@ -54,6 +59,9 @@ async fn main() {
 const USAGE: &str = "usage: callsign-local              run the local server
        callsign-local --tls        run it over HTTPS (also CALLSIGN_TLS=1), with a
                                         self-signed certificate made at start
+       callsign-local --sample-app also serve the sample web app (examples/web-app, or
+                                        CALLSIGN_SAMPLE_APP) on its own origin (port
+                                        CALLSIGN_SAMPLE_APP_PORT, 8081)
        callsign-local routes            list the route keys served (the OpenAPI contract's)
        callsign-local routes --json     the route table: route key, operation, access, the
                                         Lambda function serving it, whether it issues tokens
@@ -206,11 +214,59 @@ fn sign_event(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run(tls_flag: bool) -> Result<(), Error> {
-    let local = LocalConfig::from_env()?;
+/// The server's command-line switches (each also has its variable).
+#[derive(Default)]
+struct Flags {
+    tls: bool,
+    sample_app: bool,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Option<Self> {
+        let mut flags = Self::default();
+        for arg in args {
+            match arg.as_str() {
+                "--tls" => flags.tls = true,
+                "--sample-app" => flags.sample_app = true,
+                _ => return None,
+            }
+        }
+        Some(flags)
+    }
+}
+
+/// Where the sample web app is served from, when it is: its folder, and the origin its
+/// own listener gives it.
+async fn start_sample_app(
+    local: &LocalConfig,
+    flag: bool,
+) -> Result<Option<(TcpListener, PathBuf, String)>, Error> {
+    let dir = match (&local.sample_app, flag) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => PathBuf::from("examples/web-app"),
+        (None, false) => return Ok(None),
+    };
+    let listener =
+        TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], local.sample_app_port))).await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    Ok(Some((listener, dir, origin)))
+}
+
+async fn run(flags: Flags) -> Result<(), Error> {
+    let mut local = LocalConfig::from_env()?;
+    let sample = start_sample_app(&local, flags.sample_app).await?;
+    if let Some((_, _, origin)) = &sample
+        && local.config.front.cors_origins.is_empty()
+    {
+        // The sample's page calls the front from its own origin: allowed unless
+        // CALLSIGN_CORS_ORIGINS says otherwise.
+        local.config.front.cors_origins.push(origin.clone());
+    }
     let config = &local.config;
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], local.port))).await?;
-    let tls = (tls_flag || local.tls).then(tls::self_signed).transpose()?;
+    let tls = (flags.tls || local.tls)
+        .then(tls::self_signed)
+        .transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = format!("{scheme}://{}", listener.local_addr()?);
     let certificate = match &tls {
@@ -276,9 +332,13 @@ async fn run(tls_flag: bool) -> Result<(), Error> {
             store: store_name,
             dev_issuer: dev_issuer.as_deref(),
             certificate: certificate.as_deref(),
+            sample_app: sample.as_ref().map(|(_, _, origin)| origin.as_str()),
         },
         local.ready_file.as_deref(),
     )?;
+    if let Some((listener, dir, _)) = sample {
+        tokio::spawn(sample_app::serve(listener, dir));
+    }
     let limits = server::Limits {
         header_timeout: local.header_timeout,
         body_timeout: local.body_timeout,
@@ -304,6 +364,8 @@ struct Announcement<'a> {
     dev_issuer: Option<&'a DevIssuer>,
     /// With TLS: the self-signed certificate clients must trust.
     certificate: Option<&'a std::path::Path>,
+    /// The sample web app's origin, when it is served.
+    sample_app: Option<&'a str>,
 }
 
 /// Prints what a developer needs, once, on stdout (the access key is meant to be copied
@@ -332,6 +394,12 @@ fn announce(a: &Announcement<'_>, ready_file: Option<&std::path::Path>) -> Resul
              Python (aiohttp, async clients): export SSL_CERT_FILE={pem}\n  \
              Node.js:                         export NODE_EXTRA_CA_CERTS={pem}"
         );
+    }
+    let sample_url = a
+        .sample_app
+        .map(|origin| format!("{origin}/?callsign={endpoint}"));
+    if let Some(url) = &sample_url {
+        println!("\nSample web app (another origin, calling this server): {url}");
     }
     println!("\nCtrl-C stops the server.");
     if let Some(issuer) = a.dev_issuer {
@@ -367,6 +435,7 @@ fn announce(a: &Announcement<'_>, ready_file: Option<&std::path::Path>) -> Resul
             "identityHeader": a.dev_issuer.map(DevIssuer::identity_header),
             "connectionString": connection_string,
             "certificate": a.certificate.map(|p| p.display().to_string()),
+            "sampleAppUrl": sample_url,
         });
         ready_file::write(path, &ready.to_string())?;
     }

@@ -13,6 +13,9 @@
 #                             from tests/lambda/sam-requirements.txt), the Rust target
 #                             aarch64-unknown-linux-gnu, and user-mode arm64 emulation
 #                             (Debian's qemu-user-static and libc6-arm64-cross)
+#   install_browser_tools     the browser test: Debian's chromium, puppeteer-core (npm, no
+#                             browser download) in tests/browser/, and the sample web app
+#                             (examples/web-app) installed and bundled with esbuild
 # and sets VENV, SAM_VENV, TEST_SERVERS_DIR, DYNAMODB_LOCAL_DIR, DYNAMODB_LAUNCHER_DIR.
 
 VENV="$ROOT/.venv"
@@ -143,4 +146,17 @@ install_deploy_tools() {
     _apt_install qemu-user-static libc6-arm64-cross || return 1
   fi
   echo "deploy tools: $("$SAM_VENV/bin/sam" --version), $(qemu-aarch64-static --version | head -n 1)"
+}
+
+install_browser_tools() {
+  if ! command -v chromium >/dev/null; then
+    echo "browser: installing Debian's chromium"
+    _apt_install chromium || return 1
+  fi
+  # --ignore-scripts (install_npm_dir): puppeteer-core downloads no browser.
+  install_npm_dir "$ROOT/tests/browser" || return 1
+  install_npm_dir "$ROOT/examples/web-app" || return 1
+  # The bundle is built every run (a few tens of milliseconds), never committed.
+  (cd "$ROOT/examples/web-app" && npm run --silent build -- --log-level=warning) || return 1
+  echo "browser: $(chromium --version 2>/dev/null | head -n 1)"
 }

@@ -157,6 +157,10 @@ pub struct LocalConfig {
     pub tls: bool,
     /// Where to write that certificate (PEM); None: a file in the temporary directory.
     pub tls_certificate: Option<PathBuf>,
+    /// Serve the sample web app from this folder (examples/web-app), on its own origin.
+    pub sample_app: Option<PathBuf>,
+    /// Its port on 127.0.0.1 (0: a free one).
+    pub sample_app_port: u16,
 }
 
 impl std::fmt::Debug for LocalConfig {
@@ -176,6 +180,8 @@ impl std::fmt::Debug for LocalConfig {
             .field("max_connections", &self.max_connections)
             .field("tls", &self.tls)
             .field("tls_certificate", &self.tls_certificate)
+            .field("sample_app", &self.sample_app)
+            .field("sample_app_port", &self.sample_app_port)
             .finish()
     }
 }
@@ -603,6 +609,8 @@ impl LocalConfig {
             )?,
             tls: env.flag("CALLSIGN_TLS", false)?,
             tls_certificate: env.text("CALLSIGN_TLS_CERTIFICATE").map(PathBuf::from),
+            sample_app: env.text("CALLSIGN_SAMPLE_APP").map(PathBuf::from),
+            sample_app_port: env.whole("CALLSIGN_SAMPLE_APP_PORT", 8081, 0..=65_535, "")?,
         })
     }
 }
@@ -908,6 +916,7 @@ mod tests {
             !l.tls && l.tls_certificate.is_none(),
             "plain HTTP by default"
         );
+        assert_eq!((l.sample_app.as_ref(), l.sample_app_port), (None, 8081));
         let l = local(&[
             ("CALLSIGN_PORT", "0"),
             ("CALLSIGN_BOOTSTRAP", "1"),
@@ -919,9 +928,15 @@ mod tests {
             ("CALLSIGN_MAX_CONNECTIONS", "4"),
             ("CALLSIGN_TLS", "true"),
             ("CALLSIGN_TLS_CERTIFICATE", " /tmp/local.pem "),
+            ("CALLSIGN_SAMPLE_APP", "examples/web-app"),
+            ("CALLSIGN_SAMPLE_APP_PORT", "0"),
             RESOURCE,
         ])
         .unwrap();
+        assert_eq!(
+            (l.sample_app.clone(), l.sample_app_port),
+            (Some(PathBuf::from("examples/web-app")), 0)
+        );
         assert_eq!(
             (l.header_timeout, l.body_timeout, l.max_connections),
             (Duration::from_secs(2), Duration::from_secs(3), 4)
