@@ -311,10 +311,7 @@ impl DevIssuer {
         claims["iss"] = json!(self.issuer);
         claims["iat"] = json!(now);
         claims["exp"] = json!(now + lifetime);
-        let key = &self.keys.current;
-        let mut header = jsonwebtoken::Header::new(key.algorithm().jwt());
-        header.kid = Some(key.kid().to_owned());
-        jsonwebtoken::encode(&header, &claims, key.encoding_key()).map_err(|e| {
+        self.keys.current.sign_jwt(&claims).map_err(|e| {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": e.to_string()}),

@@ -1,13 +1,19 @@
 //! The issue path (HMAC check, routing and parsing, store update, signing) on the in-memory
-//! store, next to raw ES256 JWT signing of the same claims; and the verify path
-//! (introspection) next to raw ES256 signature verification. Budget: the issue path keeps
-//! at least 60% of the raw signing rate. Run: `cargo bench -p callsign --bench issue_path`.
+//! store, next to the physical limit: the same ACS-shaped JWT built by hand (header encoded
+//! once) and signed with a P-256 key parsed once; and `jsonwebtoken::encode` of the same
+//! claims, which parses its key on every call. The verify path (introspection) next to raw
+//! P-256 signature verification of the same token. Budget: both paths keep at least 80% of
+//! their raw reference (reported, not asserted). Run: `cargo bench -p callsign --bench
+//! issue_path`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, UnparsedPublicKey,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use callsign::config::Config;
@@ -22,8 +28,8 @@ use criterion::{BatchSize, Criterion, Throughput};
 use http::Method;
 
 const RESOURCE: &str = "2dee53b4-368b-45b4-ab52-8493fb117652";
-/// The issue path must keep this share of the raw signing rate.
-const BUDGET_PERCENT: f64 = 60.0;
+/// Each path must keep this share of its raw reference's rate.
+const BUDGET_PERCENT: f64 = 80.0;
 const BODY: &str = r#"{"scopes":["chat","voip"],"expiresInMinutes":60}"#;
 
 struct Fixture {
@@ -83,10 +89,6 @@ fn fixture() -> Fixture {
     }
 }
 
-fn issue_once(f: &Fixture) {
-    issue(f, f.request.clone());
-}
-
 fn issue(f: &Fixture, request: ApiRequest) {
     let response = f.runtime.block_on(api::handle(
         &f.app,
@@ -97,7 +99,50 @@ fn issue(f: &Fixture, request: ApiRequest) {
     black_box(response);
 }
 
-fn raw_sign_once(f: &Fixture) {
+/// The physical limit: a P-256 key pair parsed once, the header encoded once, the claims
+/// serialized and signed per token.
+struct RawSigner {
+    pair: EcdsaKeyPair,
+    header: String,
+    claims: token::Claims,
+}
+
+fn raw_signer(f: &Fixture) -> RawSigner {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let sample = probe(f).token;
+    let (header, rest) = sample.split_once('.').unwrap();
+    let payload = rest.split('.').next().unwrap();
+    RawSigner {
+        pair,
+        header: header.to_owned(),
+        claims: serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap(),
+    }
+}
+
+fn raw_p256_jwt_once(r: &RawSigner) {
+    let payload = serde_json::to_vec(&r.claims).unwrap();
+    let mut token = String::with_capacity(512);
+    token.push_str(&r.header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = r.pair.sign(&SystemRandom::new(), token.as_bytes()).unwrap();
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+    black_box(token);
+}
+
+/// `jsonwebtoken::encode` of the same claims (it parses the PKCS#8 key on every call).
+fn jsonwebtoken_once(f: &Fixture, r: &RawSigner) {
+    let key = &f.keys.current;
+    let mut header = jsonwebtoken::Header::new(key.algorithm().jwt());
+    header.kid = Some(key.kid().to_owned());
+    black_box(jsonwebtoken::encode(&header, &r.claims, key.encoding_key()).unwrap());
+}
+
+/// callsign's own token signing (the key set's signer), without the request around it.
+fn token_issue_once(f: &Fixture) {
     let request = TokenRequest {
         scopes: Scopes::parse(["chat", "voip"]).unwrap(),
         lifetime: TokenLifetime::from_minutes(60).unwrap(),
@@ -173,6 +218,24 @@ fn raw_verify_once(p: &Probe) {
     key.verify(&p.message, &p.signature).unwrap();
 }
 
+/// Issue requests per second: the requests are made (cloned) before the clock runs, as
+/// criterion's `iter_batched` does; what is timed is their handling.
+fn issue_rate(f: &Fixture) -> f64 {
+    const BATCH: usize = 1000;
+    let window = Duration::from_secs(2);
+    let (mut timed, mut count) = (Duration::ZERO, 0u64);
+    while timed < window {
+        let batch: Vec<ApiRequest> = (0..BATCH).map(|_| f.request.clone()).collect();
+        let started = Instant::now();
+        for request in batch {
+            issue(f, request);
+        }
+        timed += started.elapsed();
+        count += BATCH as u64;
+    }
+    count as f64 / timed.as_secs_f64()
+}
+
 /// Operations per second over a fixed wall-clock window.
 fn rate(mut op: impl FnMut()) -> f64 {
     let window = Duration::from_secs(2);
@@ -192,7 +255,14 @@ fn main() {
         .measurement_time(Duration::from_secs(5));
     let mut group = criterion.benchmark_group("issue");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("raw_es256_jwt_signing", |b| b.iter(|| raw_sign_once(&f)));
+    let r = raw_signer(&f);
+    group.bench_function("raw_p256_jwt_key_parsed_once", |b| {
+        b.iter(|| raw_p256_jwt_once(&r));
+    });
+    group.bench_function("jsonwebtoken_encode", |b| {
+        b.iter(|| jsonwebtoken_once(&f, &r));
+    });
+    group.bench_function("token_issue", |b| b.iter(|| token_issue_once(&f)));
     group.bench_function("issue_path_in_memory", |b| {
         b.iter_batched(
             || f.request.clone(),
@@ -208,17 +278,42 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    let raw = rate(|| raw_sign_once(&f));
-    let issue = rate(|| issue_once(&f));
+    let raw = rate(|| raw_p256_jwt_once(&r));
+    let jwt_crate = rate(|| jsonwebtoken_once(&f, &r));
+    let signing = rate(|| token_issue_once(&f));
+    let issue = issue_rate(&f);
     let ratio = 100.0 * issue / raw;
     let raw_verify = rate(|| raw_verify_once(&p));
     let verify = rate(|| verify_once(&f, &p));
+    let verify_ratio = 100.0 * verify / raw_verify;
+    let per_token = |rate: f64| 1e6 / rate;
     println!(
-        "\nissue path: {issue:.0}/s; raw ES256 JWT signing: {raw:.0}/s; ratio {ratio:.0}% (budget: at least {BUDGET_PERCENT}%)"
+        "\nraw P-256 JWT (key parsed once): {raw:.0}/s ({:.1} µs)\n\
+         jsonwebtoken::encode:            {jwt_crate:.0}/s ({:.1} µs)\n\
+         callsign token signing:          {signing:.0}/s ({:.1} µs)\n\
+         issue path (HMAC, routing, store, signing): {issue:.0}/s ({:.1} µs); {ratio:.0}% of raw (budget: at least {BUDGET_PERCENT}%)",
+        per_token(raw),
+        per_token(jwt_crate),
+        per_token(signing),
+        per_token(issue),
     );
     println!(
-        "verify path (introspection): {verify:.0}/s; raw ES256 signature verification: {raw_verify:.0}/s; ratio {:.0}%",
-        100.0 * verify / raw_verify
+        "raw P-256 signature verification: {raw_verify:.0}/s ({:.1} µs)\n\
+         verify path (introspection):      {verify:.0}/s ({:.1} µs); {verify_ratio:.0}% of raw (budget: at least {BUDGET_PERCENT}%)",
+        per_token(raw_verify),
+        per_token(verify),
     );
-    assert!(ratio >= BUDGET_PERCENT, "the issue path is over budget");
+    // Figures, not a pass/fail: the budget is reported beside them.
+    let verdict = |ratio: f64| {
+        if ratio >= BUDGET_PERCENT {
+            "within budget"
+        } else {
+            "UNDER BUDGET"
+        }
+    };
+    println!(
+        "issue path: {}; verify path: {}",
+        verdict(ratio),
+        verdict(verify_ratio)
+    );
 }

@@ -26,9 +26,26 @@ pub const JWKS_MAX_AGE_SECONDS: u32 = 300;
 /// One asymmetric signing key with its id.
 pub struct SigningKey {
     public: PublicKey,
+    /// Parsed once, at key-set load: a token then costs its signature only.
+    /// (`jsonwebtoken::encode` parses the PKCS#8 document, deriving the public key, on
+    /// every call, which costs about as much as an ECDSA signature.)
+    pair: KeyPairOf,
+    /// The token header `{"typ":"JWT","alg":…,"kid":…}`, base64url, made once.
+    header: String,
     encoding: EncodingKey,
     created_at: Option<i64>,
 }
+
+enum KeyPairOf {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// Signing failed (the system's randomness, for ECDSA and RSA).
+#[derive(Debug, thiserror::Error)]
+#[error("token signing failed: {0}")]
+pub struct SignError(String);
 
 impl SigningKey {
     /// A fresh key of `algorithm`.
@@ -80,7 +97,7 @@ impl SigningKey {
                 algorithm.as_str()
             ))
         };
-        let (jwk, encoding) = match algorithm {
+        let (jwk, encoding, pair) = match algorithm {
             SigningAlgorithm::Es256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
                     .map_err(|_| not_a_key())?;
@@ -91,7 +108,7 @@ impl SigningKey {
                     "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
                     "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
                 });
-                (jwk, EncodingKey::from_ec_der(&der))
+                (jwk, EncodingKey::from_ec_der(&der), KeyPairOf::Ecdsa(pair))
             }
             SigningAlgorithm::Rs256 => {
                 let pair = RsaKeyPair::from_pkcs8(&der).map_err(|_| not_a_key())?;
@@ -103,7 +120,8 @@ impl SigningKey {
                 });
                 // jsonwebtoken signs RSA with the PKCS#1 key that PKCS#8 wraps.
                 let info = PrivateKeyInfoRef::try_from(der.as_slice()).map_err(|_| not_a_key())?;
-                (jwk, EncodingKey::from_rsa_der(info.private_key.as_bytes()))
+                let encoding = EncodingKey::from_rsa_der(info.private_key.as_bytes());
+                (jwk, encoding, KeyPairOf::Rsa(pair))
             }
             SigningAlgorithm::EdDsa => {
                 let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| not_a_key())?;
@@ -112,14 +130,62 @@ impl SigningKey {
                     "crv": "Ed25519",
                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
                 });
-                (jwk, EncodingKey::from_ed_der(&der))
+                (
+                    jwk,
+                    EncodingKey::from_ed_der(&der),
+                    KeyPairOf::Ed25519(pair),
+                )
             }
         };
+        // Byte for byte the header jsonwebtoken writes (its field order, no padding).
+        let mut header = jsonwebtoken::Header::new(algorithm.jwt());
+        header.kid = Some(kid.clone());
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a header"));
         Ok(Self {
             public: PublicKey::from_jwk(kid, algorithm, jwk)?,
+            pair,
+            header,
             encoding,
             created_at: stored.created_at,
         })
+    }
+
+    /// The compact JWS of `claims` (serialized in their field order) under this key's
+    /// header: what `jsonwebtoken::encode` makes, without parsing the key again.
+    pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, SignError> {
+        let payload = serde_json::to_vec(claims).map_err(|e| SignError(e.to_string()))?;
+        let mut token =
+            String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 2 + 4 * 256 / 3 + 8);
+        token.push_str(&self.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let failed = |_| SignError("the signature could not be made".into());
+        match &self.pair {
+            KeyPairOf::Ecdsa(pair) => Ok(pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
+            KeyPairOf::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(failed)?;
+                Ok(signature)
+            }
+            KeyPairOf::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
     }
 
     pub fn kid(&self) -> &str {

@@ -10,9 +10,19 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub fn to_wire(at: DateTime<Utc>) -> String {
-    // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks).
-    let nanos = at.timestamp_subsec_nanos() / 100;
-    format!("{}.{nanos:07}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+    use chrono::{Datelike, Timelike};
+    // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks). Formatted field by field:
+    // every token answer carries one, and a strftime pattern is parsed on each use.
+    let ticks = at.timestamp_subsec_nanos() / 100;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ticks:07}+00:00",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// A whole-second instant (a token's `exp`) in wire form.

@@ -57,10 +57,17 @@ pub(super) fn authorize(caller: &AdminCaller, operation: Operation) -> Result<()
     if caller.may(operation.permission()) {
         Ok(())
     } else {
-        tracing::info!(
-            operation = operation.route_key(),
-            "bearer role does not allow the operation"
-        );
+        if let AdminCaller::Bearer {
+            issuer, subject, ..
+        } = caller
+        {
+            tracing::info!(
+                operation = operation.route_key(),
+                issuer = super::bounded(issuer),
+                subject = super::bounded(subject),
+                "bearer role does not allow the operation"
+            );
+        }
         signals::admin_auth_failed(signals::BEARER_FORBIDDEN);
         Err(ApiError::forbidden())
     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::request::ApiResponse;
 use crate::domain::ports::StoreError;
@@ -163,11 +163,16 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-pub(super) fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
+pub(super) fn json_response<T: serde::Serialize + ?Sized>(
+    status: StatusCode,
+    body: &T,
+) -> ApiResponse {
     http::Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Bytes::from(body.to_string()))
+        .body(Bytes::from(
+            serde_json::to_vec(body).expect("response bodies serialize"),
+        ))
         .expect("static headers are valid")
 }
 

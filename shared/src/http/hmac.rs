@@ -88,23 +88,32 @@ pub fn verify(
         return Err(Denied::StaleDate);
     }
 
-    // Rules 4–6: any path form, any accepted host, either key.
+    // Rules 4–6: any path form, any accepted host, either key. The form the SDKs sign
+    // is tried first, on its own: the other forms are made only if it fails.
     let method = request.method.to_ascii_uppercase();
-    let paths = path_forms(request.path);
-    let hosts = request
-        .host
-        .into_iter()
-        .chain(public_hosts.iter().map(String::as_str))
-        .filter(|host| !host.is_empty() && !host.ends_with('/'));
-    for host in hosts {
-        for path in &paths {
+    let hosts = || {
+        request
+            .host
+            .into_iter()
+            .chain(public_hosts.iter().map(String::as_str))
+            .filter(|host| !host.is_empty() && !host.ends_with('/'))
+    };
+    let signed_with = |path: &str| {
+        hosts().find_map(|host| {
             let message = string_to_sign(&method, path, request.query, date, host, claimed_hash);
-            if let Some(key) = keys.verifies(message.as_bytes(), &signature) {
-                return Ok(key);
-            }
-        }
+            keys.verifies(message.as_bytes(), &signature)
+        })
+    };
+    let encoded = encoded_path(request.path);
+    if let Some(key) = signed_with(&encoded) {
+        return Ok(key);
     }
-    Err(Denied::BadSignature)
+    let decoded = percent_decode_str(request.path).decode_utf8_lossy();
+    [request.path, &decoded]
+        .into_iter()
+        .filter(|path| **path != encoded)
+        .find_map(signed_with)
+        .ok_or(Denied::BadSignature)
 }
 
 fn parse_authorization(value: &str) -> Option<Vec<u8>> {
@@ -128,31 +137,22 @@ fn parse_authorization(value: &str) -> Option<Vec<u8>> {
     STANDARD.decode(signature?).ok()
 }
 
-/// The path forms a client may have signed (rule 4): as received; with every id segment
-/// percent-encoded (action segments such as `:issueAccessToken` stay literal); decoded.
-fn path_forms(received: &str) -> Vec<String> {
-    let encoded = received
+/// The path with every id segment percent-encoded (action segments such as
+/// `:issueAccessToken` stay literal): the form the SDKs sign. The others a client may have
+/// signed (rule 4) are the path as received and decoded.
+fn encoded_path(received: &str) -> String {
+    received
         .split('/')
         .map(|segment| {
             if segment.starts_with(':') {
-                segment.to_owned()
+                std::borrow::Cow::Borrowed(segment)
             } else {
                 let decoded = percent_decode_str(segment).decode_utf8_lossy();
-                utf8_percent_encode(&decoded, ID_SEGMENT).to_string()
+                std::borrow::Cow::Owned(utf8_percent_encode(&decoded, ID_SEGMENT).to_string())
             }
         })
         .collect::<Vec<_>>()
-        .join("/");
-    let decoded = percent_decode_str(received)
-        .decode_utf8_lossy()
-        .into_owned();
-    let mut forms = vec![received.to_owned()];
-    for form in [encoded, decoded] {
-        if !forms.contains(&form) {
-            forms.push(form);
-        }
-    }
-    forms
+        .join("/")
 }
 
 fn string_to_sign(

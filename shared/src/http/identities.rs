@@ -161,7 +161,7 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
 pub(super) fn created_body(created: &CreatedIdentity) -> Value {
     let mut body = json!({ "identity": identity_body(&created.identity) });
     if let Some(token) = &created.token {
-        body["accessToken"] = token_body(token);
+        body["accessToken"] = serde_json::to_value(token_body(token)).expect("a token body");
     }
     body
 }
@@ -177,6 +177,17 @@ pub(super) fn identity_body(identity: &Identity) -> Value {
     body
 }
 
-pub(super) fn token_body(token: &AccessToken) -> Value {
-    json!({ "token": token.token, "expiresOn": time::epoch_seconds_to_wire(token.expires_on) })
+/// `{"token","expiresOn"}`, serialized straight from the token (the issue path's answer).
+#[derive(serde::Serialize)]
+pub(super) struct TokenBody<'a> {
+    token: &'a str,
+    #[serde(rename = "expiresOn")]
+    expires_on: String,
+}
+
+pub(super) fn token_body(token: &AccessToken) -> TokenBody<'_> {
+    TokenBody {
+        token: &token.token,
+        expires_on: time::epoch_seconds_to_wire(token.expires_on),
+    }
 }

@@ -171,8 +171,6 @@ fn audit(
         }
         _ => None,
     };
-    // What the caller sent is logged bounded: a log line is no place for a large header.
-    let bounded = |text: &str| text.chars().take(200).collect::<String>();
     let identity = bounded(created.as_deref().or(target).unwrap_or("-"));
     let client_request_id = bounded(
         request
@@ -182,7 +180,7 @@ fn audit(
             .unwrap_or("-"),
     );
     let (key, issuer, subject) = match caller {
-        AdminCaller::AccessKey { name, .. } => (name.as_str(), "-".into(), "-".into()),
+        AdminCaller::AccessKey { name, .. } => (name.as_str(), "-", "-"),
         AdminCaller::Bearer {
             issuer, subject, ..
         } => ("bearer", bounded(issuer), bounded(subject)),
@@ -199,6 +197,15 @@ fn audit(
         client_request_id = %client_request_id,
         "admin action"
     );
+}
+
+/// What a caller sent, bounded for a log line (no place for a large header): its first
+/// 200 characters.
+pub(super) fn bounded(text: &str) -> &str {
+    match text.char_indices().nth(200) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// The `sub` of a token we just issued (its payload, not verified: we signed it).

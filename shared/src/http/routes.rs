@@ -3,6 +3,8 @@
 //! headers, CORS methods and `callsign-local routes` (which the OpenAPI and template
 //! checks read) all derive from it.
 
+use std::borrow::Cow;
+
 use http::Method;
 use percent_encoding::percent_decode_str;
 
@@ -189,19 +191,24 @@ impl Route {
             || (self.access == Public && self.method() == "GET" && method == Method::HEAD)
     }
 
-    /// The raw (still percent-encoded) parameter, if the path is this route's.
-    fn match_path(&self, segments: &[&str]) -> Option<Option<(&'static str, String)>> {
-        let pattern: Vec<&'static str> = self.path()[1..].split('/').collect();
+    /// The raw (still percent-encoded) parameter, if the path is this route's. Allocates
+    /// only for a tail parameter that spans segments (routing runs on every request).
+    fn match_path<'a>(&self, segments: &[&'a str]) -> Option<RawParameter<'a>> {
+        let pattern = &self.path()[1..];
+        let parts = pattern.bytes().filter(|b| *b == b'/').count() + 1;
+        let tail = self.tail;
+        if segments.len() < parts || (!tail && segments.len() != parts) {
+            return None;
+        }
         let mut parameter = None;
-        for (i, part) in pattern.iter().enumerate() {
-            let last = i + 1 == pattern.len();
-            let segment = segments.get(i)?;
+        for (i, part) in pattern.split('/').enumerate() {
+            let segment = segments[i];
             match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 Some(name) if !segment.is_empty() => {
-                    let raw = if last && self.tail {
-                        segments[i..].join("/")
+                    let raw = if i + 1 == parts && tail && segments.len() > parts {
+                        Cow::Owned(segments[i..].join("/"))
                     } else {
-                        (*segment).to_owned()
+                        Cow::Borrowed(segment)
                     };
                     parameter = Some((name, raw));
                 }
@@ -209,9 +216,10 @@ impl Route {
                 None if part == segment => {}
                 None => return None,
             }
-            if last && !(self.tail && parameter.is_some()) && segments.len() != pattern.len() {
-                return None;
-            }
+        }
+        // Extra segments only ever belong to a tail parameter.
+        if segments.len() > parts && parameter.is_none() {
+            return None;
         }
         Some(parameter)
     }
@@ -357,15 +365,25 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
 
 /// The methods the end-user routes at `path` answer, for CORS preflights; None elsewhere.
 pub fn end_user_methods(path: &str) -> Option<String> {
+    // Most requests are admin ones: a look at the first segment settles those.
+    fn first(path: &str) -> &str {
+        path.trim_start_matches('/').split('/').next().unwrap_or("")
+    }
+    if !ROUTES
+        .iter()
+        .any(|route| route.access == EndUser && first(route.path()) == first(path))
+    {
+        return None;
+    }
     match methods(&routes_at(path)) {
         Some((allow, EndUser)) => Some(format!("{allow}, OPTIONS")),
         _ => None,
     }
 }
 
-type RawParameter = Option<(&'static str, String)>;
+type RawParameter<'a> = Option<(&'static str, Cow<'a, str>)>;
 
-fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter)> {
+fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter<'_>)> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     ROUTES
         .iter()
@@ -373,7 +391,7 @@ fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter)> {
         .collect()
 }
 
-fn methods(at_path: &[(&'static Route, RawParameter)]) -> Option<(String, Access)> {
+fn methods(at_path: &[(&'static Route, RawParameter<'_>)]) -> Option<(String, Access)> {
     let (first, _) = at_path.first()?;
     let mut methods = Vec::new();
     for (route, _) in at_path {
