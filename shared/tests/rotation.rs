@@ -427,14 +427,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
         201
     );
 
-    let stored = AccessKeys::from_secret(
-        &secret
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = access_keys_in(&secret).await;
     assert_eq!(
         (stored.primary(), stored.secondary()),
         (new_primary.as_str(), Some(secondary.as_str()))
@@ -442,14 +435,7 @@ async fn regenerating_one_access_key_invalidates_it_and_keeps_the_other() {
     let new_secondary = rotation::regenerate_access_key(&secret, &d.ledger(), WhichKey::Secondary)
         .await
         .unwrap();
-    let stored = AccessKeys::from_secret(
-        &secret
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = access_keys_in(&secret).await;
     assert_eq!(
         (stored.primary(), stored.secondary()),
         (new_primary.as_str(), Some(new_secondary.as_str()))
@@ -675,14 +661,7 @@ async fn a_new_deployment_starts_from_generated_secret_values() {
     let secondary = rotation::regenerate_access_key(&access, &ledger, WhichKey::Secondary)
         .await
         .unwrap();
-    let keys = AccessKeys::from_secret(
-        &access
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let keys = access_keys_in(&access).await;
     assert_eq!(
         (keys.primary(), keys.secondary()),
         (primary.as_str(), Some(secondary.as_str()))
@@ -704,14 +683,7 @@ async fn two_regenerations_at_once_never_lose_a_key_silently() {
         rotation::regenerate_access_key(&secret, &ledger, WhichKey::Primary),
         rotation::regenerate_access_key(&secret, &ledger, WhichKey::Secondary),
     );
-    let stored = AccessKeys::from_secret(
-        &secret
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = access_keys_in(&secret).await;
     match (a, b) {
         (Ok(primary), Err(e)) => {
             assert!(e.to_string().contains("changed meanwhile"), "{e}");
@@ -762,14 +734,7 @@ async fn awscurrent_moves_only_from_the_version_that_holds_it() {
         .unwrap();
     // `first` no longer holds AWSCURRENT: a regeneration that read it must not land.
     assert!(secret.promote(&late, &first).await.is_err());
-    let stored = AccessKeys::from_secret(
-        &secret
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = access_keys_in(&secret).await;
     assert_ne!(stored.primary(), d.access.primary());
 }
 
@@ -862,6 +827,12 @@ async fn the_public_key_set_follows_every_rotation_step_even_an_interrupted_one(
         [pending3[2].clone(), k1.clone(), k0.clone()]
     );
     verified_now().await;
+}
+
+/// The access keys at AWSCURRENT.
+async fn access_keys_in(secret: &SecretsManagerSecret) -> AccessKeys {
+    let value = secret.value(rotation::CURRENT, None).await.unwrap();
+    AccessKeys::from_secret(&value.unwrap()).unwrap()
 }
 
 /// A fresh identity's token, issued by the admin API under `key`.
@@ -1101,14 +1072,7 @@ async fn a_secret_whose_counter_went_back_is_synced_and_regenerated_again() {
     rotation::regenerate_access_key(&secret, &ledger, WhichKey::Secondary)
         .await
         .unwrap();
-    let stored = AccessKeys::from_secret(
-        &secret
-            .value(rotation::CURRENT, None)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = access_keys_in(&secret).await;
     assert_eq!(
         stored.generation(),
         2,
