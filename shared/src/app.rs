@@ -38,7 +38,36 @@ const REVOCATION_CACHE_ENTRIES: usize = 10_000;
 /// Credentials, region and endpoints from the environment (`AWS_ENDPOINT_URL_DYNAMODB`
 /// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` point the clients at local servers).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The SDK clients' HTTPS client, trusting the Mozilla root store compiled into the binary
+/// (`webpki-root-certs`) rather than the system's: reading `/etc/ssl/certs` file by file
+/// was the largest part of a cold start (`scripts/measure-cold-start`). Certificates are
+/// verified as before; AWS's chain to Amazon's roots, which the store holds.
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    use base64::Engine;
+    let mut pem = String::new();
+    for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        pem.push_str(&base64::engine::general_purpose::STANDARD.encode(root.as_ref()));
+        pem.push_str("\n-----END CERTIFICATE-----\n");
+    }
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem.into_bytes());
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store of certificates only");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// What the app runs on: its store, its guest throttle, and where its keys come from.

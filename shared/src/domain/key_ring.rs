@@ -45,41 +45,50 @@ impl KeyRing {
         ttl: Duration,
         needed: KeysNeeded,
     ) -> Result<Arc<Self>, KeyError> {
-        let keys = if needed.signing {
-            let keys = source
-                .signing_keys()
-                .await
-                .inspect_err(|_| signals::key_load_failed("signing"))?;
-            let source = source.clone();
-            Keys::Signing(Cached::new(keys, ttl, "signing", move || {
+        // Both secrets at once: a cold start waits for one round trip, not two.
+        let signing_source = source.clone();
+        let keys = async move {
+            let source = signing_source;
+            Ok::<_, KeyError>(if needed.signing {
+                let keys = source
+                    .signing_keys()
+                    .await
+                    .inspect_err(|_| signals::key_load_failed("signing"))?;
                 let source = source.clone();
-                async move { source.signing_keys().await }
-            }))
-        } else if needed.verifying {
-            let keys = source
-                .published_keys()
-                .await
-                .inspect_err(|_| signals::key_load_failed("public"))?;
-            let source = source.clone();
-            Keys::Published(Cached::new(keys, ttl, "public", move || {
+                Keys::Signing(Cached::new(keys, ttl, "signing", move || {
+                    let source = source.clone();
+                    async move { source.signing_keys().await }
+                }))
+            } else if needed.verifying {
+                let keys = source
+                    .published_keys()
+                    .await
+                    .inspect_err(|_| signals::key_load_failed("public"))?;
                 let source = source.clone();
-                async move { source.published_keys().await }
-            }))
-        } else {
-            Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
+                Keys::Published(Cached::new(keys, ttl, "public", move || {
+                    let source = source.clone();
+                    async move { source.published_keys().await }
+                }))
+            } else {
+                Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
+            })
         };
-        let access = if needed.access {
-            let keys = source
-                .access_keys()
-                .await
-                .inspect_err(|_| signals::key_load_failed("access"))?;
-            Some(Cached::new(keys, ttl, "access", move || {
-                let source = source.clone();
-                async move { source.access_keys().await }
-            }))
-        } else {
-            None
+        let access = async move {
+            Ok::<_, KeyError>(if needed.access {
+                let keys = source
+                    .access_keys()
+                    .await
+                    .inspect_err(|_| signals::key_load_failed("access"))?;
+                Some(Cached::new(keys, ttl, "access", move || {
+                    let source = source.clone();
+                    async move { source.access_keys().await }
+                }))
+            } else {
+                None
+            })
         };
+        let (keys, access) = tokio::join!(keys, access);
+        let (keys, access) = (keys?, access?);
         Ok(Arc::new(Self { keys, access }))
     }
 
