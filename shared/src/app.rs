@@ -44,22 +44,41 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
-/// The SDK clients' HTTPS client, trusting the Mozilla root store compiled into the binary
-/// (`webpki-root-certs`) rather than the system's: reading `/etc/ssl/certs` file by file
-/// was the largest part of a cold start (`scripts/measure-cold-start`). Certificates are
-/// verified as before; AWS's chain to Amazon's roots, which the store holds.
-pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+/// The roots AWS's endpoints chain to (Amazon Trust Services, and the Starfield root
+/// that cross-signs them), from the Mozilla store compiled into the binary.
+const AWS_ROOTS: [&[u8]; 2] = [
+    b"Amazon Root CA ",
+    b"Starfield Services Root Certificate Authority - G2",
+];
+
+/// The Mozilla roots whose subject names one of `AWS_ROOTS`, as PEM.
+pub fn aws_roots_pem() -> Vec<u8> {
     use base64::Engine;
     let mut pem = String::new();
     for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        pem.push_str(&base64::engine::general_purpose::STANDARD.encode(root.as_ref()));
-        pem.push_str("\n-----END CERTIFICATE-----\n");
+        let der: &[u8] = root.as_ref();
+        if AWS_ROOTS
+            .iter()
+            .any(|name| der.windows(name.len()).any(|window| window == *name))
+        {
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            pem.push_str(&base64::engine::general_purpose::STANDARD.encode(der));
+            pem.push_str("\n-----END CERTIFICATE-----\n");
+        }
     }
+    pem.into_bytes()
+}
+
+/// The SDK clients' HTTPS client. It trusts the roots AWS's endpoints chain to, compiled
+/// into the binary, rather than the system's store: reading and parsing `/etc/ssl/certs`
+/// (hundreds of files) was the largest part of a cold start, and a handful of roots
+/// costs next to nothing (`scripts/measure-cold-start`). Certificates are verified as
+/// before, against a narrower set (`tests/tls_trust.rs`).
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
     let trust = TrustStore::empty()
         .with_native_roots(false)
-        .with_pem_certificate(pem.into_bytes());
+        .with_pem_certificate(aws_roots_pem());
     let context = TlsContext::builder()
         .with_trust_store(trust)
         .build()
