@@ -75,7 +75,9 @@ pub fn aws_roots_pem() -> Vec<u8> {
 /// costs next to nothing (`scripts/measure-cold-start`). Certificates are verified as
 /// before, against a narrower set (`tests/tls_trust.rs`).
 pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(aws_roots_pem());
@@ -83,10 +85,19 @@ pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
         .with_trust_store(trust)
         .build()
         .expect("a trust store of certificates only");
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https()
+    // Built as the SDK builds its default client (connector settings, sleep, and the
+    // HTTPS_PROXY / NO_PROXY variables), with this trust store instead of the system's.
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context.clone());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// What the app runs on: its store, its guest throttle, and where its keys come from.
