@@ -205,13 +205,7 @@ impl DevIssuer {
         };
         let lifetime = minutes(request) * 60;
         let claims = json!({"aud": AUDIENCE, "sub": subject});
-        match self.sign(claims, lifetime) {
-            Ok(token) => (
-                StatusCode::OK,
-                json!({"id_token": token, "token_type": "Bearer", "expires_in": lifetime}),
-            ),
-            Err(answer) => answer,
-        }
+        self.bearer_answer("id_token", claims, lifetime)
     }
 
     /// An admin caller's access token: `{"roles": [...]}`, and optionally `"sub"`, `"aud"`
@@ -232,13 +226,7 @@ impl DevIssuer {
             "sub": text(request, "sub").unwrap_or("dev-admin"),
             "roles": roles,
         });
-        match self.sign(claims, lifetime) {
-            Ok(token) => (
-                StatusCode::OK,
-                json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}),
-            ),
-            Err(answer) => answer,
-        }
+        self.bearer_answer("access_token", claims, lifetime)
     }
 
     /// App Service's managed-identity answer for `resource`: a token with every admin role.
@@ -296,10 +284,15 @@ impl DevIssuer {
             "tid": text(request, "tid").unwrap_or("00000000-0000-0000-0000-000000000000"),
             "scp": text(request, "scp").unwrap_or(TEAMS_SCOPES),
         });
+        self.bearer_answer("access_token", claims, lifetime)
+    }
+
+    /// `{"<field>": <signed claims>, "token_type": "Bearer", "expires_in": lifetime}`.
+    fn bearer_answer(&self, field: &str, claims: Value, lifetime: i64) -> Answer {
         match self.sign(claims, lifetime) {
             Ok(token) => (
                 StatusCode::OK,
-                json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}),
+                json!({field: token, "token_type": "Bearer", "expires_in": lifetime}),
             ),
             Err(answer) => answer,
         }

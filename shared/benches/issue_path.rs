@@ -141,24 +141,28 @@ fn jsonwebtoken_once(f: &Fixture, r: &RawSigner) {
     black_box(jsonwebtoken::encode(&header, &r.claims, key.encoding_key()).unwrap());
 }
 
-/// callsign's own token signing (the key set's signer), without the request around it.
-fn token_issue_once(f: &Fixture) {
+/// A token of the fixture's identity, signed by callsign's own signer.
+fn sample_token(f: &Fixture) -> token::AccessToken {
     let request = TokenRequest {
         scopes: Scopes::parse(["chat", "voip"]).unwrap(),
         lifetime: TokenLifetime::from_minutes(60).unwrap(),
     };
-    black_box(
-        token::issue(
-            &f.settings,
-            &f.keys,
-            &f.id,
-            request,
-            0,
-            &token::IssuedBy::Guest,
-            Utc::now(),
-        )
-        .unwrap(),
-    );
+    let issued_by = token::IssuedBy::Guest;
+    token::issue(
+        &f.settings,
+        &f.keys,
+        &f.id,
+        request,
+        0,
+        &issued_by,
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+/// callsign's own token signing (the key set's signer), without the request around it.
+fn token_issue_once(f: &Fixture) {
+    black_box(sample_token(f));
 }
 
 /// A live token of the fixture's identity and the raw parts of its signature.
@@ -170,21 +174,7 @@ struct Probe {
 }
 
 fn probe(f: &Fixture) -> Probe {
-    let request = TokenRequest {
-        scopes: Scopes::parse(["chat", "voip"]).unwrap(),
-        lifetime: TokenLifetime::from_minutes(60).unwrap(),
-    };
-    let token = token::issue(
-        &f.settings,
-        &f.keys,
-        &f.id,
-        request,
-        0,
-        &token::IssuedBy::Guest,
-        Utc::now(),
-    )
-    .unwrap()
-    .token;
+    let token = sample_token(f).token;
     let (message, signature) = token.rsplit_once('.').unwrap();
     let jwk = f
         .keys
