@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::adapters::aws_https::ReqwestHttpClient;
 use crate::adapters::dynamodb::DynamoDbStore;
 use crate::adapters::memory::{LocalKeySource, MemoryStore, MemoryThrottle};
 use crate::adapters::oidc::{DiscoveredProvider, TrustedIssuers};
@@ -45,59 +46,19 @@ pub async fn sdk_config() -> SdkConfig {
 }
 
 /// The roots AWS's endpoints chain to (Amazon Trust Services, and the Starfield root
-/// that cross-signs them), from the Mozilla store compiled into the binary.
-const AWS_ROOTS: [&[u8]; 2] = [
-    b"Amazon Root CA ",
-    b"Starfield Services Root Certificate Authority - G2",
-];
+/// that cross-signs them) as PEM, picked from the Mozilla store when the crate is built
+/// (`build.rs`).
+pub const AWS_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws_roots.pem"));
 
-/// The Mozilla roots whose subject names one of `AWS_ROOTS`, as PEM.
-pub fn aws_roots_pem() -> Vec<u8> {
-    use base64::Engine;
-    let mut pem = String::new();
-    for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        let der: &[u8] = root.as_ref();
-        if AWS_ROOTS
-            .iter()
-            .any(|name| der.windows(name.len()).any(|window| window == *name))
-        {
-            pem.push_str("-----BEGIN CERTIFICATE-----\n");
-            pem.push_str(&base64::engine::general_purpose::STANDARD.encode(der));
-            pem.push_str("\n-----END CERTIFICATE-----\n");
-        }
-    }
-    pem.into_bytes()
-}
-
-/// The SDK clients' HTTPS client. It trusts the roots AWS's endpoints chain to, compiled
-/// into the binary, rather than the system's store: reading and parsing `/etc/ssl/certs`
-/// (hundreds of files) was the largest part of a cold start, and a handful of roots
-/// costs next to nothing (`scripts/measure-cold-start`). Certificates are verified as
-/// before, against a narrower set (`tests/tls_trust.rs`).
+/// The SDK clients' HTTPS client (`adapters::aws_https`). It trusts the roots AWS's
+/// endpoints chain to, compiled into the binary, rather than the system's store: reading
+/// and parsing `/etc/ssl/certs` (hundreds of files) was the largest part of a cold start.
+/// Certificates are verified as before, against a narrower set (`tests/tls_trust.rs`);
+/// `HTTPS_PROXY` and `NO_PROXY` are honoured.
 pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
-    use aws_smithy_http_client::proxy::ProxyConfig;
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-    use aws_smithy_http_client::{Builder, ConnectorBuilder};
-    let trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(aws_roots_pem());
-    let context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .expect("a trust store of certificates only");
-    // Built as the SDK builds its default client (connector settings, sleep, and the
-    // HTTPS_PROXY / NO_PROXY variables), with this trust store instead of the system's.
-    Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(context.clone());
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
+    aws_sdk_secretsmanager::config::SharedHttpClient::new(
+        ReqwestHttpClient::trusting(AWS_ROOTS_PEM).expect("the compiled-in roots are PEM"),
+    )
 }
 
 /// What the app runs on: its store, its guest throttle, and where its keys come from.

@@ -63,7 +63,7 @@ async fn the_sdk_clients_refuse_a_certificate_no_trusted_root_vouches_for() {
 
 #[test]
 fn the_trusted_roots_are_amazons_four_and_the_starfield_root_that_cross_signs_them() {
-    let pem = String::from_utf8(callsign::app::aws_roots_pem()).unwrap();
+    let pem = std::str::from_utf8(callsign::app::AWS_ROOTS_PEM).unwrap();
     assert_eq!(
         pem.matches("-----BEGIN CERTIFICATE-----").count(),
         5,

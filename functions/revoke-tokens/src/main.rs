@@ -2,7 +2,8 @@
 
 use callsign::http::Function;
 
-#[tokio::main]
+// One event at a time: a single-threaded runtime starts sooner and hands nothing between threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     callsign::lambda::run_http(Function::RevokeTokens).await
 }

@@ -1,6 +1,8 @@
 //! Adapters: the ports implemented on real parts (DynamoDB, Secrets Manager, an OpenID
-//! Connect provider) and in memory (local server, unit tests, benchmarks).
+//! Connect provider) and in memory (local server, unit tests, benchmarks), and the AWS
+//! SDK clients' HTTP transport.
 
+pub mod aws_https;
 pub mod dynamodb;
 pub mod memory;
 pub mod oidc;

@@ -121,6 +121,7 @@ pub fn encoded(id: &str) -> String {
 /// An SDK configuration for a local test server: dummy credentials, us-east-1.
 pub async fn aws_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(callsign::app::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
