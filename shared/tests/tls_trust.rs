@@ -1,9 +1,12 @@
-//! The AWS SDK clients' HTTPS client (`app::https_client`, a compiled-in root store) still
-//! verifies certificates: a server whose certificate chains to no trusted root is refused.
+//! The AWS SDK clients' HTTP transport (`app::https_client`: reqwest, a compiled-in root
+//! store) still verifies certificates (a server whose certificate chains to no trusted
+//! root is refused), has an answer cut off retried, and follows no redirect.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_config::{BehaviorVersion, Region};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -68,5 +71,86 @@ fn the_trusted_roots_are_amazons_four_and_the_starfield_root_that_cross_signs_th
         pem.matches("-----BEGIN CERTIFICATE-----").count(),
         5,
         "{pem}"
+    );
+}
+
+/// A plain-HTTP server on 127.0.0.1 that answers its n-th connection with `answers[n]`
+/// (the last one again after that) and counts the connections; its address.
+async fn scripted_server(answers: Vec<&'static str>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let answer = answers[n.min(answers.len() - 1)];
+            let mut request = vec![0u8; 16 * 1024];
+            let _ = stream.read(&mut request).await;
+            let _ = stream.write_all(answer.as_bytes()).await;
+            // Closing cuts a short body off.
+        }
+    });
+    (address, served)
+}
+
+fn secrets_client(address: std::net::SocketAddr) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(callsign::app::https_client())
+        .endpoint_url(format!("http://{address}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+const SECRET: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+    content-length: 50\r\nconnection: close\r\n\r\n{\"Name\":\"s\",\"SecretString\":\"kept\",\"VersionId\":\"v\"}";
+
+/// As with the SDK's own client, the answer's body reaches the SDK as a stream, so an
+/// answer cut off is a transient error the SDK retries (never a truncated success).
+#[tokio::test]
+async fn an_answer_cut_off_is_retried() {
+    // Headers promise 50 bytes; 10 arrive before the connection closes.
+    const CUT: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+        content-length: 50\r\nconnection: close\r\n\r\n{\"Name\":\"s";
+    let (address, served) = scripted_server(vec![CUT, SECRET]).await;
+    let secret = secrets_client(address)
+        .get_secret_value()
+        .secret_id("s")
+        .send()
+        .await
+        .expect("the SDK retries a cut-off answer");
+    assert_eq!(secret.secret_string(), Some("kept"));
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let (elsewhere, reached) = scripted_server(vec![SECRET]).await;
+    let redirect: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{elsewhere}/\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (address, _) = scripted_server(vec![redirect]).await;
+    let outcome = secrets_client(address)
+        .get_secret_value()
+        .secret_id("s")
+        .send()
+        .await;
+    assert!(
+        outcome.is_err(),
+        "a 307 is an error to the SDK: {outcome:?}"
+    );
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "signed headers went to the redirect's host"
     );
 }

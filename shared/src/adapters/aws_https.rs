@@ -7,13 +7,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 
 /// Connect and read timeouts, as the SDK's settings give them.
@@ -37,8 +37,10 @@ impl ReqwestHttpClient {
     }
 
     fn connector(&self, (connect, read): Timeouts) -> SharedHttpConnector {
+        // The SDK never follows redirects: its signed headers must not go to another host.
         let mut builder = reqwest::Client::builder()
             .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
             .tls_certs_only(self.roots.iter().cloned());
         if let Some(timeout) = connect {
             builder = builder.connect_timeout(timeout);
@@ -84,43 +86,34 @@ impl HttpConnector for Connector {
     }
 }
 
+/// The request is sent whole (the SDK's bodies here are in memory); the answer's body is
+/// handed to the SDK as a stream, so that a failure while reading it is the SDK's to
+/// retry and its stalled-stream protection applies, as with its own client.
 async fn send(
     client: &reqwest::Client,
     request: HttpRequest,
 ) -> Result<HttpResponse, ConnectorError> {
-    let body = request
-        .body()
+    let malformed = |e: BoxError| ConnectorError::other(e, None);
+    let (parts, body) = request
+        .try_into_http1x()
+        .map_err(|e| malformed(e.into()))?
+        .into_parts();
+    let body = body
         .bytes()
-        .ok_or_else(|| ConnectorError::other("streaming request bodies are not sent".into(), None))?
+        .ok_or_else(|| malformed("streaming request bodies are not sent".into()))?
         .to_vec();
-    let method = reqwest::Method::from_bytes(request.method().as_bytes())
-        .map_err(|e| ConnectorError::other(e.into(), None))?;
-    let mut outgoing = client.request(method, request.uri());
-    for (name, value) in request.headers() {
-        outgoing = outgoing.header(name, value);
-    }
-    let response = outgoing.body(body).send().await.map_err(connector_error)?;
-    let status = StatusCode::try_from(response.status().as_u16())
-        .map_err(|e| ConnectorError::other(e.into(), None))?;
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.map_err(connector_error)?;
-    let mut answer = HttpResponse::new(status, SdkBody::from(bytes));
-    for (name, value) in &headers {
-        // AWS answers with ASCII header values; anything else is not for the SDK.
-        if let Ok(value) = value.to_str() {
-            answer
-                .headers_mut()
-                .append(name.as_str().to_owned(), value.to_owned());
-        }
-    }
-    Ok(answer)
+    let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
+        .map_err(|e| malformed(e.into()))?;
+    let response = client.execute(request).await.map_err(connector_error)?;
+    let response = http::Response::from(response).map(SdkBody::from_body_1_x);
+    HttpResponse::try_from(response).map_err(|e| malformed(e.into()))
 }
 
 /// Timeouts and I/O failures are the SDK's to retry; anything else is not.
 fn connector_error(error: reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         ConnectorError::timeout(error.into())
-    } else if error.is_connect() || error.is_request() || error.is_body() {
+    } else if error.is_connect() || error.is_request() {
         ConnectorError::io(error.into())
     } else {
         ConnectorError::other(error.into(), None)
