@@ -104,3 +104,14 @@ def test_replicated_writes_do_not_echo_back(regions, replicator):
     applied = replicator.applied
     time.sleep(0.5)
     assert replicator.applied == applied == 1
+
+
+def test_a_region_down_catches_up_when_it_returns(regions, replicator):
+    a, b = regions
+    replicator.take_down(b.name)
+    put(a, "ID#4", "while b was down")
+    time.sleep(0.3)
+    assert get(b, "ID#4") is None, "a change reached a region that is down"
+    replicator.bring_up(b.name)
+    assert replicator.wait_converged()
+    assert get(b, "ID#4") == "while b was down"
