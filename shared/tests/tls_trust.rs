@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_config::{BehaviorVersion, Region};
+mod common;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -41,16 +42,7 @@ async fn untrusted_server() -> std::net::SocketAddr {
 #[tokio::test]
 async fn the_sdk_clients_refuse_a_certificate_no_trusted_root_vouches_for() {
     let address = untrusted_server().await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(callsign::app::https_client())
-        .endpoint_url(format!("https://localhost:{}", address.port()))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let client = secrets_client(&format!("https://localhost:{}", address.port())).await;
     let error = client
         .get_secret_value()
         .secret_id("anything")
@@ -76,7 +68,7 @@ fn the_trusted_roots_are_amazons_four_and_the_starfield_root_that_cross_signs_th
 
 /// A plain-HTTP server on 127.0.0.1 that answers its n-th connection with `answers[n]`
 /// (the last one again after that) and counts the connections; its address.
-async fn scripted_server(answers: Vec<&'static str>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+async fn scripted_server(answers: Vec<String>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = Arc::new(AtomicUsize::new(0));
@@ -84,7 +76,7 @@ async fn scripted_server(answers: Vec<&'static str>) -> (std::net::SocketAddr, A
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let n = count.fetch_add(1, Ordering::SeqCst);
-            let answer = answers[n.min(answers.len() - 1)];
+            let answer = &answers[n.min(answers.len() - 1)];
             let mut request = vec![0u8; 16 * 1024];
             let _ = stream.read(&mut request).await;
             let _ = stream.write_all(answer.as_bytes()).await;
@@ -94,17 +86,9 @@ async fn scripted_server(answers: Vec<&'static str>) -> (std::net::SocketAddr, A
     (address, served)
 }
 
-fn secrets_client(address: std::net::SocketAddr) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(callsign::app::https_client())
-        .endpoint_url(format!("http://{address}"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+/// A Secrets Manager client on the production transport (`common::aws_config`).
+async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&common::aws_config(endpoint).await)
 }
 
 const SECRET: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
@@ -117,8 +101,9 @@ async fn an_answer_cut_off_is_retried() {
     // Headers promise 50 bytes; 10 arrive before the connection closes.
     const CUT: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
         content-length: 50\r\nconnection: close\r\n\r\n{\"Name\":\"s";
-    let (address, served) = scripted_server(vec![CUT, SECRET]).await;
-    let secret = secrets_client(address)
+    let (address, served) = scripted_server(vec![CUT.into(), SECRET.into()]).await;
+    let secret = secrets_client(&format!("http://{address}"))
+        .await
         .get_secret_value()
         .secret_id("s")
         .send()
@@ -130,16 +115,14 @@ async fn an_answer_cut_off_is_retried() {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
-    let (elsewhere, reached) = scripted_server(vec![SECRET]).await;
-    let redirect: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{elsewhere}/\r\n\
-             content-length: 0\r\nconnection: close\r\n\r\n"
-        )
-        .into_boxed_str(),
+    let (elsewhere, reached) = scripted_server(vec![SECRET.into()]).await;
+    let redirect = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{elsewhere}/\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
     );
     let (address, _) = scripted_server(vec![redirect]).await;
-    let outcome = secrets_client(address)
+    let outcome = secrets_client(&format!("http://{address}"))
+        .await
         .get_secret_value()
         .secret_id("s")
         .send()

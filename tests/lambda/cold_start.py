@@ -62,9 +62,9 @@ class FakeAws:
 
     def _serve(self, ready):
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
+        server = self.loop.run_until_complete(
             asyncio.start_server(self._connection, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.port = server.sockets[0].getsockname()[1]
         ready.set()
         self.loop.run_forever()
 
@@ -85,7 +85,8 @@ class FakeAws:
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length") or 0))
                 status, kind, data = self._answer(headers.get("x-amz-target", ""), body)
-                writer.write(f"HTTP/1.1 {status} OK\r\ncontent-type: {kind}\r\n"
+                reason = "OK" if status == 200 else "Bad Request"
+                writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-type: {kind}\r\n"
                              f"content-length: {len(data)}\r\n\r\n".encode() + data)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -22,6 +22,10 @@ import time
 from dataclasses import dataclass, field
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+# What a region being stopped or unreachable raises; anything else is a bug to surface.
+UNREACHABLE = (BotoCoreError, ClientError)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Replicator:
         self._db = {r.name: r.client("dynamodb") for r in regions}
         self._streams = {r.name: r.client("dynamodbstreams") for r in regions}
         self._iterators = {r.name: {} for r in regions}
+        self._stream_arns = {}
         self._pending = []  # changes not yet applied everywhere
         self._last = {}  # (region, key) -> time of the latest write that region holds
         self._echoes = {r.name: {} for r in regions}  # fingerprint -> count, per region
@@ -123,7 +128,10 @@ class Replicator:
 
     def _shards(self, name):
         streams = self._streams[name]
-        arn = self._db[name].describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
+        if name not in self._stream_arns:  # a table's stream is fixed: one lookup
+            table = self._db[name].describe_table(TableName=self.table)["Table"]
+            self._stream_arns[name] = table["LatestStreamArn"]
+        arn = self._stream_arns[name]
         for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             if shard["ShardId"] not in self._iterators[name]:
                 iterator = streams.get_shard_iterator(
@@ -141,7 +149,7 @@ class Replicator:
                 self._iterators[name][shard] = page.get("NextShardIterator")
                 for record in page["Records"]:
                     self._observe(name, record)
-        except Exception:  # a region being stopped: read it again later
+        except UNREACHABLE:  # a region being stopped: read it again later
             pass
 
     def _observe(self, name, record):
@@ -194,7 +202,7 @@ class Replicator:
             else:
                 old = self._db[target].put_item(TableName=self.table, Item=change.image,
                                                 ReturnValues="ALL_OLD").get("Attributes")
-        except Exception:
+        except UNREACHABLE:
             with self._lock:
                 self._echoes[target][fingerprint] -= 1
             return False  # the target is unreachable: try again later
