@@ -83,11 +83,31 @@ impl Scopes {
 
     /// The `acsScope` claim: comma-separated, no spaces.
     pub fn to_claim(self) -> String {
-        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")
+        self.claim().to_string()
+    }
+
+    /// The `acsScope` claim, written where it is displayed (no `String` of its own).
+    pub fn claim(self) -> ScopesClaim {
+        ScopesClaim(self)
     }
 
     pub fn from_claim(claim: &str) -> Result<Self, InvalidScopes> {
         Self::parse(claim.split(','))
+    }
+}
+
+/// Scopes as the `acsScope` claim writes them: comma-separated, no spaces.
+pub struct ScopesClaim(Scopes);
+
+impl fmt::Display for ScopesClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(scope.as_str())?;
+        }
+        Ok(())
     }
 }
 

@@ -153,7 +153,9 @@ impl SigningKey {
     /// The compact JWS of `claims` (serialized in their field order) under this key's
     /// header: what `jsonwebtoken::encode` makes, without parsing the key again.
     pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, SignError> {
-        let payload = serde_json::to_vec(claims).map_err(|e| SignError(e.to_string()))?;
+        // Room for a whole ACS payload (about 450 bytes), so it is never copied to grow.
+        let mut payload = Vec::with_capacity(640);
+        serde_json::to_writer(&mut payload, claims).map_err(|e| SignError(e.to_string()))?;
         let mut token =
             String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 2 + 4 * 256 / 3 + 8);
         token.push_str(&self.header);

@@ -11,18 +11,41 @@ pub fn now() -> DateTime<Utc> {
 
 pub fn to_wire(at: DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks). Formatted field by field:
-    // every token answer carries one, and a strftime pattern is parsed on each use.
+    // chrono gives 9 digits at most; ACS uses 7 (100 ns ticks). Written digit by digit:
+    // every token answer carries one, and `format!` with padding cost ten times as much
+    // (benches/issue_path.rs). Years past 9999 and leap seconds take `format!`.
     let ticks = at.timestamp_subsec_nanos() / 100;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ticks:07}+00:00",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let year = u32::try_from(at.year()).ok().filter(|year| *year <= 9999);
+    let Some(year) = year.filter(|_| ticks <= 9_999_999) else {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ticks:07}+00:00",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+    };
+    let mut text = String::with_capacity(33);
+    let fields = [
+        (year, 4, '-'),
+        (at.month(), 2, '-'),
+        (at.day(), 2, 'T'),
+        (at.hour(), 2, ':'),
+        (at.minute(), 2, ':'),
+        (at.second(), 2, '.'),
+        (ticks, 7, '+'),
+    ];
+    for (value, width, separator) in fields {
+        for place in (0..width).rev() {
+            let digit = value / 10u32.pow(place) % 10;
+            text.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        text.push(separator);
+    }
+    text.push_str("00:00");
+    text
 }
 
 /// A whole-second instant (a token's `exp`) in wire form.
@@ -38,6 +61,21 @@ mod tests {
     #[test]
     fn now_is_whole_milliseconds() {
         assert_eq!(now().timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+
+    #[test]
+    fn digit_by_digit_matches_the_padded_format() {
+        for seconds in [0, 59, 1_700_000_000, 4_102_444_799, 253_402_300_799] {
+            for nanos in [0, 100, 451_000_000, 999_999_999] {
+                let at = DateTime::from_timestamp(seconds, nanos).unwrap();
+                let expected = format!(
+                    "{}.{:07}+00:00",
+                    at.format("%Y-%m-%dT%H:%M:%S"),
+                    nanos / 100
+                );
+                assert_eq!(to_wire(at), expected);
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub use callsign_verifier::claims::{
 use super::Scopes;
 use super::identity::{Identity, IdentityId, ResourceId};
 use super::keys::KeySet;
+use super::scope::ScopesClaim;
 
 /// ACS's fixed `scp` claim value.
 const ACS_SCP: u32 = 1792;
@@ -104,12 +105,28 @@ impl IssuedBy {
     /// The claim value: `ak.<fingerprint>`, `iss.<hash of the issuer URL>` (no URL text in
     /// the payload, see the module comment), `user` or `guest`.
     pub fn claim(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for IssuedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::AccessKey(fingerprint) => format!("{ACCESS_KEY_CREDENTIAL}{fingerprint}"),
-            Self::Issuer(issuer) => format!("iss.{}", short_hash(issuer.as_bytes())),
-            Self::User => "user".into(),
-            Self::Guest => "guest".into(),
+            Self::AccessKey(fingerprint) => write!(f, "{ACCESS_KEY_CREDENTIAL}{fingerprint}"),
+            Self::Issuer(issuer) => write!(f, "iss.{}", short_hash(issuer.as_bytes())),
+            Self::User => f.write_str("user"),
+            Self::Guest => f.write_str("guest"),
         }
+    }
+}
+
+/// A claim written as a JSON string straight from its `Display`, without a `String` per
+/// token.
+struct AsText<T>(T);
+
+impl<T: std::fmt::Display> serde::Serialize for AsText<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
     }
 }
 
@@ -128,13 +145,13 @@ pub fn short_hash(bytes: &[u8]) -> String {
 struct IssuedClaims<'a> {
     skypeid: &'a str,
     scp: u32,
-    csi: String,
+    csi: AsText<i64>,
     exp: i64,
     rgn: &'a str,
     #[serde(rename = "acsScope")]
-    acs_scope: String,
+    acs_scope: AsText<ScopesClaim>,
     #[serde(rename = "resourceId")]
-    resource_id: String,
+    resource_id: AsText<&'a ResourceId>,
     #[serde(rename = "resourceLocation")]
     resource_location: &'a str,
     iat: i64,
@@ -143,7 +160,7 @@ struct IssuedClaims<'a> {
     sub: &'a str,
     nbf: i64,
     rev: u64,
-    cred: String,
+    cred: AsText<&'a IssuedBy>,
 }
 
 pub fn issue(
@@ -185,11 +202,11 @@ pub fn issue_until(
     let claims = IssuedClaims {
         skypeid: identity.skype_id(),
         scp: ACS_SCP,
-        csi: iat.to_string(),
+        csi: AsText(iat),
         exp,
         rgn: &settings.region,
-        acs_scope: scopes.to_claim(),
-        resource_id: settings.resource_id.to_string(),
+        acs_scope: AsText(scopes.claim()),
+        resource_id: AsText(&settings.resource_id),
         resource_location: &settings.resource_location,
         iat,
         iss: &settings.issuer,
@@ -197,7 +214,7 @@ pub fn issue_until(
         sub: identity.as_str(),
         nbf: iat,
         rev: revocation_epoch,
-        cred: issued_by.claim(),
+        cred: AsText(issued_by),
     };
     let key = keys.signer(iat, settings.key_activation_seconds);
     let token = key.sign_jwt(&claims)?;

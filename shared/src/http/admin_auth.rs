@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
@@ -29,7 +29,11 @@ pub const SUPPORTED_API_VERSIONS: &[&str] = &[
     "2025-06-30",
 ];
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
+pub(super) const X_MS_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-ms-content-sha256");
+
+/// Looked up by `HeaderName`, not by `&str`, which is parsed again on every lookup.
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -74,7 +78,7 @@ pub(super) fn authorize(caller: &AdminCaller, operation: Operation) -> Result<()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, "authorization")?.trim();
+    let value = header_str(headers, &header::AUTHORIZATION)?.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -121,10 +125,10 @@ fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<(KeyName, String
         method: request.method.as_str(),
         path: &request.path,
         query: request.query.as_deref(),
-        host: header_str(&request.headers, "host"),
-        date: header_str(&request.headers, "x-ms-date"),
-        content_sha256: header_str(&request.headers, "x-ms-content-sha256"),
-        authorization: header_str(&request.headers, "authorization"),
+        host: header_str(&request.headers, &header::HOST),
+        date: header_str(&request.headers, &X_MS_DATE),
+        content_sha256: header_str(&request.headers, &X_MS_CONTENT_SHA256),
+        authorization: header_str(&request.headers, &header::AUTHORIZATION),
         body: &request.body,
     };
     let name =
@@ -144,7 +148,7 @@ pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(name, _)| *name == "api-version")
-        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy().into_owned());
+        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy());
     match version {
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -154,7 +158,7 @@ pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
                 SUPPORTED_API_VERSIONS.join(", ")
             ),
         )),
-        Some(version) if SUPPORTED_API_VERSIONS.contains(&version.as_str()) => Ok(()),
+        Some(version) if SUPPORTED_API_VERSIONS.contains(&version.as_ref()) => Ok(()),
         Some(version) => {
             let uri: String = format!("{}?{query}", request.path)
                 .chars()

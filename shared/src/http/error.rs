@@ -167,13 +167,21 @@ pub(super) fn json_response<T: serde::Serialize + ?Sized>(
     status: StatusCode,
     body: &T,
 ) -> ApiResponse {
-    http::Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Bytes::from(
-            serde_json::to_vec(body).expect("response bodies serialize"),
-        ))
-        .expect("static headers are valid")
+    json_bytes_response(
+        status,
+        serde_json::to_vec(body).expect("response bodies serialize"),
+    )
+}
+
+/// A JSON answer already serialized.
+pub(super) fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
+    let mut response = http::Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
 }
 
 pub(super) fn empty_response(status: StatusCode) -> ApiResponse {

@@ -13,6 +13,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 const SCHEME: &str = "HMAC-SHA256";
 const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
+const CANONICAL_PARAMS: &str = "SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=";
 const MAX_CLOCK_SKEW_MINUTES: i64 = 15;
 
 /// RFC 3986 unreserved characters stay; everything else (`:` included) is encoded.
@@ -90,7 +91,11 @@ pub fn verify(
 
     // Rules 4–6: any path form, any accepted host, either key. The form the SDKs sign
     // is tried first, on its own: the other forms are made only if it fails.
-    let method = request.method.to_ascii_uppercase();
+    let method = if request.method.bytes().any(|b| b.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(request.method.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(request.method)
+    };
     let hosts = || {
         request
             .host
@@ -121,9 +126,17 @@ fn parse_authorization(value: &str) -> Option<Vec<u8>> {
     if scheme != SCHEME {
         return None;
     }
+    let params = params.trim();
+    // The order every SDK writes, read in one step; any other is read param by param.
+    if let Some(signature) = params
+        .strip_prefix(CANONICAL_PARAMS)
+        .filter(|signature| !signature.contains('&'))
+    {
+        return STANDARD.decode(signature).ok();
+    }
     let mut signed_headers = None;
     let mut signature = None;
-    for param in params.trim().split('&') {
+    for param in params.split('&') {
         let (name, value) = param.split_once('=')?;
         match name {
             "SignedHeaders" => signed_headers = Some(value),
@@ -141,18 +154,21 @@ fn parse_authorization(value: &str) -> Option<Vec<u8>> {
 /// `:issueAccessToken` stay literal): the form the SDKs sign. The others a client may have
 /// signed (rule 4) are the path as received and decoded.
 fn encoded_path(received: &str) -> String {
-    received
-        .split('/')
-        .map(|segment| {
-            if segment.starts_with(':') {
-                std::borrow::Cow::Borrowed(segment)
-            } else {
-                let decoded = percent_decode_str(segment).decode_utf8_lossy();
-                std::borrow::Cow::Owned(utf8_percent_encode(&decoded, ID_SEGMENT).to_string())
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut encoded = String::with_capacity(received.len() + 16);
+    for (i, segment) in received.split('/').enumerate() {
+        if i > 0 {
+            encoded.push('/');
+        }
+        if segment.starts_with(':') {
+            encoded.push_str(segment);
+        } else if segment.contains('%') {
+            let decoded = percent_decode_str(segment).decode_utf8_lossy();
+            encoded.extend(utf8_percent_encode(&decoded, ID_SEGMENT));
+        } else {
+            encoded.extend(utf8_percent_encode(segment, ID_SEGMENT));
+        }
+    }
+    encoded
 }
 
 fn string_to_sign(
@@ -163,10 +179,23 @@ fn string_to_sign(
     host: &str,
     content_hash: &str,
 ) -> String {
-    match query {
-        Some(query) => format!("{method}\n{path}?{query}\n{date};{host};{content_hash}"),
-        None => format!("{method}\n{path}\n{date};{host};{content_hash}"),
-    }
+    // One allocation of the exact size: this runs for every admin request, and
+    // `format!` costs several times as much.
+    let (separator, query) = query.map_or(("", ""), |query| ("?", query));
+    [
+        method,
+        "\n",
+        path,
+        separator,
+        query,
+        "\n",
+        date,
+        ";",
+        host,
+        ";",
+        content_hash,
+    ]
+    .concat()
 }
 
 pub fn content_hash(body: &[u8]) -> String {
@@ -229,6 +258,24 @@ mod tests {
 
     fn signature_of(authorization: &str) -> &str {
         authorization.split("Signature=").nth(1).unwrap()
+    }
+
+    #[test]
+    fn authorization_params_are_read_in_either_order_and_nothing_else() {
+        assert_eq!(
+            CANONICAL_PARAMS,
+            format!("SignedHeaders={SIGNED_HEADERS}&Signature=")
+        );
+        let expected = Some(b"sig".to_vec());
+        let canonical = format!("{SCHEME} SignedHeaders={SIGNED_HEADERS}&Signature=c2ln");
+        assert_eq!(parse_authorization(&canonical), expected);
+        let reversed = format!("{SCHEME} Signature=c2ln&SignedHeaders={SIGNED_HEADERS}");
+        assert_eq!(parse_authorization(&reversed), expected);
+        assert_eq!(parse_authorization(&format!("{canonical}&Extra=1")), None);
+        assert_eq!(parse_authorization(&format!("{canonical}&")), None);
+        let other_headers = format!("{SCHEME} SignedHeaders=host&Signature=c2ln");
+        assert_eq!(parse_authorization(&other_headers), None);
+        assert_eq!(parse_authorization("Bearer c2ln"), None);
     }
 
     #[test]

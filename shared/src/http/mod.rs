@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::domain::admin::AdminCaller;
 use crate::domain::identity::CustomId;
@@ -32,12 +32,14 @@ pub use request::{ApiRequest, ApiResponse};
 pub use routes::{Access, Function, Operation, Served};
 
 use error::{empty_response, json_response, method_not_allowed, unknown_route};
-use identities::{created_body, identity_body, identity_id, parse_create, parse_issue, token_body};
+use identities::{
+    created_body, identity_body, identity_id, parse_create, parse_issue, token_response,
+};
 use routes::Unrouted;
 
 /// Bodies of this API are a few hundred bytes; anything much larger is refused unread.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
 
 /// Everything a handler needs, built once per cold start by the composition root
 /// (`crate::app`).
@@ -59,8 +61,10 @@ pub async fn handle(app: &Arc<App>, served: Served, request: ApiRequest) -> ApiR
     let started = Instant::now();
     let client_request_id = request.headers.get(CLIENT_REQUEST_ID).cloned();
     // Browser callers of the end-user front: preflights, and CORS on every answer.
-    let cors_methods =
-        routes::end_user_methods(&request.path).filter(|_| served.has(Access::EndUser));
+    let cors_methods = served
+        .has(Access::EndUser)
+        .then(|| routes::end_user_methods(&request.path))
+        .flatten();
     if let Some(allow) = &cors_methods
         && request.method == Method::OPTIONS
     {
@@ -113,7 +117,7 @@ fn attempt(caller: Option<&AdminCaller>, request: &ApiRequest) -> Option<Attempt
     let body_hash = match caller {
         AdminCaller::AccessKey { .. } => request
             .headers
-            .get("x-ms-content-sha256")?
+            .get(admin_auth::X_MS_CONTENT_SHA256)?
             .to_str()
             .ok()?
             .to_owned(),
@@ -202,6 +206,9 @@ fn audit(
 /// What a caller sent, bounded for a log line (no place for a large header): its first
 /// 200 characters.
 pub(super) fn bounded(text: &str) -> &str {
+    if text.len() <= 200 {
+        return text;
+    }
     match text.char_indices().nth(200) {
         Some((end, _)) => &text[..end],
         None => text,
@@ -293,7 +300,7 @@ async fn serve(
             let id = identity_id(target)?;
             let token_request = parse_issue(&request.body)?;
             let token = service.issue_token(&id, token_request, &issued_by).await?;
-            Ok(json_response(StatusCode::OK, &token_body(&token)))
+            Ok(token_response(&token))
         }
         Operation::RevokeTokens => {
             service.revoke_tokens(&identity_id(target)?).await?;

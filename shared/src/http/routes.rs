@@ -290,9 +290,13 @@ pub enum Served {
 
 impl Served {
     pub fn serves(self, operation: Operation) -> bool {
+        self.serves_route(operation.route())
+    }
+
+    fn serves_route(self, route: &Route) -> bool {
         match self {
             Self::All => true,
-            Self::Function(function) => operation.route().function == function,
+            Self::Function(function) => route.function == function,
         }
     }
 
@@ -300,21 +304,21 @@ impl Served {
     pub fn verifies(self) -> bool {
         ROUTES
             .iter()
-            .any(|route| route.operation.verifies() && self.serves(route.operation))
+            .any(|route| route.operation.verifies() && self.serves_route(route))
     }
 
     /// Whether any operation it serves issues tokens.
     pub fn signs(self) -> bool {
         ROUTES
             .iter()
-            .any(|route| route.operation.signs() && self.serves(route.operation))
+            .any(|route| route.operation.signs() && self.serves_route(route))
     }
 
     /// Whether any route it serves is of this kind.
     pub fn has(self, access: Access) -> bool {
         ROUTES
             .iter()
-            .any(|route| route.access == access && self.serves(route.operation))
+            .any(|route| route.access == access && self.serves_route(route))
     }
 }
 
@@ -341,16 +345,23 @@ pub enum Unrouted {
 /// Matches a raw path: split on `/` first, then percent-decode the parameter, since ids
 /// contain `:` and action segments start with one.
 pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
-    let at_path = routes_at(path);
-    let Some((route, raw)) = at_path.iter().find(|(route, _)| route.answers(method)) else {
-        return Err(match methods(&at_path) {
+    let segments = segments(path);
+    // Only the routes that answer the method are matched against the path; the others
+    // are looked at only to tell a wrong method from a wrong path.
+    let found = ROUTES
+        .iter()
+        .filter(|route| route.answers(method))
+        .find_map(|route| Some((route, route.match_path(&segments)?)));
+    let Some((route, raw)) = found else {
+        return Err(match methods(&routes_at(path)) {
             Some((allow, access)) => Unrouted::MethodNotAllowed { allow, access },
             None => Unrouted::NotFound,
         });
     };
     let parameter = match raw {
+        Some((_, raw)) if !raw.contains('%') => Some(raw.into_owned()),
         Some((name, raw)) => Some(
-            percent_decode_str(raw)
+            percent_decode_str(&raw)
                 .decode_utf8()
                 .map(|s| s.into_owned())
                 .map_err(|_| Unrouted::BadParameter(name))?,
@@ -366,12 +377,19 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
 /// The methods the end-user routes at `path` answer, for CORS preflights; None elsewhere.
 pub fn end_user_methods(path: &str) -> Option<String> {
     // Most requests are admin ones: a look at the first segment settles those.
-    fn first(path: &str) -> &str {
-        path.trim_start_matches('/').split('/').next().unwrap_or("")
-    }
-    if !ROUTES
-        .iter()
-        .any(|route| route.access == EndUser && first(route.path()) == first(path))
+    let first = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map_or(path.trim_start_matches('/'), |(first, _)| first);
+    let starts_with_first = |route: &Route| {
+        route.path()[1..]
+            .strip_prefix(first)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if first.is_empty()
+        || !ROUTES
+            .iter()
+            .any(|route| route.access == EndUser && starts_with_first(route))
     {
         return None;
     }
@@ -383,8 +401,12 @@ pub fn end_user_methods(path: &str) -> Option<String> {
 
 type RawParameter<'a> = Option<(&'static str, Cow<'a, str>)>;
 
+fn segments(path: &str) -> Vec<&str> {
+    path.strip_prefix('/').unwrap_or(path).split('/').collect()
+}
+
 fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter<'_>)> {
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let segments = segments(path);
     ROUTES
         .iter()
         .filter_map(|route| Some((route, route.match_path(&segments)?)))

@@ -10,8 +10,7 @@ use http::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::error::json_response;
-use super::identities::{field, parse_object, token_body};
+use super::identities::{field, parse_object, token_response};
 use super::{ApiError, ApiRequest, ApiResponse, App};
 use crate::domain::ports::TrustedTokens;
 use crate::domain::teams::{self, TeamsError, TeamsExchange, TeamsPolicy};
@@ -129,5 +128,5 @@ pub(super) async fn exchange(
         issued_by,
     )
     .await?;
-    Ok(json_response(StatusCode::OK, &token_body(&token)))
+    Ok(token_response(&token))
 }
