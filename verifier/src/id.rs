@@ -77,6 +77,10 @@ impl IdentityId {
         let (resource, suffix) = rest.split_once('_').ok_or_else(malformed)?;
         let resource = parse_hyphenated_uuid(resource).ok_or_else(malformed)?;
         let suffix = parse_hyphenated_uuid(suffix).ok_or_else(malformed)?;
+        // Already canonical (lowercase, as ids are issued): kept as received.
+        if !raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Ok(Self(raw.to_owned()));
+        }
         Ok(Self(format!(
             "{ACS_PREFIX}{}_{}",
             resource.as_hyphenated(),
