@@ -27,25 +27,25 @@ pub fn to_wire(at: DateTime<Utc>) -> String {
             at.second()
         );
     };
-    let mut text = String::with_capacity(33);
+    let mut text = Vec::with_capacity(33);
     let fields = [
-        (year, 4, '-'),
-        (at.month(), 2, '-'),
-        (at.day(), 2, 'T'),
-        (at.hour(), 2, ':'),
-        (at.minute(), 2, ':'),
-        (at.second(), 2, '.'),
-        (ticks, 7, '+'),
+        (year, 4, b'-'),
+        (at.month(), 2, b'-'),
+        (at.day(), 2, b'T'),
+        (at.hour(), 2, b':'),
+        (at.minute(), 2, b':'),
+        (at.second(), 2, b'.'),
+        (ticks, 7, b'+'),
     ];
     for (value, width, separator) in fields {
         for place in (0..width).rev() {
             let digit = value / 10u32.pow(place) % 10;
-            text.push(char::from_digit(digit, 10).unwrap_or('0'));
+            text.push(b"0123456789"[digit as usize]);
         }
         text.push(separator);
     }
-    text.push_str("00:00");
-    text
+    text.extend_from_slice(b"00:00");
+    String::from_utf8(text).expect("digits and ASCII punctuation")
 }
 
 /// A whole-second instant (a token's `exp`) in wire form.

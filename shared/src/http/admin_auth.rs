@@ -47,10 +47,11 @@ pub struct AdminBearers {
 /// The caller: a bearer token's (`Authorization: Bearer …`) or an HMAC signature's;
 /// otherwise 401 `Denied`.
 pub(super) async fn authenticate(app: &App, request: &ApiRequest) -> Result<AdminCaller, ApiError> {
-    match bearer_token(&request.headers) {
+    let authorization = header_str(&request.headers, &header::AUTHORIZATION);
+    match authorization.and_then(bearer_token) {
         Some(token) => authenticate_bearer(app, token).await,
         None => {
-            let (name, fingerprint) = authenticate_hmac(app, request)?;
+            let (name, fingerprint) = authenticate_hmac(app, request, authorization)?;
             Ok(AdminCaller::AccessKey { name, fingerprint })
         }
     }
@@ -77,8 +78,8 @@ pub(super) fn authorize(caller: &AdminCaller, operation: Operation) -> Result<()
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, &header::AUTHORIZATION)?.trim();
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let value = authorization.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -116,7 +117,11 @@ async fn authenticate_bearer(app: &App, token: &str) -> Result<AdminCaller, ApiE
 /// The access key that signed the request (primary or secondary) and its fingerprint,
 /// both from the one snapshot of the keys (a refresh in between must not name another
 /// key), or 401 `Denied`.
-fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<(KeyName, String), ApiError> {
+fn authenticate_hmac(
+    app: &App,
+    request: &ApiRequest,
+    authorization: Option<&str>,
+) -> Result<(KeyName, String), ApiError> {
     let Some(keys) = app.service.keys().access_keys() else {
         tracing::error!("an HMAC route reached a function loaded without access keys");
         return Err(ApiError::denied());
@@ -128,7 +133,7 @@ fn authenticate_hmac(app: &App, request: &ApiRequest) -> Result<(KeyName, String
         host: header_str(&request.headers, &header::HOST),
         date: header_str(&request.headers, &X_MS_DATE),
         content_sha256: header_str(&request.headers, &X_MS_CONTENT_SHA256),
-        authorization: header_str(&request.headers, &header::AUTHORIZATION),
+        authorization,
         body: &request.body,
     };
     let name =

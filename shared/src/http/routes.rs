@@ -4,6 +4,7 @@
 //! checks read) all derive from it.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use http::Method;
 use percent_encoding::percent_decode_str;
@@ -178,11 +179,20 @@ pub const ROUTES: &[Route] = &[
 
 impl Route {
     pub fn method(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(method, _)| method)
+        &self.key[..self.space()]
+    }
+
+    /// Where the key's method ends. A byte scan: routing reads every route's method and
+    /// path on every request, and `split_once` costs several times as much.
+    fn space(&self) -> usize {
+        self.key
+            .bytes()
+            .position(|b| b == b' ')
+            .unwrap_or(self.key.len())
     }
 
     pub fn path(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(_, path)| path)
+        self.key.get(self.space() + 1..).unwrap_or("")
     }
 
     /// The methods it answers: its own, and HEAD for a public GET.
@@ -193,15 +203,18 @@ impl Route {
 
     /// The raw (still percent-encoded) parameter, if the path is this route's. Allocates
     /// only for a tail parameter that spans segments (routing runs on every request).
-    fn match_path<'a>(&self, segments: &[&'a str]) -> Option<RawParameter<'a>> {
-        let pattern = &self.path()[1..];
-        let parts = pattern.bytes().filter(|b| *b == b'/').count() + 1;
+    fn match_path<'a>(
+        &self,
+        pattern: &[&'static str],
+        segments: &[&'a str],
+    ) -> Option<RawParameter<'a>> {
+        let parts = pattern.len();
         let tail = self.tail;
         if segments.len() < parts || (!tail && segments.len() != parts) {
             return None;
         }
         let mut parameter = None;
-        for (i, part) in pattern.split('/').enumerate() {
+        for (i, part) in pattern.iter().enumerate() {
             let segment = segments[i];
             match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 Some(name) if !segment.is_empty() => {
@@ -213,7 +226,7 @@ impl Route {
                     parameter = Some((name, raw));
                 }
                 Some(_) => return None,
-                None if part == segment => {}
+                None if *part == segment => {}
                 None => return None,
             }
         }
@@ -348,10 +361,9 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
     let segments = segments(path);
     // Only the routes that answer the method are matched against the path; the others
     // are looked at only to tell a wrong method from a wrong path.
-    let found = ROUTES
-        .iter()
-        .filter(|route| route.answers(method))
-        .find_map(|route| Some((route, route.match_path(&segments)?)));
+    let found = routes()
+        .filter(|(route, _)| route.answers(method))
+        .find_map(|(route, pattern)| Some((route, route.match_path(pattern, &segments)?)));
     let Some((route, raw)) = found else {
         return Err(match methods(&routes_at(path)) {
             Some((allow, access)) => Unrouted::MethodNotAllowed { allow, access },
@@ -407,10 +419,21 @@ fn segments(path: &str) -> Vec<&str> {
 
 fn routes_at(path: &str) -> Vec<(&'static Route, RawParameter<'_>)> {
     let segments = segments(path);
-    ROUTES
-        .iter()
-        .filter_map(|route| Some((route, route.match_path(&segments)?)))
+    routes()
+        .filter_map(|(route, pattern)| Some((route, route.match_path(pattern, &segments)?)))
         .collect()
+}
+
+/// Every route with its path split into segments, split once per process: routing runs
+/// on every request.
+fn routes() -> impl Iterator<Item = (&'static Route, &'static [&'static str])> {
+    static PATTERNS: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .map(|route| route.path()[1..].split('/').collect())
+            .collect()
+    });
+    ROUTES.iter().zip(PATTERNS.iter().map(Vec::as_slice))
 }
 
 fn methods(at_path: &[(&'static Route, RawParameter<'_>)]) -> Option<(String, Access)> {
