@@ -15,7 +15,7 @@ use crate::adapters::secrets_manager::{
     SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing,
 };
 use crate::config::{
-    AuthorizerConfig, Config, ConfigError, FrontConfig, TrustedIssuer, UserAuthConfig,
+    AuthorizerConfig, Config, ConfigError, FrontConfig, LambdaAws, TrustedIssuer, UserAuthConfig,
 };
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
@@ -37,12 +37,50 @@ const PROVIDER_WARM_UP: Duration = Duration::from_secs(3);
 const REVOCATION_CACHE_ENTRIES: usize = 10_000;
 
 /// Credentials, region and endpoints from the environment (`AWS_ENDPOINT_URL_DYNAMODB`
-/// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` point the clients at local servers).
+/// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` point the clients at local servers). In a
+/// Lambda function, straight from what Lambda provides (`config::LambdaAws`); elsewhere
+/// through `aws-config`'s provider chains (profiles, SSO, container credentials).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    match LambdaAws::from_env() {
+        Some(lambda) => lambda_sdk_config(lambda),
+        None => {
+            aws_config::defaults(BehaviorVersion::latest())
+                .http_client(https_client())
+                .load()
+                .await
+        }
+    }
+}
+
+fn lambda_sdk_config(lambda: LambdaAws) -> SdkConfig {
+    use aws_sdk_secretsmanager::config::{Credentials, SharedCredentialsProvider};
+    let credentials = Credentials::new(
+        lambda.access_key_id,
+        lambda.secret_access_key,
+        lambda.session_token,
+        None,
+        "lambda-environment",
+    );
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(lambda.region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(https_client())
-        .load()
-        .await
+        .service_config(EnvEndpoints)
+        .build()
+}
+
+/// Endpoint overrides per service (`config::aws_endpoint_url`), as `aws-config` would
+/// give them.
+#[derive(Debug)]
+struct EnvEndpoints;
+
+impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        (key.env() == "AWS_ENDPOINT_URL")
+            .then(|| crate::config::aws_endpoint_url(key.service_id()))
+            .flatten()
+    }
 }
 
 /// The roots AWS's endpoints chain to (Amazon Trust Services, and the Starfield root

@@ -1,5 +1,6 @@
-//! The configuration: the one place that reads `CALLSIGN_*` environment variables (the
-//! AWS SDK reads its own `AWS_*`, tracing `RUST_LOG`). Every value is trimmed, and an
+//! The configuration: the one place that reads `CALLSIGN_*` environment variables, and
+//! the `AWS_*` ones that the functions' SDK configuration is built from in Lambda
+//! (elsewhere `aws-config` reads its own; tracing reads `RUST_LOG`). Every value is trimmed, and an
 //! empty value counts as unset; numbers are whole and range-checked, never cast; every
 //! refusal names the variable. README.md ("Configuration") lists them all.
 
@@ -615,10 +616,136 @@ impl LocalConfig {
     }
 }
 
+/// What the Lambda service puts in a function's environment for the AWS SDK: the region
+/// and the execution role's credentials, fixed for the life of the execution
+/// environment. With it the functions build their SDK configuration directly instead of
+/// through `aws-config`'s provider chains, which cost half a millisecond of every cold
+/// start (`scripts/measure-cold-start`). None outside Lambda, when any of them is
+/// missing, or when a variable that the chains would honour is set (a profile, FIPS or
+/// dual-stack endpoints, retry settings): those keep `aws-config`.
+pub struct LambdaAws {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+/// Variables that only `aws-config` reads: any of them set keeps its provider chains.
+const AWS_CONFIG_ONLY: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_SDK_UA_APP_ID",
+];
+
+impl LambdaAws {
+    pub fn from_env() -> Option<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let env = Env { lookup: &lookup };
+        env.text("AWS_LAMBDA_FUNCTION_NAME")?;
+        if AWS_CONFIG_ONLY.iter().any(|name| env.text(name).is_some()) {
+            return None;
+        }
+        Some(Self {
+            region: env.text("AWS_REGION")?,
+            access_key_id: env.text("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: env.text("AWS_SECRET_ACCESS_KEY")?,
+            session_token: env.text("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+impl std::fmt::Debug for LambdaAws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaAws")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An endpoint override for one AWS service, as the SDK reads it: `AWS_ENDPOINT_URL_<ID>`
+/// (the service id in capitals, spaces as underscores: `SECRETS_MANAGER`), else
+/// `AWS_ENDPOINT_URL` (local servers, tests).
+pub fn aws_endpoint_url(service_id: &str) -> Option<String> {
+    aws_endpoint_url_from(service_id, |name| std::env::var(name).ok())
+}
+
+fn aws_endpoint_url_from(
+    service_id: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let env = Env { lookup: &lookup };
+    let service = service_id.to_ascii_uppercase().replace(' ', "_");
+    env.text(&format!("AWS_ENDPOINT_URL_{service}"))
+        .or_else(|| env.text("AWS_ENDPOINT_URL"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    fn lambda_aws(pairs: &[(&str, &str)]) -> Option<LambdaAws> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        LambdaAws::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn lambda_aws_only_in_lambda_with_everything_and_nothing_aws_config_alone_reads() {
+        let lambda = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "issue-token"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "session"),
+        ];
+        let found = lambda_aws(&lambda).unwrap();
+        assert_eq!(found.region, "eu-west-1");
+        assert_eq!(found.session_token.as_deref(), Some("session"));
+        assert!(!format!("{found:?}").contains("secret"));
+        assert!(lambda_aws(&lambda[1..]).is_none(), "outside Lambda");
+        assert!(lambda_aws(&lambda[..3]).is_none(), "no secret key");
+        for name in AWS_CONFIG_ONLY {
+            let with = [&lambda[..], &[(*name, "1")]].concat();
+            assert!(lambda_aws(&with).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_per_service_then_global() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = lookup(&[
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:2"),
+        ]);
+        assert_eq!(
+            aws_endpoint_url_from("Secrets Manager", both).as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert_eq!(
+            aws_endpoint_url_from("DynamoDB", both).as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(aws_endpoint_url_from("DynamoDB", lookup(&[])), None);
+    }
 
     const RESOURCE: (&str, &str) = (
         "CALLSIGN_RESOURCE_ID",
