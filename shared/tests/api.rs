@@ -172,6 +172,16 @@ async fn validation_errors_use_the_acs_codes_messages_and_targets() {
     assert_error(s, &b, 400, "InvalidRequestBody", None);
     let (s, b) = t.call(Method::POST, &issue, "[1]").await;
     assert_error(s, &b, 400, "InvalidRequestBody", None);
+    // Neither a body of the right fields in an array, nor a well-formed body beside a
+    // field that is not valid JSON, is taken (the typed read must not be laxer).
+    for invalid in [
+        r#"[["chat"],60]"#,
+        r#"{"scopes":["chat"],"x":1e999}"#,
+        r#"{"scopes":["chat"],"x":"\ud800"}"#,
+    ] {
+        let (s, b) = t.call(Method::POST, &issue, invalid).await;
+        assert_error(s, &b, 400, "InvalidRequestBody", None);
+    }
 
     let create = format!("/identities?{PREVIEW}");
     let (s, b) = t

@@ -148,9 +148,12 @@ pub(super) fn parse_create(
 }
 
 /// An issue body of the expected shape, read without building a `Value` tree (every
-/// token request comes through here). Anything else (a duplicate field, a wrong type,
-/// not JSON) is read again by the general path, which names the field at fault.
+/// token request comes through here). Anything else (another field, a duplicate, a wrong
+/// type, not an object, not JSON) is read again by the general path, which names the
+/// field at fault. Other fields are refused here: serde skips their values without the
+/// checks a `Value` makes.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueBody<'a> {
     #[serde(borrow)]
     scopes: Option<Vec<Cow<'a, str>>>,
@@ -159,10 +162,13 @@ struct IssueBody<'a> {
 }
 
 pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
-    if let Ok(IssueBody {
-        scopes: Some(names),
-        expires_in_minutes,
-    }) = serde_json::from_slice::<IssueBody<'_>>(body)
+    // serde reads a struct from an array too: only an object takes this path.
+    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if object
+        && let Ok(IssueBody {
+            scopes: Some(names),
+            expires_in_minutes,
+        }) = serde_json::from_slice::<IssueBody<'_>>(body)
         && let Ok(scopes) = Scopes::parse(names.iter().map(|name| name.as_ref()))
         && let Ok(lifetime) = lifetime(expires_in_minutes.map(Value::Number).as_ref())
     {
