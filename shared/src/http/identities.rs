@@ -163,8 +163,8 @@ struct IssueBody<'a> {
 
 pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
     // serde reads a struct from an array too: only an object takes this path.
-    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if object
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if is_object
         && let Ok(IssueBody {
             scopes: Some(names),
             expires_in_minutes,
