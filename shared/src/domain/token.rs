@@ -101,14 +101,8 @@ pub enum IssuedBy {
     Guest,
 }
 
-impl IssuedBy {
-    /// The claim value: `ak.<fingerprint>`, `iss.<hash of the issuer URL>` (no URL text in
-    /// the payload, see the module comment), `user` or `guest`.
-    pub fn claim(&self) -> String {
-        self.to_string()
-    }
-}
-
+/// The `cred` claim's value: `ak.<fingerprint>`, `iss.<hash of the issuer URL>` (no URL
+/// text in the payload, see the module comment), `user` or `guest`.
 impl std::fmt::Display for IssuedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -564,7 +558,7 @@ mod tests {
         assert_eq!(old.claims.cred.as_deref(), Some("ak.cc"));
         assert!(
             IssuedBy::Issuer("https://idp/?~".into())
-                .claim()
+                .to_string()
                 .starts_with("iss.")
         );
     }

@@ -13,7 +13,6 @@ use percent_encoding::percent_decode_str;
 
 const SCHEME: &str = "HMAC-SHA256";
 const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
-const CANONICAL_PARAMS: &str = "SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=";
 const MAX_CLOCK_SKEW_MINUTES: i64 = 15;
 
 /// The parts of a request that HMAC authentication looks at.
@@ -122,7 +121,9 @@ fn parse_authorization(value: &str) -> Option<Vec<u8>> {
     let params = params.trim();
     // The order every SDK writes, read in one step; any other is read param by param.
     if let Some(signature) = params
-        .strip_prefix(CANONICAL_PARAMS)
+        .strip_prefix("SignedHeaders=")
+        .and_then(|rest| rest.strip_prefix(SIGNED_HEADERS))
+        .and_then(|rest| rest.strip_prefix("&Signature="))
         .filter(|signature| !signature.contains('&'))
     {
         return STANDARD.decode(signature).ok();
@@ -300,10 +301,6 @@ mod tests {
 
     #[test]
     fn authorization_params_are_read_in_either_order_and_nothing_else() {
-        assert_eq!(
-            CANONICAL_PARAMS,
-            format!("SignedHeaders={SIGNED_HEADERS}&Signature=")
-        );
         let expected = Some(b"sig".to_vec());
         let canonical = format!("{SCHEME} SignedHeaders={SIGNED_HEADERS}&Signature=c2ln");
         assert_eq!(parse_authorization(&canonical), expected);

@@ -194,7 +194,10 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
 pub(super) fn created_body(created: &CreatedIdentity) -> Value {
     let mut body = json!({ "identity": identity_body(&created.identity) });
     if let Some(token) = &created.token {
-        body["accessToken"] = serde_json::to_value(token_body(token)).expect("a token body");
+        body["accessToken"] = json!({
+            "token": token.token,
+            "expiresOn": time::epoch_seconds_to_wire(token.expires_on),
+        });
     }
     body
 }
@@ -208,14 +211,6 @@ pub(super) fn identity_body(identity: &Identity) -> Value {
         body["lastTokenIssuedAt"] = json!(time::to_wire(at));
     }
     body
-}
-
-/// `{"token","expiresOn"}`, serialized straight from the token (the issue path's answer).
-#[derive(serde::Serialize)]
-pub(super) struct TokenBody<'a> {
-    token: &'a str,
-    #[serde(rename = "expiresOn")]
-    expires_on: String,
 }
 
 /// The answer of every token route that returns just the token, `{"token","expiresOn"}`,
@@ -239,11 +234,4 @@ pub(super) fn token_response(token: &AccessToken) -> ApiResponse {
     ]
     .concat();
     json_bytes_response(StatusCode::OK, body.into_bytes())
-}
-
-pub(super) fn token_body(token: &AccessToken) -> TokenBody<'_> {
-    TokenBody {
-        token: &token.token,
-        expires_on: time::epoch_seconds_to_wire(token.expires_on),
-    }
 }

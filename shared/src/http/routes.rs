@@ -389,10 +389,8 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
 /// The methods the end-user routes at `path` answer, for CORS preflights; None elsewhere.
 pub fn end_user_methods(path: &str) -> Option<String> {
     // Most requests are admin ones: a look at the first segment settles those.
-    let first = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .map_or(path.trim_start_matches('/'), |(first, _)| first);
+    let trimmed = path.trim_start_matches('/');
+    let first = trimmed.split_once('/').map_or(trimmed, |(first, _)| first);
     let starts_with_first = |route: &Route| {
         route.path()[1..]
             .strip_prefix(first)
