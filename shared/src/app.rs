@@ -20,9 +20,9 @@ use crate::config::{
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
-use crate::domain::key_ring::{KeyRing, KeysNeeded};
+use crate::domain::key_ring::KeyRing;
 use crate::domain::keys::StoredKeySet;
-use crate::domain::ports::{IdentityStore, KeySource, Throttle, TrustedTokens};
+use crate::domain::ports::{IdentityStore, KeySource, KeysNeeded, Throttle, TrustedTokens};
 use crate::domain::service::IdentityService;
 use crate::http::front::{FrontApp, UserAuth};
 use crate::http::teams::TeamsApp;
@@ -84,9 +84,9 @@ impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
 }
 
 /// The roots AWS's endpoints chain to (Amazon Trust Services, and the Starfield root
-/// that cross-signs them) as PEM, picked from the Mozilla store when the crate is built
-/// (`build.rs`).
-pub const AWS_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws_roots.pem"));
+/// that cross-signs them), DER-encoded, picked from the Mozilla store when the crate is
+/// built (`build.rs`).
+pub const AWS_ROOTS: &[&[u8]] = include!(concat!(env!("OUT_DIR"), "/aws_roots.rs"));
 
 /// The SDK clients' HTTPS client (`adapters::aws_https`). It trusts the roots AWS's
 /// endpoints chain to, compiled into the binary, rather than the system's store: reading
@@ -95,7 +95,7 @@ pub const AWS_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws_r
 /// `HTTPS_PROXY` and `NO_PROXY` are honoured.
 pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
     aws_sdk_secretsmanager::config::SharedHttpClient::new(
-        ReqwestHttpClient::trusting(AWS_ROOTS_PEM).expect("the compiled-in roots are PEM"),
+        ReqwestHttpClient::trusting(AWS_ROOTS).expect("the compiled-in roots are DER"),
     )
 }
 
@@ -110,9 +110,25 @@ impl Backends {
     /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
     /// given (and may read) only the secrets it needs.
     pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let store = Arc::new(dynamodb_store(config, sdk)?);
+        // Building an SDK client parses the SDK's partition table (each service crate has
+        // its own): a third of a cold start's own work, so the two are built side by
+        // side, the DynamoDB one on a thread of its own (inline if none can be had).
+        let (store, secrets) = std::thread::scope(|scope| {
+            let store = std::thread::Builder::new()
+                .spawn_scoped(scope, || dynamodb_store(config, sdk))
+                .ok();
+            let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+            let store = match store {
+                Some(building) => building
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => dynamodb_store(config, sdk),
+            };
+            (store, secrets)
+        });
+        let store = Arc::new(store?);
         let keys = SecretsManagerKeySource::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
+            secrets,
             config.signing_keys_secret_id.as_deref(),
             config.access_keys_secret_id.as_deref(),
         )

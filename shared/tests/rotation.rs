@@ -17,7 +17,7 @@ use callsign::adapters::secrets_manager::{
 };
 use callsign::app::{self, Backends};
 use callsign::domain::access_keys::{AccessKeys, generate_key};
-use callsign::domain::key_ring::{KeyRing, KeysNeeded};
+use callsign::domain::key_ring::KeyRing;
 
 const EVERY_KEY: KeysNeeded = KeysNeeded {
     signing: true,
@@ -25,7 +25,7 @@ const EVERY_KEY: KeysNeeded = KeysNeeded {
     access: true,
 };
 use callsign::domain::keys::{KeySet, SigningAlgorithm, StoredKeySet};
-use callsign::domain::ports::{AccessKeyLedger, VersionedSecret};
+use callsign::domain::ports::{AccessKeyLedger, KeysNeeded, VersionedSecret};
 use callsign::domain::rotation::{self, Step, WhichKey};
 use callsign::domain::token::TokenRejection;
 use callsign::http::{self as api, ApiRequest, App, Function, Served};

@@ -2,20 +2,24 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
 
 use callsign::adapters::secrets_manager::{SecretsManagerKeySource, create_secret_if_missing};
 use callsign::domain::access_keys::AccessKeys;
-use callsign::domain::key_ring::{KeyRing, KeysNeeded};
+use callsign::domain::key_ring::KeyRing;
+use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};
+use callsign::domain::ports::{KeySource, KeysNeeded};
 
 const EVERY_KEY: KeysNeeded = KeysNeeded {
     signing: true,
     verifying: true,
     access: true,
 };
-use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};
-use callsign::domain::ports::KeySource;
 
 async fn secrets(
     signing: &StoredKeySet,
@@ -164,4 +168,114 @@ async fn missing_and_malformed_secrets_are_clear_errors() {
         source.access_keys().await,
         Err(KeyError::Invalid(_))
     ));
+}
+
+/// The operations a Secrets Manager client sent, by name.
+#[derive(Debug, Clone, Default)]
+struct Operations(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "Operations"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Secrets Manager's JSON protocol names the operation in X-Amz-Target.
+        let target = context.request().headers().get("x-amz-target");
+        let name = target.and_then(|t| t.strip_prefix("secretsmanager."));
+        self.0.lock().unwrap().push(name.unwrap_or("?").to_owned());
+        Ok(())
+    }
+}
+
+impl Operations {
+    fn sent(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A client on moto whose operations are recorded.
+async fn recorded_client() -> (aws_sdk_secretsmanager::Client, Operations) {
+    let operations = Operations::default();
+    let sdk = common::aws_config(common::servers::moto_endpoint()).await;
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+        .interceptor(operations.clone())
+        .build();
+    (
+        aws_sdk_secretsmanager::Client::from_conf(config),
+        operations,
+    )
+}
+
+async fn arn(client: &aws_sdk_secretsmanager::Client, name: &str) -> String {
+    let described = client.describe_secret().secret_id(name).send().await;
+    described.unwrap().arn.unwrap()
+}
+
+#[tokio::test]
+async fn a_cold_start_reads_both_key_secrets_in_one_call_by_name_or_by_arn() {
+    let (signing, access) = (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    );
+    let (_, signing_name, access_name) = secrets(&signing, &access).await;
+    let (client, operations) = recorded_client().await;
+    let (signing_arn, access_arn) = (
+        arn(&client, &signing_name).await,
+        arn(&client, &access_name).await,
+    );
+    for (signing_id, access_id) in [(&signing_name, &access_name), (&signing_arn, &access_arn)] {
+        let before = operations.sent().len();
+        let source =
+            SecretsManagerKeySource::new(client.clone(), Some(signing_id), Some(access_id));
+        let loaded = source.load(EVERY_KEY).await;
+        assert_eq!(
+            loaded.signing.unwrap().unwrap().current.kid(),
+            signing.current.kid
+        );
+        assert_eq!(loaded.access.unwrap().unwrap().primary(), access.primary());
+        assert!(
+            loaded.published.is_none(),
+            "a signing set carries its public half"
+        );
+        assert_eq!(operations.sent()[before..], ["BatchGetSecretValue"]);
+    }
+}
+
+#[tokio::test]
+async fn a_secret_the_batch_does_not_bring_is_read_on_its_own_and_fails_alone() {
+    let (signing, access) = (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    );
+    let (_, signing_name, _) = secrets(&signing, &access).await;
+    let absent = common::unique("absent");
+    let (client, operations) = recorded_client().await;
+    let source = SecretsManagerKeySource::new(client, Some(&signing_name), Some(&absent));
+    let loaded = source.load(EVERY_KEY).await;
+    assert_eq!(
+        loaded.signing.unwrap().unwrap().current.kid(),
+        signing.current.kid
+    );
+    match loaded.access.unwrap() {
+        Err(KeyError::Source(message)) => {
+            assert!(
+                message.contains(&format!("GetSecretValue {absent}")),
+                "{message}"
+            );
+        }
+        other => panic!("the absent secret must fail on its own: {:?}", other.err()),
+    }
+    assert_eq!(operations.sent(), ["BatchGetSecretValue", "GetSecretValue"]);
+    // A ring cannot be had without its access keys.
+    assert!(
+        KeyRing::load(Arc::new(source), Duration::from_secs(60), EVERY_KEY)
+            .await
+            .is_err()
+    );
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A TLS server on 127.0.0.1 with a self-signed certificate for `localhost`; its address.
 async fn untrusted_server() -> std::net::SocketAddr {
@@ -58,12 +58,32 @@ async fn the_sdk_clients_refuse_a_certificate_no_trusted_root_vouches_for() {
 
 #[test]
 fn the_trusted_roots_are_amazons_four_and_the_starfield_root_that_cross_signs_them() {
-    let pem = std::str::from_utf8(callsign::app::AWS_ROOTS_PEM).unwrap();
+    let names_in = |der: &[u8], name: &str| {
+        der.windows(name.len())
+            .any(|window| window == name.as_bytes())
+    };
+    let roots = callsign::app::AWS_ROOTS;
+    for n in 1..=4 {
+        let name = format!("Amazon Root CA {n}");
+        assert_eq!(
+            roots.iter().filter(|der| names_in(der, &name)).count(),
+            1,
+            "{name}"
+        );
+    }
+    let starfield = "Starfield Services Root Certificate Authority - G2";
+    // The Starfield root names itself as subject and issuer: one certificate.
     assert_eq!(
-        pem.matches("-----BEGIN CERTIFICATE-----").count(),
-        5,
-        "{pem}"
+        roots.iter().filter(|der| names_in(der, starfield)).count(),
+        1
     );
+    assert_eq!(roots.len(), 5);
+    let mut store = tokio_rustls::rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(CertificateDer::from(der.to_vec()))
+            .expect("each root is a trust anchor");
+    }
 }
 
 /// A plain-HTTP server on 127.0.0.1 that answers its n-th connection with `answers[n]`

@@ -1,7 +1,7 @@
 """Start-up, latency and memory of a callsign function next to a hello-world lambda_http
 one, both host builds with the release profile, each started again and again against a
 local Runtime API (runtime_api.py) on 127.0.0.1. The AWS endpoints it calls (Secrets
-Manager at start, DynamoDB per request) are an asyncio stand-in here that answers at
+Manager at start, DynamoDB per request) are a stand-in here (FakeAws) that answers at
 once, so that only the function's own work counts; TLS is not involved (plain http to
 127.0.0.1), but the function builds its HTTPS-capable clients exactly as in Lambda.
 
@@ -10,15 +10,18 @@ once, so that only the function's own work counts; TLS is not involved (plain ht
 
 Prints, for each binary: the median time from process start to its first
 GET /invocation/next, the first invocation's latency, the median warm latency (20
-invocations), and the resident memory after them. Figures, not assertions.
+invocations), and the resident memory after them; then the function's AWS calls per
+start and the stand-in's own time per answer. Figures, not assertions.
 """
 
 import argparse
-import asyncio
 import base64
+import collections
 import json
 import os
 import secrets
+import selectors
+import socket
 import statistics
 import subprocess
 import threading
@@ -49,63 +52,102 @@ def generated_secrets():
 
 
 class FakeAws:
-    """Secrets Manager's GetSecretValue and DynamoDB's UpdateItem, answered at once: an
-    asyncio server on its own thread with keep-alive connections, so that its own time
-    (tens of microseconds a request) weighs as little as it can on the start-up figure."""
+    """Secrets Manager's GetSecretValue and BatchGetSecretValue and DynamoDB's UpdateItem,
+    answered at once, so that only the function's own work counts: one thread running a
+    selector loop over keep-alive connections (no asyncio, no thread per connection), and
+    Secrets Manager's answers, which depend on the request alone, kept once made. It
+    counts the calls by target, and times its own share of each answer."""
 
     def __init__(self, values):
         self.values = values
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
-        ready.wait()
-
-    def _serve(self, ready):
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            asyncio.start_server(self._connection, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
+        self.calls = collections.Counter()
+        self.answering_s = []
+        self._answers = {}
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def shutdown(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._stopped = True
 
-    async def _connection(self, reader, writer):
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
-                status, kind, data = self._answer(headers.get("x-amz-target", ""), body)
-                reason = "OK" if status == 200 else "Bad Request"
-                writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-type: {kind}\r\n"
-                             f"content-length: {len(data)}\r\n\r\n".encode() + data)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # a stopped function drops its keep-alive connections: expected here
-        finally:
-            writer.close()
+    def _serve(self):
+        pending = {}
+        while not self._stopped:
+            for key, _ in self._selector.select(timeout=0.1):
+                if key.fileobj is self._listener:
+                    connection, _ = self._listener.accept()
+                    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self._selector.register(connection, selectors.EVENT_READ)
+                    pending[connection] = b""
+                    continue
+                connection = key.fileobj
+                try:
+                    data = connection.recv(65536)
+                except ConnectionError:
+                    data = b""
+                if not data:  # a stopped function drops its keep-alive connections
+                    self._selector.unregister(connection)
+                    connection.close()
+                    pending.pop(connection, None)
+                    continue
+                pending[connection] = self._answer_whole_requests(connection, pending[connection] + data)
+
+    def _answer_whole_requests(self, connection, buffered):
+        """Answers every complete request in `buffered`; returns what is left of it."""
+        while b"\r\n\r\n" in buffered:
+            started = time.perf_counter()
+            head, _, rest = buffered.partition(b"\r\n\r\n")
+            headers = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            if len(rest) < length:
+                return buffered
+            body, buffered = rest[:length], rest[length:]
+            target = headers.get("x-amz-target", "")
+            self.calls[target] += 1
+            connection.sendall(self._response(target, body))
+            self.answering_s.append(time.perf_counter() - started)
+        return buffered
+
+    def _response(self, target, body):
+        key = (target, body)
+        if key in self._answers:
+            return self._answers[key]
+        status, kind, data = self._answer(target, body)
+        reason = "OK" if status == 200 else "Bad Request"
+        response = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: {kind}\r\n"
+                    f"content-length: {len(data)}\r\n\r\n").encode() + data
+        if target.startswith("secretsmanager."):
+            self._answers[key] = response
+        return response
+
+    def _secret(self, name):
+        return {
+            "ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}",
+            "Name": name,
+            "VersionId": "00000000-0000-4000-8000-000000000001",
+            "SecretString": self.values[name],
+            "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": 1.7e9,
+        }
 
     def _answer(self, target, body):
         request = json.loads(body or b"{}")
         if target == "secretsmanager.GetSecretValue":
-            name = request["SecretId"]
-            answer = {
-                "ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}",
-                "Name": name,
-                "VersionId": "00000000-0000-4000-8000-000000000001",
-                "SecretString": self.values[name],
-                "VersionStages": ["AWSCURRENT"],
-                "CreatedDate": 1.7e9,
-            }
+            answer = self._secret(request["SecretId"])
+            return 200, "application/x-amz-json-1.1", json.dumps(answer).encode()
+        if target == "secretsmanager.BatchGetSecretValue":
+            answer = {"SecretValues": [self._secret(name) for name in request["SecretIdList"]], "Errors": []}
             return 200, "application/x-amz-json-1.1", json.dumps(answer).encode()
         if target == "DynamoDB_20120810.UpdateItem":
             now = str(int(time.time() * 1000))
@@ -163,11 +205,19 @@ def start_once(binary, env, event):
         api.shutdown()
 
 
-def measure(binary, env, event, starts):
-    runs = [start_once(binary, env, event) for _ in range(starts)]
-    column = lambda i: statistics.median(run[i] for run in runs)  # noqa: E731
-    return {"start_ms": column(0), "first_ms": column(1), "warm_ms": column(2), "rss_mb": column(3) / 1024,
-            "size_mb": os.path.getsize(binary) / 1e6}
+def measure(contenders, starts):
+    """Starts each of `contenders` ((binary, env, event)) in turn, `starts` rounds, so that
+    whatever else the machine does weighs on both alike; their medians."""
+    runs = [[] for _ in contenders]
+    for _ in range(starts):
+        for (binary, env, event), own in zip(contenders, runs):
+            own.append(start_once(binary, env, event))
+    figures = []
+    for (binary, _, _), own in zip(contenders, runs):
+        column = lambda i: statistics.median(run[i] for run in own)  # noqa: E731
+        figures.append({"start_ms": column(0), "first_ms": column(1), "warm_ms": column(2),
+                        "rss_mb": column(3) / 1024, "size_mb": os.path.getsize(binary) / 1e6})
+    return figures
 
 
 def main():
@@ -198,14 +248,18 @@ def main():
         **dict(pair.split("=", 1) for pair in args.env),
     }
     hello_event = json.loads(open(args.event).read())
-    function = measure(args.function, env, json.loads(signed), args.starts)
-    hello = measure(args.hello, {}, hello_event, args.starts)
+    function, hello = measure([(args.function, env, json.loads(signed)), (args.hello, {}, hello_event)],
+                              args.starts)
     print(f"{'':28} {'start (ms)':>10} {'first (ms)':>10} {'warm (ms)':>10} {'RSS (MB)':>9} {'size (MB)':>9}")
     for name, figures in [(os.path.basename(args.function), function), ("hello-lambda", hello)]:
         print(f"{name:28} {figures['start_ms']:10.2f} {figures['first_ms']:10.2f} {figures['warm_ms']:10.2f}"
               f" {figures['rss_mb']:9.1f} {figures['size_mb']:9.1f}")
-    print(f"start-up: {function['start_ms'] / hello['start_ms']:.1f}x the hello-world function's"
-          f" ({args.starts} starts each, medians)")
+    print(f"start-up: {function['start_ms'] / hello['start_ms']:.2f}x the hello-world function's"
+          f" ({args.starts} starts each, in turn; medians)")
+    secrets_calls = {target: count / args.starts for target, count in aws.calls.items()
+                     if target.startswith("secretsmanager.")}
+    print(f"Secrets Manager calls per start: {secrets_calls}; the stand-in's own time per answer:"
+          f" {statistics.median(aws.answering_s) * 1e6:.0f} µs (median)")
     aws.shutdown()
 
 

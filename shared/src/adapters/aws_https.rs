@@ -28,10 +28,14 @@ pub struct ReqwestHttpClient {
 }
 
 impl ReqwestHttpClient {
-    /// A client that trusts exactly the PEM certificates in `roots_pem`.
-    pub fn trusting(roots_pem: &[u8]) -> Result<Self, reqwest::Error> {
+    /// A client that trusts exactly these DER certificates (DER, not PEM: decoding PEM
+    /// cost a cold start 0.2 M instructions).
+    pub fn trusting(roots: &[&[u8]]) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            roots: reqwest::Certificate::from_pem_bundle(roots_pem)?,
+            roots: roots
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<_, _>>()?,
             connectors: Mutex::default(),
         })
     }

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client as SecretsClient;
+use aws_sdk_secretsmanager::error::SdkError;
 
 use crate::domain::access_keys::AccessKeys;
 use crate::domain::keys::{KeyError, KeySet, PublishedKeys};
-use crate::domain::ports::{KeySource, SecretStoreError, VersionedSecret};
+use crate::domain::ports::{KeySource, KeysNeeded, LoadedKeys, SecretStoreError, VersionedSecret};
 use crate::domain::rotation;
 
 /// Keys from Secrets Manager secrets (JSON; formats in README.md): the signing key set,
@@ -53,7 +54,7 @@ impl SecretsManagerKeySource {
             .client
             .get_secret_value()
             .secret_id(secret_id)
-            .version_stage("AWSCURRENT")
+            .version_stage(rotation::CURRENT)
             .send()
             .await
             .map_err(|e| {
@@ -66,32 +67,152 @@ impl SecretsManagerKeySource {
             .secret_string
             .ok_or_else(|| KeyError::Invalid(format!("secret {secret_id} has no string value")))
     }
-}
 
-#[async_trait]
-impl KeySource for SecretsManagerKeySource {
-    async fn signing_keys(&self) -> Result<KeySet, KeyError> {
+    /// The secret's current value: as `fetched` brought it, else on its own.
+    async fn value(&self, secret_id: &str, fetched: &Fetched) -> Result<String, KeyError> {
+        match fetched {
+            Ok(values) => match values.get(secret_id) {
+                Some(value) => Ok(value.clone()),
+                None => self.current(secret_id).await,
+            },
+            Err(error) => Err(KeyError::Source(error.clone())),
+        }
+    }
+
+    /// The current values of `ids` in one BatchGetSecretValue call, by id (a name or an
+    /// ARN, as configured). A secret the answer leaves out or reports an error for is
+    /// read on its own afterwards, with its own error; so is every secret when the
+    /// service refuses the call (a role without `secretsmanager:BatchGetSecretValue`).
+    async fn batch(&self, ids: &[&str]) -> Fetched {
+        if ids.len() < 2 {
+            return Ok(HashMap::new());
+        }
+        let answer = self
+            .client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids.iter().map(|id| (*id).to_owned()).collect()))
+            .send()
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(refused)) => {
+                tracing::warn!(
+                    error = %aws_sdk_secretsmanager::error::DisplayErrorContext(refused.err()),
+                    "BatchGetSecretValue refused; the key secrets are read one by one"
+                );
+                return Ok(HashMap::new());
+            }
+            Err(error) => {
+                return Err(format!(
+                    "BatchGetSecretValue {}: {}",
+                    ids.join(", "),
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(error)
+                ));
+            }
+        };
+        let mut values = HashMap::new();
+        for entry in output.secret_values.unwrap_or_default() {
+            // A value not staged AWSCURRENT (moto right after a rotation) is read by stage.
+            if !entry
+                .version_stages()
+                .iter()
+                .any(|s| s == rotation::CURRENT)
+            {
+                continue;
+            }
+            let Some(value) = entry.secret_string else {
+                continue;
+            };
+            for id in ids {
+                if entry.name.as_deref() == Some(*id) || entry.arn.as_deref() == Some(*id) {
+                    values.insert((*id).to_owned(), value.clone());
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    async fn signing(&self, fetched: &Fetched) -> Result<KeySet, KeyError> {
         let id = Self::id(
             &self.signing_keys_secret_id,
             "CALLSIGN_SIGNING_KEYS_SECRET_ID",
         )?;
-        KeySet::from_secret(&self.current(id).await?)
+        KeySet::from_secret(&self.value(id, fetched).await?)
     }
 
-    async fn published_keys(&self) -> Result<PublishedKeys, KeyError> {
+    async fn published(&self, fetched: &Fetched) -> Result<PublishedKeys, KeyError> {
         let id = Self::id(
             &self.public_keys_secret_id,
             "CALLSIGN_PUBLIC_KEYS_SECRET_ID",
         )?;
-        PublishedKeys::from_secret(&self.current(id).await?)
+        PublishedKeys::from_secret(&self.value(id, fetched).await?)
     }
 
-    async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
+    async fn access(&self, fetched: &Fetched) -> Result<AccessKeys, KeyError> {
         let id = Self::id(
             &self.access_keys_secret_id,
             "CALLSIGN_ACCESS_KEYS_SECRET_ID",
         )?;
-        AccessKeys::from_secret(&self.current(id).await?)
+        AccessKeys::from_secret(&self.value(id, fetched).await?)
+    }
+}
+
+/// Secret values a batch brought, by id; or why the batch failed, for every secret in it.
+type Fetched = Result<HashMap<String, String>, String>;
+
+#[async_trait]
+impl KeySource for SecretsManagerKeySource {
+    async fn signing_keys(&self) -> Result<KeySet, KeyError> {
+        self.signing(&Ok(HashMap::new())).await
+    }
+
+    async fn published_keys(&self) -> Result<PublishedKeys, KeyError> {
+        self.published(&Ok(HashMap::new())).await
+    }
+
+    async fn access_keys(&self) -> Result<AccessKeys, KeyError> {
+        self.access(&Ok(HashMap::new())).await
+    }
+
+    /// Every secret needed in one BatchGetSecretValue call: a cold start waits for one
+    /// round trip, and pays for one call.
+    async fn load(&self, needed: KeysNeeded) -> LoadedKeys {
+        let ids: Vec<&str> = [
+            (needed.signing, &self.signing_keys_secret_id),
+            (needed.published(), &self.public_keys_secret_id),
+            (needed.access, &self.access_keys_secret_id),
+        ]
+        .into_iter()
+        .filter_map(|(wanted, id)| id.as_deref().filter(|_| wanted))
+        .collect();
+        let fetched = self.batch(&ids).await;
+        let signing = async {
+            if needed.signing {
+                Some(self.signing(&fetched).await)
+            } else {
+                None
+            }
+        };
+        let published = async {
+            if needed.published() {
+                Some(self.published(&fetched).await)
+            } else {
+                None
+            }
+        };
+        let access = async {
+            if needed.access {
+                Some(self.access(&fetched).await)
+            } else {
+                None
+            }
+        };
+        let (signing, published, access) = tokio::join!(signing, published, access);
+        LoadedKeys {
+            signing,
+            published,
+            access,
+        }
     }
 }
 

@@ -13,19 +13,8 @@ use callsign_verifier::cache::Cached;
 
 use super::access_keys::AccessKeys;
 use super::keys::{KeyError, KeySet, PublicKeys, PublishedKeys};
-use super::ports::KeySource;
+use super::ports::{KeySource, KeysNeeded};
 use super::signals;
-
-/// Which keys a function needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeysNeeded {
-    /// The private signing keys (functions that issue tokens).
-    pub signing: bool,
-    /// The public keys (functions that verify tokens but issue none).
-    pub verifying: bool,
-    /// The access keys (functions that serve HMAC-authenticated routes).
-    pub access: bool,
-}
 
 enum Keys {
     Signing(Cached<KeySet>),
@@ -45,50 +34,42 @@ impl KeyRing {
         ttl: Duration,
         needed: KeysNeeded,
     ) -> Result<Arc<Self>, KeyError> {
-        // Both secrets at once: a cold start waits for one round trip, not two.
-        let signing_source = source.clone();
-        let keys = async move {
-            let source = signing_source;
-            Ok::<_, KeyError>(if needed.signing {
-                let keys = source
-                    .signing_keys()
-                    .await
-                    .inspect_err(|_| signals::key_load_failed("signing"))?;
+        // One round trip for every secret where the source allows it.
+        let loaded = source.load(needed).await;
+        // Every failure is counted before the first is returned.
+        let signing = loaded
+            .signing
+            .map(|keys| keys.inspect_err(|_| signals::key_load_failed("signing")));
+        let published = loaded
+            .published
+            .map(|keys| keys.inspect_err(|_| signals::key_load_failed("public")));
+        let access = loaded
+            .access
+            .map(|keys| keys.inspect_err(|_| signals::key_load_failed("access")));
+        let keys = match (signing, published) {
+            (Some(keys), _) => {
                 let source = source.clone();
-                Keys::Signing(Cached::new(keys, ttl, "signing", move || {
+                Keys::Signing(Cached::new(keys?, ttl, "signing", move || {
                     let source = source.clone();
                     async move { source.signing_keys().await }
                 }))
-            } else if needed.verifying {
-                let keys = source
-                    .published_keys()
-                    .await
-                    .inspect_err(|_| signals::key_load_failed("public"))?;
+            }
+            (None, Some(keys)) => {
                 let source = source.clone();
-                Keys::Published(Cached::new(keys, ttl, "public", move || {
+                Keys::Published(Cached::new(keys?, ttl, "public", move || {
                     let source = source.clone();
                     async move { source.published_keys().await }
                 }))
-            } else {
-                Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
-            })
+            }
+            (None, None) => Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default()))),
         };
-        let access = async move {
-            Ok::<_, KeyError>(if needed.access {
-                let keys = source
-                    .access_keys()
-                    .await
-                    .inspect_err(|_| signals::key_load_failed("access"))?;
-                Some(Cached::new(keys, ttl, "access", move || {
-                    let source = source.clone();
-                    async move { source.access_keys().await }
-                }))
-            } else {
-                None
-            })
+        let access = match access {
+            Some(keys) => Some(Cached::new(keys?, ttl, "access", move || {
+                let source = source.clone();
+                async move { source.access_keys().await }
+            })),
+            None => None,
         };
-        let (keys, access) = tokio::join!(keys, access);
-        let (keys, access) = (keys?, access?);
         Ok(Arc::new(Self { keys, access }))
     }
 

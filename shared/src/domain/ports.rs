@@ -174,6 +174,33 @@ pub trait Housekeeping: Send + Sync {
     async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError>;
 }
 
+/// Which keys a function needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysNeeded {
+    /// The private signing keys (functions that issue tokens).
+    pub signing: bool,
+    /// The public keys (functions that verify tokens but issue none).
+    pub verifying: bool,
+    /// The access keys (functions that serve HMAC-authenticated routes).
+    pub access: bool,
+}
+
+impl KeysNeeded {
+    /// Whether the published public keys are fetched: only where the private ones are not
+    /// (a signing key set carries its public half).
+    pub fn published(&self) -> bool {
+        self.verifying && !self.signing
+    }
+}
+
+/// The keys a cold start fetched, each with its own outcome; None where not needed.
+#[derive(Default)]
+pub struct LoadedKeys {
+    pub signing: Option<Result<KeySet, KeyError>>,
+    pub published: Option<Result<PublishedKeys, KeyError>>,
+    pub access: Option<Result<AccessKeys, KeyError>>,
+}
+
 /// Where keys come from: Secrets Manager in AWS, generated in memory for local runs.
 #[async_trait]
 pub trait KeySource: Send + Sync {
@@ -182,6 +209,39 @@ pub trait KeySource: Send + Sync {
     /// Its public half, as published for functions that only verify.
     async fn published_keys(&self) -> Result<PublishedKeys, KeyError>;
     async fn access_keys(&self) -> Result<AccessKeys, KeyError>;
+
+    /// Everything a cold start needs, fetched together. By default each key set is
+    /// fetched on its own, all at once; a source that can fetch several in one round trip
+    /// does so.
+    async fn load(&self, needed: KeysNeeded) -> LoadedKeys {
+        let signing = async {
+            if needed.signing {
+                Some(self.signing_keys().await)
+            } else {
+                None
+            }
+        };
+        let published = async {
+            if needed.published() {
+                Some(self.published_keys().await)
+            } else {
+                None
+            }
+        };
+        let access = async {
+            if needed.access {
+                Some(self.access_keys().await)
+            } else {
+                None
+            }
+        };
+        let (signing, published, access) = tokio::join!(signing, published, access);
+        LoadedKeys {
+            signing,
+            published,
+            access,
+        }
+    }
 }
 
 /// A secret store failed (unreachable, refused); the message names the call.
