@@ -110,25 +110,9 @@ impl Backends {
     /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
     /// given (and may read) only the secrets it needs.
     pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        // Building an SDK client parses the SDK's partition table (each service crate has
-        // its own): a third of a cold start's own work, so the two are built side by
-        // side, the DynamoDB one on a thread of its own (inline if none can be had).
-        let (store, secrets) = std::thread::scope(|scope| {
-            let store = std::thread::Builder::new()
-                .spawn_scoped(scope, || dynamodb_store(config, sdk))
-                .ok();
-            let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-            let store = match store {
-                Some(building) => building
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                None => dynamodb_store(config, sdk),
-            };
-            (store, secrets)
-        });
-        let store = Arc::new(store?);
+        let store = Arc::new(dynamodb_store(config, sdk)?);
         let keys = SecretsManagerKeySource::new(
-            secrets,
+            aws_sdk_secretsmanager::Client::new(sdk),
             config.signing_keys_secret_id.as_deref(),
             config.access_keys_secret_id.as_deref(),
         )
