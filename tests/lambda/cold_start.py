@@ -83,7 +83,10 @@ class FakeAws:
         while not self._stopped:
             for key, _ in self._selector.select(timeout=0.1):
                 if key.fileobj is self._listener:
-                    connection, _ = self._listener.accept()
+                    try:
+                        connection, _ = self._listener.accept()
+                    except BlockingIOError:
+                        continue
                     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self._selector.register(connection, selectors.EVENT_READ)
                     pending[connection] = b""
@@ -91,14 +94,15 @@ class FakeAws:
                 connection = key.fileobj
                 try:
                     data = connection.recv(65536)
-                except ConnectionError:
-                    data = b""
-                if not data:  # a stopped function drops its keep-alive connections
-                    self._selector.unregister(connection)
-                    connection.close()
-                    pending.pop(connection, None)
-                    continue
-                pending[connection] = self._answer_whole_requests(connection, pending[connection] + data)
+                    if data:
+                        pending[connection] = self._answer_whole_requests(connection, pending[connection] + data)
+                        continue
+                except (OSError, ValueError, KeyError):
+                    pass  # a request it cannot read ends its connection, not the stand-in
+                # A stopped function drops its keep-alive connections: that one alone ends.
+                self._selector.unregister(connection)
+                connection.close()
+                pending.pop(connection, None)
 
     def _answer_whole_requests(self, connection, buffered):
         """Answers every complete request in `buffered`; returns what is left of it."""
@@ -132,6 +136,8 @@ class FakeAws:
         return response
 
     def _secret(self, name):
+        if name not in self.values:
+            return None
         return {
             "ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}",
             "Name": name,
@@ -145,9 +151,17 @@ class FakeAws:
         request = json.loads(body or b"{}")
         if target == "secretsmanager.GetSecretValue":
             answer = self._secret(request["SecretId"])
+            if answer is None:
+                answer = {"__type": "ResourceNotFoundException", "message": request["SecretId"]}
+                return 400, "application/x-amz-json-1.1", json.dumps(answer).encode()
             return 200, "application/x-amz-json-1.1", json.dumps(answer).encode()
         if target == "secretsmanager.BatchGetSecretValue":
-            answer = {"SecretValues": [self._secret(name) for name in request["SecretIdList"]], "Errors": []}
+            ids = request["SecretIdList"]
+            answer = {
+                "SecretValues": [self._secret(name) for name in ids if name in self.values],
+                "Errors": [{"SecretId": name, "ErrorCode": "ResourceNotFoundException", "Message": name}
+                           for name in ids if name not in self.values],
+            }
             return 200, "application/x-amz-json-1.1", json.dumps(answer).encode()
         if target == "DynamoDB_20120810.UpdateItem":
             now = str(int(time.time() * 1000))
