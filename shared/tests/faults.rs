@@ -218,7 +218,7 @@ async fn secrets_manager_unreachable_at_a_cold_start_fails_it_with_a_clear_error
     };
     let message = error.to_string();
     assert!(
-        message.contains("GetSecretValue") && message.contains("callsign/signing"),
+        message.contains("BatchGetSecretValue") && message.contains("callsign/signing"),
         "{message}"
     );
 }

@@ -199,10 +199,10 @@ impl Operations {
     }
 }
 
-/// A client on moto whose operations are recorded.
-async fn recorded_client() -> (aws_sdk_secretsmanager::Client, Operations) {
+/// A client of the Secrets Manager at `endpoint` whose operations are recorded.
+async fn recorded_client(endpoint: &str) -> (aws_sdk_secretsmanager::Client, Operations) {
     let operations = Operations::default();
-    let sdk = common::aws_config(common::servers::moto_endpoint()).await;
+    let sdk = common::aws_config(endpoint).await;
     let config = aws_sdk_secretsmanager::config::Builder::from(&sdk)
         .interceptor(operations.clone())
         .build();
@@ -224,7 +224,7 @@ async fn a_cold_start_reads_both_key_secrets_in_one_call_by_name_or_by_arn() {
         AccessKeys::generate(),
     );
     let (_, signing_name, access_name) = secrets(&signing, &access).await;
-    let (client, operations) = recorded_client().await;
+    let (client, operations) = recorded_client(common::servers::moto_endpoint()).await;
     let (signing_arn, access_arn) = (
         arn(&client, &signing_name).await,
         arn(&client, &access_name).await,
@@ -255,7 +255,7 @@ async fn a_secret_the_batch_does_not_bring_is_read_on_its_own_and_fails_alone() 
     );
     let (_, signing_name, _) = secrets(&signing, &access).await;
     let absent = common::unique("absent");
-    let (client, operations) = recorded_client().await;
+    let (client, operations) = recorded_client(common::servers::moto_endpoint()).await;
     let source = SecretsManagerKeySource::new(client, Some(&signing_name), Some(&absent));
     let loaded = source.load(EVERY_KEY).await;
     assert_eq!(
@@ -277,5 +277,94 @@ async fn a_secret_the_batch_does_not_bring_is_read_on_its_own_and_fails_alone() 
         KeyRing::load(Arc::new(source), Duration::from_secs(60), EVERY_KEY)
             .await
             .is_err()
+    );
+}
+
+/// A Secrets Manager stand-in on 127.0.0.1 that refuses BatchGetSecretValue (as for a role
+/// without the permission) and answers GetSecretValue from `values`; its endpoint.
+async fn refusing_batches(values: Vec<(String, String)>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let values = values.clone();
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let (mut target, mut length) = (String::new(), 0);
+                    loop {
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end().to_ascii_lowercase();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(value) = line.strip_prefix("x-amz-target:") {
+                            target = value.trim().to_owned();
+                        } else if let Some(value) = line.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    stream.read_exact(&mut body).await.unwrap();
+                    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let (status, answer) = if target.ends_with("batchgetsecretvalue") {
+                        (
+                            400,
+                            serde_json::json!({"__type": "AccessDeniedException", "message": "not allowed"}),
+                        )
+                    } else {
+                        let id = request["SecretId"].as_str().unwrap();
+                        let value = &values.iter().find(|(name, _)| name == id).unwrap().1;
+                        (
+                            200,
+                            serde_json::json!({"Name": id, "SecretString": value, "VersionStages": ["AWSCURRENT"]}),
+                        )
+                    };
+                    let answer = answer.to_string();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                         content-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    stream
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn a_refused_batch_falls_back_to_one_call_per_secret() {
+    let (signing, access) = (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    );
+    let endpoint = refusing_batches(vec![
+        ("signing".into(), signing.to_secret()),
+        ("access".into(), access.to_secret()),
+    ])
+    .await;
+    let (client, operations) = recorded_client(&endpoint).await;
+    let source = SecretsManagerKeySource::new(client, Some("signing"), Some("access"));
+    let loaded = source.load(EVERY_KEY).await;
+    assert_eq!(
+        loaded.signing.unwrap().unwrap().current.kid(),
+        signing.current.kid
+    );
+    assert_eq!(loaded.access.unwrap().unwrap().primary(), access.primary());
+    let mut sent = operations.sent();
+    sent.sort();
+    assert_eq!(
+        sent,
+        ["BatchGetSecretValue", "GetSecretValue", "GetSecretValue"]
     );
 }

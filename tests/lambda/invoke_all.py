@@ -133,7 +133,7 @@ def cold_start_without_secrets_manager():
     finally:
         broken.stop()
     log = broken.log_of("issue-token").read_text(errors="replace")
-    check("the failed cold start logs why", "cold start failed" in log and "GetSecretValue" in log, log[-600:])
+    check("the failed cold start logs why", "cold start failed" in log and "BatchGetSecretValue" in log, log[-600:])
 
 
 def main():

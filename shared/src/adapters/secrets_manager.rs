@@ -79,10 +79,12 @@ impl SecretsManagerKeySource {
         }
     }
 
-    /// The current values of `ids` in one BatchGetSecretValue call, by id (a name or an
-    /// ARN, as configured). A secret the answer leaves out or reports an error for is
-    /// read on its own afterwards, with its own error; so is every secret when the
-    /// service refuses the call (a role without `secretsmanager:BatchGetSecretValue`).
+    /// The current values of `ids` in one BatchGetSecretValue call, by id (a name, an ARN
+    /// or a partial ARN, as configured). A secret the answer leaves out or reports an
+    /// error for is read on its own afterwards, with its own error. When the service
+    /// answers the call with an error (a role without `secretsmanager:BatchGetSecretValue`,
+    /// throttling), every secret is read on its own; when it cannot be reached at all,
+    /// every secret fails with that error.
     async fn batch(&self, ids: &[&str]) -> Fetched {
         if ids.len() < 2 {
             return Ok(HashMap::new());
@@ -124,7 +126,7 @@ impl SecretsManagerKeySource {
                 continue;
             };
             for id in ids {
-                if entry.name.as_deref() == Some(*id) || entry.arn.as_deref() == Some(*id) {
+                if names(id, entry.name.as_deref(), entry.arn.as_deref()) {
                     values.insert((*id).to_owned(), value.clone());
                 }
             }
@@ -160,6 +162,19 @@ impl SecretsManagerKeySource {
 /// Secret values a batch brought, by id; or why the batch failed, for every secret in it.
 type Fetched = Result<HashMap<String, String>, String>;
 
+/// Whether `id`, as configured, names the secret called `name` with this `arn`: by its
+/// name, its ARN, or its ARN without the hyphen and six characters Secrets Manager
+/// appends (a partial ARN, which the API accepts too).
+fn names(id: &str, name: Option<&str>, arn: Option<&str>) -> bool {
+    let partial_arn_of = |arn: &str| {
+        id.starts_with("arn:")
+            && arn
+                .strip_prefix(id)
+                .is_some_and(|suffix| suffix.len() == 7 && suffix.starts_with('-'))
+    };
+    name == Some(id) || arn.is_some_and(|arn| arn == id || partial_arn_of(arn))
+}
+
 #[async_trait]
 impl KeySource for SecretsManagerKeySource {
     async fn signing_keys(&self) -> Result<KeySet, KeyError> {
@@ -174,10 +189,10 @@ impl KeySource for SecretsManagerKeySource {
         self.access(&Ok(HashMap::new())).await
     }
 
-    /// Every secret needed in one BatchGetSecretValue call: a cold start waits for one
-    /// round trip, and pays for one call.
+    /// Two or more secrets come in one BatchGetSecretValue call: a cold start waits for
+    /// one round trip, not one per secret.
     async fn load(&self, needed: KeysNeeded) -> LoadedKeys {
-        let ids: Vec<&str> = [
+        let mut ids: Vec<&str> = [
             (needed.signing, &self.signing_keys_secret_id),
             (needed.published(), &self.public_keys_secret_id),
             (needed.access, &self.access_keys_secret_id),
@@ -185,6 +200,9 @@ impl KeySource for SecretsManagerKeySource {
         .into_iter()
         .filter_map(|(wanted, id)| id.as_deref().filter(|_| wanted))
         .collect();
+        // One secret holding two key sets is asked for once.
+        ids.sort_unstable();
+        ids.dedup();
         let fetched = self.batch(&ids).await;
         let signing = async {
             if needed.signing {
@@ -353,5 +371,27 @@ impl VersionedSecret for SecretsManagerSecret {
             .await
             .map_err(|e| secret_error("PutSecretValue", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:callsign/access-a1B2c3";
+
+    #[test]
+    fn a_secret_is_named_by_its_name_its_arn_or_its_partial_arn() {
+        let named = |id| names(id, Some("callsign/access"), Some(ARN));
+        assert!(named("callsign/access"));
+        assert!(named(ARN));
+        assert!(named(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:callsign/access"
+        ));
+        assert!(!named("callsign/signing"));
+        assert!(!named(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:callsign/acc"
+        ));
+        assert!(!named("callsign/access-a1B2c3"));
     }
 }

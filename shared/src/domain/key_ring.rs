@@ -46,29 +46,43 @@ impl KeyRing {
         let access = loaded
             .access
             .map(|keys| keys.inspect_err(|_| signals::key_load_failed("access")));
-        let keys = match (signing, published) {
-            (Some(keys), _) => {
-                let source = source.clone();
-                Keys::Signing(Cached::new(keys?, ttl, "signing", move || {
+        let keys = if needed.signing {
+            let source = source.clone();
+            Keys::Signing(Cached::new(
+                required(signing, "signing")?,
+                ttl,
+                "signing",
+                move || {
                     let source = source.clone();
                     async move { source.signing_keys().await }
-                }))
-            }
-            (None, Some(keys)) => {
-                let source = source.clone();
-                Keys::Published(Cached::new(keys?, ttl, "public", move || {
+                },
+            ))
+        } else if needed.published() {
+            let source = source.clone();
+            Keys::Published(Cached::new(
+                required(published, "public")?,
+                ttl,
+                "public",
+                move || {
                     let source = source.clone();
                     async move { source.published_keys().await }
-                }))
-            }
-            (None, None) => Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default()))),
+                },
+            ))
+        } else {
+            Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
         };
-        let access = match access {
-            Some(keys) => Some(Cached::new(keys?, ttl, "access", move || {
-                let source = source.clone();
-                async move { source.access_keys().await }
-            })),
-            None => None,
+        let access = if needed.access {
+            Some(Cached::new(
+                required(access, "access")?,
+                ttl,
+                "access",
+                move || {
+                    let source = source.clone();
+                    async move { source.access_keys().await }
+                },
+            ))
+        } else {
+            None
         };
         Ok(Arc::new(Self { keys, access }))
     }
@@ -104,6 +118,11 @@ impl KeyRing {
     pub fn access_keys(&self) -> Option<Arc<AccessKeys>> {
         self.access.as_ref().map(Cached::get)
     }
+}
+
+/// A needed key set as the source loaded it; a source that skipped it is at fault.
+fn required<T>(loaded: Option<Result<T, KeyError>>, keys: &str) -> Result<T, KeyError> {
+    loaded.unwrap_or_else(|| Err(KeyError::Source(format!("no {keys} keys were loaded"))))
 }
 
 /// Our own keys as a verifier's key source.
