@@ -204,33 +204,13 @@ impl KeySource for SecretsManagerKeySource {
         ids.sort_unstable();
         ids.dedup();
         let fetched = self.batch(&ids).await;
-        let signing = async {
-            if needed.signing {
-                Some(self.signing(&fetched).await)
-            } else {
-                None
-            }
-        };
-        let published = async {
-            if needed.published() {
-                Some(self.published(&fetched).await)
-            } else {
-                None
-            }
-        };
-        let access = async {
-            if needed.access {
-                Some(self.access(&fetched).await)
-            } else {
-                None
-            }
-        };
-        let (signing, published, access) = tokio::join!(signing, published, access);
-        LoadedKeys {
-            signing,
-            published,
-            access,
-        }
+        LoadedKeys::fetch(
+            needed,
+            self.signing(&fetched),
+            self.published(&fetched),
+            self.access(&fetched),
+        )
+        .await
     }
 }
 

@@ -201,6 +201,30 @@ pub struct LoadedKeys {
     pub access: Option<Result<AccessKeys, KeyError>>,
 }
 
+impl LoadedKeys {
+    /// Each key set `needed` from its own fetch, all at once (the others are never polled).
+    pub async fn fetch(
+        needed: KeysNeeded,
+        signing: impl Future<Output = Result<KeySet, KeyError>>,
+        published: impl Future<Output = Result<PublishedKeys, KeyError>>,
+        access: impl Future<Output = Result<AccessKeys, KeyError>>,
+    ) -> Self {
+        async fn only_if<T>(wanted: bool, fetch: impl Future<Output = T>) -> Option<T> {
+            if wanted { Some(fetch.await) } else { None }
+        }
+        let (signing, published, access) = tokio::join!(
+            only_if(needed.signing, signing),
+            only_if(needed.published(), published),
+            only_if(needed.access, access),
+        );
+        Self {
+            signing,
+            published,
+            access,
+        }
+    }
+}
+
 /// Where keys come from: Secrets Manager in AWS, generated in memory for local runs.
 #[async_trait]
 pub trait KeySource: Send + Sync {
@@ -214,33 +238,13 @@ pub trait KeySource: Send + Sync {
     /// fetched on its own, all at once; a source that can fetch several in one round trip
     /// does so.
     async fn load(&self, needed: KeysNeeded) -> LoadedKeys {
-        let signing = async {
-            if needed.signing {
-                Some(self.signing_keys().await)
-            } else {
-                None
-            }
-        };
-        let published = async {
-            if needed.published() {
-                Some(self.published_keys().await)
-            } else {
-                None
-            }
-        };
-        let access = async {
-            if needed.access {
-                Some(self.access_keys().await)
-            } else {
-                None
-            }
-        };
-        let (signing, published, access) = tokio::join!(signing, published, access);
-        LoadedKeys {
-            signing,
-            published,
-            access,
-        }
+        LoadedKeys::fetch(
+            needed,
+            self.signing_keys(),
+            self.published_keys(),
+            self.access_keys(),
+        )
+        .await
     }
 }
 
