@@ -13,13 +13,32 @@ use callsign::adapters::secrets_manager::{SecretsManagerKeySource, create_secret
 use callsign::domain::access_keys::AccessKeys;
 use callsign::domain::key_ring::KeyRing;
 use callsign::domain::keys::{KeyError, SigningAlgorithm, StoredKeySet};
-use callsign::domain::ports::{KeySource, KeysNeeded};
+use callsign::domain::ports::{KeySource, KeysNeeded, LoadedKeys};
 
 const EVERY_KEY: KeysNeeded = KeysNeeded {
     signing: true,
     verifying: true,
     access: true,
 };
+
+/// A fresh signing key set and access keys, made for the test.
+fn fresh_keys() -> (StoredKeySet, AccessKeys) {
+    (
+        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
+        AccessKeys::generate(),
+    )
+}
+
+/// `loaded` holds exactly these signing and access keys (a signing set carries its public
+/// half, so no published set is fetched beside it).
+fn assert_loaded(loaded: LoadedKeys, signing: &StoredKeySet, access: &AccessKeys) {
+    assert_eq!(
+        loaded.signing.unwrap().unwrap().current.kid(),
+        signing.current.kid
+    );
+    assert_eq!(loaded.access.unwrap().unwrap().primary(), access.primary());
+    assert!(loaded.published.is_none());
+}
 
 async fn secrets(
     signing: &StoredKeySet,
@@ -47,10 +66,7 @@ async fn secrets(
 
 #[tokio::test]
 async fn loads_both_key_sets() {
-    let (signing, access) = (
-        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        AccessKeys::generate(),
-    );
+    let (signing, access) = fresh_keys();
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
     let source = SecretsManagerKeySource::new(client, Some(&signing_id), Some(&access_id));
     assert_eq!(
@@ -66,10 +82,7 @@ async fn loads_both_key_sets() {
 
 #[tokio::test]
 async fn follows_awscurrent_after_a_rotation_and_the_ring_refreshes_in_the_background() {
-    let (signing, access) = (
-        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        AccessKeys::generate(),
-    );
+    let (signing, access) = fresh_keys();
     let (client, signing_id, access_id) = secrets(&signing, &access).await;
     let source = Arc::new(SecretsManagerKeySource::new(
         client.clone(),
@@ -219,10 +232,7 @@ async fn arn(client: &aws_sdk_secretsmanager::Client, name: &str) -> String {
 
 #[tokio::test]
 async fn a_cold_start_reads_both_key_secrets_in_one_call_by_name_or_by_arn() {
-    let (signing, access) = (
-        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        AccessKeys::generate(),
-    );
+    let (signing, access) = fresh_keys();
     let (_, signing_name, access_name) = secrets(&signing, &access).await;
     let (client, operations) = recorded_client(common::servers::moto_endpoint()).await;
     let (signing_arn, access_arn) = (
@@ -234,25 +244,14 @@ async fn a_cold_start_reads_both_key_secrets_in_one_call_by_name_or_by_arn() {
         let source =
             SecretsManagerKeySource::new(client.clone(), Some(signing_id), Some(access_id));
         let loaded = source.load(EVERY_KEY).await;
-        assert_eq!(
-            loaded.signing.unwrap().unwrap().current.kid(),
-            signing.current.kid
-        );
-        assert_eq!(loaded.access.unwrap().unwrap().primary(), access.primary());
-        assert!(
-            loaded.published.is_none(),
-            "a signing set carries its public half"
-        );
+        assert_loaded(loaded, &signing, &access);
         assert_eq!(operations.sent()[before..], ["BatchGetSecretValue"]);
     }
 }
 
 #[tokio::test]
 async fn a_secret_the_batch_does_not_bring_is_read_on_its_own_and_fails_alone() {
-    let (signing, access) = (
-        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        AccessKeys::generate(),
-    );
+    let (signing, access) = fresh_keys();
     let (_, signing_name, _) = secrets(&signing, &access).await;
     let absent = common::unique("absent");
     let (client, operations) = recorded_client(common::servers::moto_endpoint()).await;
@@ -344,10 +343,7 @@ async fn refusing_batches(values: Vec<(String, String)>) -> String {
 
 #[tokio::test]
 async fn a_refused_batch_falls_back_to_one_call_per_secret() {
-    let (signing, access) = (
-        StoredKeySet::generate(SigningAlgorithm::Es256).unwrap(),
-        AccessKeys::generate(),
-    );
+    let (signing, access) = fresh_keys();
     let endpoint = refusing_batches(vec![
         ("signing".into(), signing.to_secret()),
         ("access".into(), access.to_secret()),
@@ -356,11 +352,7 @@ async fn a_refused_batch_falls_back_to_one_call_per_secret() {
     let (client, operations) = recorded_client(&endpoint).await;
     let source = SecretsManagerKeySource::new(client, Some("signing"), Some("access"));
     let loaded = source.load(EVERY_KEY).await;
-    assert_eq!(
-        loaded.signing.unwrap().unwrap().current.kid(),
-        signing.current.kid
-    );
-    assert_eq!(loaded.access.unwrap().unwrap().primary(), access.primary());
+    assert_loaded(loaded, &signing, &access);
     let mut sent = operations.sent();
     sent.sort();
     assert_eq!(

@@ -136,8 +136,6 @@ class FakeAws:
         return response
 
     def _secret(self, name):
-        if name not in self.values:
-            return None
         return {
             "ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}",
             "Name": name,
@@ -150,11 +148,11 @@ class FakeAws:
     def _answer(self, target, body):
         request = json.loads(body or b"{}")
         if target == "secretsmanager.GetSecretValue":
-            answer = self._secret(request["SecretId"])
-            if answer is None:
-                answer = {"__type": "ResourceNotFoundException", "message": request["SecretId"]}
+            name = request["SecretId"]
+            if name not in self.values:
+                answer = {"__type": "ResourceNotFoundException", "message": name}
                 return 400, "application/x-amz-json-1.1", json.dumps(answer).encode()
-            return 200, "application/x-amz-json-1.1", json.dumps(answer).encode()
+            return 200, "application/x-amz-json-1.1", json.dumps(self._secret(name)).encode()
         if target == "secretsmanager.BatchGetSecretValue":
             ids = request["SecretIdList"]
             answer = {

@@ -194,7 +194,6 @@ impl KeysNeeded {
 }
 
 /// The keys a cold start fetched, each with its own outcome; None where not needed.
-#[derive(Default)]
 pub struct LoadedKeys {
     pub signing: Option<Result<KeySet, KeyError>>,
     pub published: Option<Result<PublishedKeys, KeyError>>,
