@@ -123,21 +123,25 @@ _port_open() { (exec 3<>"/dev/tcp/$LOOPBACK/$1") 2>/dev/null; }
 _port_file_nonempty() { [ -s "$1" ]; }
 
 # start_dynamodb_local spawns the JVM and returns at once; wait_dynamodb_local waits for it.
+# start_dynamodb_local [NAME] : NAME (default dynamodb-local) names its log and port file.
 start_dynamodb_local() {
-  local port_file="$RUN_DIR/dynamodb-local.port"
+  local name="${1:-dynamodb-local}"
+  local port_file="$RUN_DIR/$name.port"
   rm -f "$port_file"
   # LoopbackDynamoDBLocal (tests/servers/) sets the Jetty connector's host to 127.0.0.1
   # before the server starts; -port 0 takes any free port, written to port_file.
-  _spawn dynamodb-local java -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true \
+  _spawn "$name" java -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true \
     "-Djava.library.path=$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" \
     -cp "$DYNAMODB_LAUNCHER_DIR:$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" \
     LoopbackDynamoDBLocal -inMemory -disableTelemetry -port 0 -portFile "$port_file"
   DYNAMODB_PID=$SPAWNED_PID
 }
 
-# Waits until DynamoDB Local answers a request; checks that it listens on 127.0.0.1 only.
+# wait_dynamodb_local [NAME] : waits until DynamoDB Local answers a request, and checks
+# that it listens on 127.0.0.1 only. Sets DYNAMODB_ENDPOINT (for the instance started
+# last: DYNAMODB_PID).
 wait_dynamodb_local() {
-  local port_file="$RUN_DIR/dynamodb-local.port"
+  local port_file="$RUN_DIR/${1:-dynamodb-local}.port"
   _wait_for 60 "$DYNAMODB_PID" "DynamoDB Local" _port_file_nonempty "$port_file" || return 1
   DYNAMODB_ENDPOINT="http://$LOOPBACK:$(tr -d '[:space:]' <"$port_file")"
   "$VENV/bin/python" "$ROOT/tests/servers/probe.py" dynamodb "$DYNAMODB_ENDPOINT" ||

@@ -8,14 +8,15 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::aws_https::ReqwestHttpClient;
-use crate::adapters::dynamodb::DynamoDbStore;
+use crate::adapters::dynamodb::{DynamoDbStore, HomedStore};
 use crate::adapters::memory::{LocalKeySource, MemoryStore, MemoryThrottle};
 use crate::adapters::oidc::{DiscoveredProvider, TrustedIssuers};
 use crate::adapters::secrets_manager::{
     SecretsManagerKeySource, SecretsManagerSecret, create_secret_if_missing,
 };
 use crate::config::{
-    AuthorizerConfig, Config, ConfigError, FrontConfig, LambdaAws, TrustedIssuer, UserAuthConfig,
+    AuthorizerConfig, Config, ConfigError, FrontConfig, LambdaAws, RegionsConfig, TrustedIssuer,
+    UserAuthConfig,
 };
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
@@ -110,7 +111,11 @@ impl Backends {
     /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
     /// given (and may read) only the secrets it needs.
     pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let store = Arc::new(dynamodb_store(config, sdk)?);
+        let local = Arc::new(dynamodb_store(config, sdk)?);
+        let store: Arc<dyn IdentityStore> = match &config.regions {
+            Some(regions) => Arc::new(homed_store(config, regions, sdk)?),
+            None => local.clone(),
+        };
         let keys = SecretsManagerKeySource::new(
             aws_sdk_secretsmanager::Client::new(sdk),
             config.signing_keys_secret_id.as_deref(),
@@ -118,8 +123,8 @@ impl Backends {
         )
         .with_public_keys(config.public_keys_secret_id.as_deref());
         Ok(Self {
-            store: store.clone(),
-            throttle: store,
+            store,
+            throttle: local,
             keys: Arc::new(keys),
         })
     }
@@ -150,6 +155,41 @@ pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore,
         aws_sdk_dynamodb::Client::new(sdk),
         table,
     ))
+}
+
+/// The table's replicas in every region of a multi-region deployment, each written only
+/// with the items homed there (`adapters::dynamodb::regions`).
+pub fn homed_store(
+    config: &Config,
+    regions: &RegionsConfig,
+    sdk: &SdkConfig,
+) -> Result<HomedStore, ConfigError> {
+    let table = config
+        .table_name
+        .as_deref()
+        .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))?;
+    let replicas = regions
+        .placement
+        .regions()
+        .iter()
+        .map(|region| {
+            let mut client = aws_sdk_dynamodb::config::Builder::from(sdk)
+                .region(aws_config::Region::new(region.clone()));
+            let endpoint = regions.dynamodb_endpoints.iter().find(|(r, _)| r == region);
+            if let Some((_, url)) = endpoint {
+                client.set_endpoint_url(Some(url.clone()));
+            } else if region != regions.placement.local() {
+                // AWS_ENDPOINT_URL_DYNAMODB points at the local replica only.
+                client.set_endpoint_url(None);
+            }
+            let client = aws_sdk_dynamodb::Client::from_conf(client.build());
+            (region.clone(), DynamoDbStore::new(client, table))
+        })
+        .collect();
+    // A SEEN# item counts for the retention sweep as long as the retention lasts.
+    let seen_lifetime =
+        config.sweep.retention.unwrap_or(chrono::Duration::days(30)) + chrono::Duration::days(1);
+    HomedStore::new(regions.placement.clone(), replicas, seen_lifetime).map_err(ConfigError)
 }
 
 /// Token issuers trusted in place of the configured ones: the local server's development

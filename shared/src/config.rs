@@ -12,6 +12,7 @@ use crate::domain::front::FrontPolicy;
 use crate::domain::housekeeping::SweepPolicy;
 use crate::domain::identity::ResourceId;
 use crate::domain::keys::{JWKS_MAX_AGE_SECONDS, SigningAlgorithm};
+use crate::domain::placement::Placement;
 use crate::domain::teams::TeamsPolicy;
 use crate::domain::token::{TokenLifetime, TokenSettings, is_token_safe};
 use crate::domain::{RoutePolicy, Scopes};
@@ -42,6 +43,50 @@ pub struct Config {
     pub sweep: SweepPolicy,
     pub admin_bearer: AdminBearerConfig,
     pub teams: TeamsConfig,
+    /// None: one region, the default.
+    pub regions: Option<RegionsConfig>,
+}
+
+/// A multi-region deployment (docs/multi-region.md): `CALLSIGN_REGIONS` lists every
+/// region, `AWS_REGION` names this one.
+#[derive(Debug, Clone)]
+pub struct RegionsConfig {
+    pub placement: Placement,
+    /// DynamoDB endpoints of other regions' replicas, for emulated regions (tests, local
+    /// runs); a region without one uses the SDK's endpoint for that region.
+    pub dynamodb_endpoints: Vec<(String, String)>,
+}
+
+impl RegionsConfig {
+    fn read(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
+        let regions = env.list("CALLSIGN_REGIONS");
+        if regions.is_empty() {
+            return Ok(None);
+        }
+        let local = env.required(
+            "AWS_REGION",
+            "the region this runs in, one of CALLSIGN_REGIONS",
+        )?;
+        let placement = Placement::new(&local, &regions)
+            .map_err(|e| ConfigError(format!("CALLSIGN_REGIONS: {e}")))?;
+        let mut dynamodb_endpoints = Vec::new();
+        for entry in env.list("CALLSIGN_DYNAMODB_ENDPOINTS") {
+            let (region, url) = entry
+                .split_once('=')
+                .map(|(r, u)| (r.trim(), u.trim()))
+                .filter(|(r, u)| regions.iter().any(|known| known == r) && u.starts_with("http"))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "CALLSIGN_DYNAMODB_ENDPOINTS: '{entry}' is not <region of CALLSIGN_REGIONS>=<http(s) URL>"
+                    ))
+                })?;
+            dynamodb_endpoints.push((region.to_owned(), url.to_owned()));
+        }
+        Ok(Some(Self {
+            placement,
+            dynamodb_endpoints,
+        }))
+    }
 }
 
 /// The end-user front's settings (user-token function, local server).
@@ -344,6 +389,7 @@ impl Config {
             sweep: sweep_policy(&env)?,
             admin_bearer: AdminBearerConfig::read(&env)?,
             teams: TeamsConfig::read(&env)?,
+            regions: RegionsConfig::read(&env)?,
         })
     }
 }
@@ -702,6 +748,47 @@ fn aws_endpoint_url_from(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn one_region_unless_regions_are_listed_and_a_bad_list_is_refused() {
+        assert!(with(&[]).unwrap().regions.is_none());
+        let regions = with(&[
+            ("CALLSIGN_REGIONS", "us-east-1, eu-west-1"),
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "CALLSIGN_DYNAMODB_ENDPOINTS",
+                "us-east-1=http://127.0.0.1:8000",
+            ),
+        ])
+        .unwrap()
+        .regions
+        .unwrap();
+        assert_eq!(regions.placement.local(), "eu-west-1");
+        assert_eq!(
+            regions.dynamodb_endpoints,
+            [("us-east-1".to_owned(), "http://127.0.0.1:8000".to_owned())]
+        );
+        let refused = |pairs: &[(&str, &str)]| with(pairs).unwrap_err().0;
+        assert!(refused(&[("CALLSIGN_REGIONS", "us-east-1,eu-west-1")]).contains("AWS_REGION"));
+        assert!(
+            refused(&[
+                ("CALLSIGN_REGIONS", "us-east-1,eu-west-1"),
+                ("AWS_REGION", "ap-south-1")
+            ])
+            .contains("not one of")
+        );
+        assert!(
+            refused(&[
+                ("CALLSIGN_REGIONS", "us-east-1,eu-west-1"),
+                ("AWS_REGION", "us-east-1"),
+                (
+                    "CALLSIGN_DYNAMODB_ENDPOINTS",
+                    "ap-south-1=http://127.0.0.1:1"
+                ),
+            ])
+            .contains("CALLSIGN_DYNAMODB_ENDPOINTS")
+        );
+    }
 
     fn lambda_aws(pairs: &[(&str, &str)]) -> Option<LambdaAws> {
         let map: HashMap<String, String> = pairs

@@ -1,6 +1,7 @@
 //! One conformance suite for every `IdentityStore` (and `AccessKeyLedger`) adapter: the
-//! in-memory store, and the DynamoDB adapter against DynamoDB Local (started by the test
-//! fixture).
+//! in-memory store, the DynamoDB adapter against DynamoDB Local (started by the test
+//! fixture), and its multi-region form over two regions' databases in DynamoDB Local
+//! (no replication between them: each write must land in its home).
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use callsign::adapters::dynamodb::DynamoDbStore;
+use callsign::adapters::dynamodb::{DynamoDbStore, HomedStore};
 use callsign::adapters::memory::MemoryStore;
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
 use callsign::domain::ports::{
@@ -21,16 +22,19 @@ fn resource() -> ResourceId {
     common::RESOURCE.parse().unwrap()
 }
 
-fn stable(custom_id: Option<&str>) -> Identity {
+/// An identity as the service makes one: its id from the store (a multi-region store
+/// homes it where it is created, or with its customId).
+fn stable(store: &(impl IdentityStore + ?Sized), custom_id: Option<&str>) -> Identity {
+    let custom_id = custom_id.map(|c| CustomId::parse(c).unwrap());
     Identity::new_stable(
-        IdentityId::new(resource()),
-        custom_id.map(|c| CustomId::parse(c).unwrap()),
+        store.new_id(resource(), custom_id.as_ref()),
+        custom_id,
         callsign::domain::time::now(),
     )
 }
 
-fn expired(custom_id: Option<&str>) -> Identity {
-    let mut identity = stable(custom_id);
+fn expired(store: &(impl IdentityStore + ?Sized), custom_id: Option<&str>) -> Identity {
+    let mut identity = stable(store, custom_id);
     identity.kind = IdentityKind::Ephemeral {
         expires_at: Utc::now() - Duration::seconds(5),
     };
@@ -38,7 +42,7 @@ fn expired(custom_id: Option<&str>) -> Identity {
 }
 
 async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
-    let identity = stable(None);
+    let identity = stable(store, None);
     assert_eq!(
         store.create(identity.clone()).await.unwrap(),
         Created::New(identity.clone())
@@ -95,7 +99,10 @@ async fn create_get_and_token_bookkeeping(store: &dyn IdentityStore) {
 }
 
 async fn writing_the_same_identity_again_is_idempotent(store: &dyn IdentityStore) {
-    for identity in [stable(None), stable(Some(&common::unique("retry")))] {
+    for identity in [
+        stable(store, None),
+        stable(store, Some(&common::unique("retry"))),
+    ] {
         assert_eq!(
             store.create(identity.clone()).await.unwrap(),
             Created::New(identity.clone())
@@ -112,10 +119,10 @@ async fn writing_the_same_identity_again_is_idempotent(store: &dyn IdentityStore
 
 async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &dyn IdentityStore) {
     let custom = common::unique("token");
-    let first = stable(Some(&custom));
+    let first = stable(store, Some(&custom));
     store.create(first.clone()).await.unwrap();
     store.revoke_tokens(&first.id).await.unwrap();
-    let mut again = stable(Some(&custom));
+    let mut again = stable(store, Some(&custom));
     let issued_at = callsign::domain::time::now();
     again.last_token_issued_at = Some(issued_at);
     match store.create(again).await.unwrap() {
@@ -142,12 +149,12 @@ async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &d
 
 async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore) {
     let custom = common::unique("user");
-    let first = stable(Some(&custom));
+    let first = stable(store, Some(&custom));
     assert!(matches!(
         store.create(first.clone()).await.unwrap(),
         Created::New(_)
     ));
-    match store.create(stable(Some(&custom))).await.unwrap() {
+    match store.create(stable(store, Some(&custom))).await.unwrap() {
         Created::Existing(existing) => assert_eq!(existing.id, first.id),
         other => panic!("second create made {other:?}"),
     }
@@ -173,7 +180,7 @@ async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore)
         None
     );
 
-    let fresh = stable(Some(&custom));
+    let fresh = stable(store, Some(&custom));
     assert!(matches!(
         store.create(fresh.clone()).await.unwrap(),
         Created::New(_)
@@ -190,7 +197,7 @@ async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore)
 }
 
 async fn expired_identities_count_as_gone(store: &dyn IdentityStore) {
-    let gone = expired(None);
+    let gone = expired(store, None);
     store.create(gone.clone()).await.unwrap();
     assert_eq!(store.get(&gone.id).await.unwrap(), None);
     assert_eq!(
@@ -205,10 +212,10 @@ async fn expired_identities_count_as_gone(store: &dyn IdentityStore) {
 
     // A customId whose identity expired maps to a new identity on the next create.
     let custom = common::unique("guest");
-    store.create(expired(Some(&custom))).await.unwrap();
+    store.create(expired(store, Some(&custom))).await.unwrap();
     let custom_id = CustomId::parse(&custom).unwrap();
     assert_eq!(store.find_by_custom_id(&custom_id).await.unwrap(), None);
-    let next = stable(Some(&custom));
+    let next = stable(store, Some(&custom));
     assert!(matches!(
         store.create(next.clone()).await.unwrap(),
         Created::New(_)
@@ -229,7 +236,7 @@ async fn concurrent_creates_agree(store: Arc<dyn IdentityStore>) -> String {
     let custom = common::unique("race");
     let tasks: Vec<_> = (0..20)
         .map(|_| {
-            let (store, identity) = (store.clone(), stable(Some(&custom)));
+            let (store, identity) = (store.clone(), stable(&*store, Some(&custom)));
             tokio::spawn(async move { store.create(identity).await })
         })
         .collect();
@@ -258,7 +265,7 @@ fn attempt(key: &str, body: &str, valid_for: Duration) -> Attempt {
 /// the same key is a conflict; an expired attempt counts no more.
 async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     let key = format!("primary#{}", common::unique("request"));
-    let first = stable(None);
+    let first = stable(store, None);
     let minutes = Duration::minutes(15);
     assert_eq!(
         store
@@ -267,7 +274,7 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
             .unwrap(),
         Attempted::New(first.clone())
     );
-    let mut retry = stable(None);
+    let mut retry = stable(store, None);
     let issued = callsign::domain::time::now();
     retry.last_token_issued_at = Some(issued);
     match store
@@ -287,13 +294,16 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     );
     assert_eq!(
         store
-            .create_once(stable(None), &attempt(&key, r#"{"other":1}"#, minutes))
+            .create_once(
+                stable(store, None),
+                &attempt(&key, r#"{"other":1}"#, minutes)
+            )
             .await
             .unwrap(),
         Attempted::Conflict
     );
     // Another caller's request id, or the same one once expired, is a new request.
-    let other = stable(None);
+    let other = stable(store, None);
     let other_key = key.replacen("primary", "secondary", 1);
     assert_eq!(
         store
@@ -305,12 +315,12 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     let stale_key = format!("primary#{}", common::unique("stale"));
     store
         .create_once(
-            stable(None),
+            stable(store, None),
             &attempt(&stale_key, "{}", Duration::seconds(-1)),
         )
         .await
         .unwrap();
-    let fresh = stable(None);
+    let fresh = stable(store, None);
     assert_eq!(
         store
             .create_once(fresh.clone(), &attempt(&stale_key, "{}", minutes))
@@ -322,7 +332,7 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     assert!(store.delete(&first.id).await.unwrap());
     assert_eq!(
         store
-            .create_once(stable(None), &attempt(&key, "{}", minutes))
+            .create_once(stable(store, None), &attempt(&key, "{}", minutes))
             .await
             .unwrap(),
         Attempted::Conflict
@@ -332,7 +342,7 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
 /// The records a token check reads (one round trip), and the access keys' fingerprint
 /// list: seeded by a first admit, settled per generation, never rolled back.
 async fn token_state_and_fingerprints<S: IdentityStore + AccessKeyLedger>(store: &S) {
-    let identity = stable(None);
+    let identity = stable(store, None);
     store.create(identity.clone()).await.unwrap();
     let teams = IdentityId::teams_user(uuid::Uuid::new_v4());
     let state = store.token_state(&identity.id).await.unwrap();
@@ -443,10 +453,150 @@ async fn dynamodb_store_conforms() {
     );
 }
 
+const HOME: &str = "us-east-1";
+const AWAY: &str = "eu-west-1";
+
+/// A table in two regions' databases of DynamoDB Local, and a store in `HOME` that homes
+/// writes over both, as the composition root builds it.
+async fn two_region_table() -> (HomedStore, String, aws_config::SdkConfig) {
+    let endpoint = common::servers::dynamodb_endpoint();
+    let sdk = common::aws_config(endpoint).await;
+    let table = common::unique("homed");
+    for region in [HOME, AWAY] {
+        DynamoDbStore::new(regional(&sdk, region), &table)
+            .create_table_if_missing()
+            .await
+            .unwrap();
+    }
+    let config = common::config_with(&[
+        ("CALLSIGN_TABLE_NAME", &table),
+        ("CALLSIGN_REGIONS", &format!("{HOME},{AWAY}")),
+        ("AWS_REGION", HOME),
+        ("CALLSIGN_DYNAMODB_ENDPOINTS", &format!("{AWAY}={endpoint}")),
+    ]);
+    let store =
+        callsign::app::homed_store(&config, config.regions.as_ref().unwrap(), &sdk).unwrap();
+    (store, table, sdk)
+}
+
+fn regional(sdk: &aws_config::SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+/// Identity items and mappings of `custom_id` in one region's replica.
+async fn held(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    table: &str,
+    custom_id: &str,
+) -> (usize, usize) {
+    let items = common::scan(&regional(sdk, region), table).await;
+    let identities = items
+        .iter()
+        .filter(|item| item.get("customId") == Some(&AttributeValue::S(custom_id.to_owned())))
+        .count();
+    let mappings = items
+        .iter()
+        .filter(|item| item.get("pk") == Some(&AttributeValue::S(format!("CID#{custom_id}"))))
+        .count();
+    (identities, mappings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn homed_store_conforms_and_writes_a_custom_id_only_in_its_home() {
+    let (store, table, sdk) = two_region_table().await;
+    let placement = store.placement().clone();
+    let raced = run_suite(Arc::new(store)).await;
+    let home = placement.custom_id_home(&CustomId::parse(&raced).unwrap());
+    let away = if home == HOME { AWAY } else { HOME };
+    assert_eq!(held(&sdk, home, &table, &raced).await, (1, 1));
+    assert_eq!(held(&sdk, away, &table, &raced).await, (0, 0));
+}
+
+/// Outside an identity's home, a token issue reads the local replica and records itself in
+/// a SEEN# item; the identity item is written only in its home (revoke, delete).
+#[tokio::test]
+async fn homed_store_never_writes_an_identity_outside_its_home() {
+    let (store, table, sdk) = two_region_table().await;
+    let id = store.placement().new_id(resource(), AWAY);
+    let mut identity = stable(&store, None);
+    identity.id = id.clone();
+    assert!(matches!(
+        store.create(identity.clone()).await.unwrap(),
+        Created::New(_)
+    ));
+    let item = |region: &'static str| {
+        let (sdk, table, id) = (sdk.clone(), table.clone(), id.clone());
+        async move {
+            regional(&sdk, region)
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(format!("ID#{id}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+        }
+    };
+    assert!(item(HOME).await.is_none(), "created in its home only");
+    // Not replicated yet: the issue is recorded in the home, which holds the identity.
+    let at = callsign::domain::time::now();
+    let issued = store.record_token_issue(&id, at).await.unwrap().unwrap();
+    assert_eq!(issued.last_token_issued_at, Some(at));
+
+    // Replication brings the identity here; issues then stay local.
+    let replica = DynamoDbStore::new(regional(&sdk, HOME), &table);
+    replica.create(issued.clone()).await.unwrap();
+    let later = at + Duration::seconds(5);
+    let again = store.record_token_issue(&id, later).await.unwrap().unwrap();
+    assert_eq!(again.last_token_issued_at, Some(later));
+    let seen = regional(&sdk, HOME)
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("SEEN#{HOME}#{id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a SEEN# item in the local replica");
+    assert_eq!(
+        seen.get("lastTokenIssuedAt"),
+        Some(&AttributeValue::N(later.timestamp_millis().to_string()))
+    );
+    for region in [HOME, AWAY] {
+        let stored = item(region).await.unwrap();
+        assert_eq!(
+            stored.get("lastTokenIssuedAt"),
+            Some(&AttributeValue::N(at.timestamp_millis().to_string())),
+            "{region}: the identity item keeps its home's last write"
+        );
+    }
+
+    // Revoke and delete are written in the home replica only.
+    assert!(store.revoke_tokens(&id).await.unwrap());
+    let epoch = |item: Option<std::collections::HashMap<String, AttributeValue>>| {
+        item.unwrap().get("revocationEpoch").cloned()
+    };
+    assert_eq!(epoch(item(AWAY).await), Some(AttributeValue::N("1".into())));
+    assert_eq!(epoch(item(HOME).await), Some(AttributeValue::N("0".into())));
+    assert!(store.delete(&id).await.unwrap());
+    assert!(item(AWAY).await.is_none());
+    assert!(
+        item(HOME).await.is_some(),
+        "the local copy goes by replication"
+    );
+}
+
 #[tokio::test]
 async fn dynamodb_store_reports_a_missing_table_as_an_error() {
     let store = DynamoDbStore::new(common::dynamodb().await, common::unique("missing"));
-    let err = store.create(stable(None)).await.unwrap_err();
+    let err = store.create(stable(&store, None)).await.unwrap_err();
     assert!(
         err.to_string().contains("ResourceNotFoundException"),
         "{err}"
@@ -462,7 +612,7 @@ async fn dynamodb_delete_keeps_a_mapping_that_belongs_to_another_identity() {
     let store = DynamoDbStore::new(client.clone(), &table);
     store.create_table_if_missing().await.unwrap();
     let custom = common::unique("shared");
-    let owner = stable(Some(&custom));
+    let owner = stable(&store, Some(&custom));
     store.create(owner.clone()).await.unwrap();
     let other = IdentityId::new(resource());
     client

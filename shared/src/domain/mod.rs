@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod identity;
 pub mod key_ring;
 pub mod keys;
+pub mod placement;
 pub mod ports;
 pub mod rotation;
 pub mod service;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::access_keys::AccessKeys;
 use super::front::Caller;
-use super::identity::{CustomId, Identity, IdentityId};
+use super::identity::{CustomId, Identity, IdentityId, ResourceId};
 use super::keys::{KeyError, KeySet, PublishedKeys};
 use super::token::{CurrentAccessKeys, TokenRejection};
 
@@ -68,6 +68,12 @@ pub enum Attempted {
 /// * delete removes the identity and its mapping together.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
+    /// A fresh id for an identity of `resource` (with `custom_id`, if any). A store that
+    /// spans regions picks one its home region is encoded in (`placement`).
+    fn new_id(&self, resource: ResourceId, custom_id: Option<&CustomId>) -> IdentityId {
+        let _ = custom_id;
+        IdentityId::new(resource)
+    }
     /// Writes a new identity (with its customId mapping). If the customId already maps to
     /// a live identity, returns that one instead, and when `identity` carries
     /// `last_token_issued_at` records that token issue on it (as `record_token_issue`).

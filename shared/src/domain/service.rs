@@ -106,11 +106,10 @@ impl IdentityService {
     /// identity.
     pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
         let now = time::now();
-        let mut identity = Identity::new_stable(
-            IdentityId::new(self.settings.resource_id),
-            request.custom_id,
-            now,
-        );
+        let id = self
+            .store
+            .new_id(self.settings.resource_id, request.custom_id.as_ref());
+        let mut identity = Identity::new_stable(id, request.custom_id, now);
         if request.token.is_some() {
             identity.last_token_issued_at = Some(now);
         }

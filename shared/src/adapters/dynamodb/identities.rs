@@ -26,7 +26,7 @@ use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreErro
 const CONFLICT_ATTEMPTS: u32 = 8;
 
 impl DynamoDbStore {
-    async fn get_live(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
+    pub(super) async fn get_live(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
         let item: Option<IdentityItem> = self.get_item(identity_key(id)).await?;
         live(item)
     }

@@ -1,8 +1,10 @@
 //! The table's items, the one schema every reader and writer shares: identity items
 //! (`ID#<id>`), customId mapping items (`CID#<customId>`), create attempts a client may
 //! retry (`REQ#<caller>#<request id>`), guest throttle counters
-//! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`) and the current
-//! access keys' fingerprints (`KEYS#access`). `expiresAt` is the table's TTL attribute.
+//! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`), the current
+//! access keys' fingerprints (`KEYS#access`) and, in a multi-region deployment, token
+//! issues a region other than the identity's home recorded (`SEEN#<region>#<id>`).
+//! `expiresAt` is the table's TTL attribute.
 
 use std::collections::HashMap;
 
@@ -73,6 +75,20 @@ pub fn identity_key(id: &IdentityId) -> String {
 
 pub(super) fn custom_id_key(custom_id: &CustomId) -> String {
     format!("{CUSTOM_ID_PREFIX}{}", custom_id.as_str())
+}
+
+/// A token issue recorded outside the identity's home region: its own item, so that it
+/// never overwrites (or brings back) the identity item its home writes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SeenItem {
+    pub pk: String,
+    pub last_token_issued_at: i64,
+    pub expires_at: i64,
+}
+
+pub(super) fn seen_key(region: &str, id: &IdentityId) -> String {
+    format!("SEEN#{region}#{id}")
 }
 
 pub(super) fn attempt_key(attempt: &str) -> String {

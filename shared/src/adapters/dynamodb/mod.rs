@@ -1,6 +1,7 @@
 //! The DynamoDB adapter: one table keyed by `pk` (see `items` for what it holds). Split
-//! by concern: item mapping, error classification, the identity store, the access keys'
-//! fingerprints, housekeeping, the guest throttle, the table schema, and stream records.
+//! by concern: item mapping, error classification, the identity store (and its
+//! multi-region form, `regions`), the access keys' fingerprints, housekeeping, the guest
+//! throttle, the table schema, and stream records.
 
 use std::time::Duration;
 
@@ -19,9 +20,12 @@ mod errors;
 mod housekeeping;
 mod identities;
 pub mod items;
+mod regions;
 mod schema;
 pub mod stream;
 mod throttle;
+
+pub use regions::HomedStore;
 
 use items::{decode, key};
 

@@ -1,0 +1,215 @@
+//! The identity store of a multi-region deployment (docs/multi-region.md): one global
+//! table, and every item written only in its home region's replica, so that
+//! replication's last-writer-wins never has to choose between two writes.
+//! * A customId's mapping and identity are created in the customId's home, where the
+//!   single-region transaction decides every race.
+//! * Revoke and delete go to the identity's home (its id encodes it).
+//! * Reads stay local. Something the local replica does not hold yet (created elsewhere a
+//!   moment ago) is read from its home, so a caller reads what it just wrote.
+//! * A token issued outside the identity's home is recorded in a `SEEN#<region>#<id>`
+//!   item of the local replica, never in the identity item, so an issue cannot bring back
+//!   an identity that its home deleted.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::DynamoDbStore;
+use super::errors::store_error;
+use super::items::{SeenItem, encode, seen_key};
+use crate::domain::identity::{CustomId, Identity, IdentityId, ResourceId};
+use crate::domain::placement::Placement;
+use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreError, TokenState};
+
+pub struct HomedStore {
+    placement: Placement,
+    /// Every region's replica, the local one included.
+    replicas: HashMap<String, DynamoDbStore>,
+    /// How long a `SEEN#` item outlives its token issue (the table's TTL removes it).
+    seen_lifetime: Duration,
+}
+
+impl HomedStore {
+    /// `replicas`: a store on each region's replica of the table, by region.
+    pub fn new(
+        placement: Placement,
+        replicas: HashMap<String, DynamoDbStore>,
+        seen_lifetime: Duration,
+    ) -> Result<Self, String> {
+        if let Some(missing) = placement
+            .regions()
+            .iter()
+            .find(|region| !replicas.contains_key(*region))
+        {
+            return Err(format!("no DynamoDB client for region {missing}"));
+        }
+        Ok(Self {
+            placement,
+            replicas,
+            seen_lifetime,
+        })
+    }
+
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    fn replica(&self, region: &str) -> &DynamoDbStore {
+        &self.replicas[region]
+    }
+
+    fn local(&self) -> &DynamoDbStore {
+        self.replica(self.placement.local())
+    }
+
+    /// The replica that writes this identity, and whether it is the local one.
+    fn home(&self, id: &IdentityId) -> (&DynamoDbStore, bool) {
+        let home = self.placement.identity_home(id);
+        (self.replica(home), home == self.placement.local())
+    }
+
+    /// After a local miss outside the identity's home: the home, which may hold what
+    /// replication has not brought here yet (created elsewhere a moment ago).
+    fn home_after_miss(&self, id: &IdentityId, found: bool) -> Option<&DynamoDbStore> {
+        let (home, at_home) = self.home(id);
+        (!at_home && !found).then_some(home)
+    }
+}
+
+/// The home's answer, or the local one if the home is unreachable.
+fn unless_unreachable<T>(home: Result<T, StoreError>, local: T) -> Result<T, StoreError> {
+    match home {
+        Err(StoreError::Unavailable(_)) => Ok(local),
+        answer => answer,
+    }
+}
+
+impl DynamoDbStore {
+    /// Reads the identity and writes this region's `SEEN#` item at once: one round trip.
+    async fn record_seen(
+        &self,
+        region: &str,
+        id: &IdentityId,
+        at: DateTime<Utc>,
+        lifetime: Duration,
+    ) -> Result<Option<Identity>, StoreError> {
+        let seen = SeenItem {
+            pk: seen_key(region, id),
+            last_token_issued_at: at.timestamp_millis(),
+            expires_at: (at + lifetime).timestamp(),
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(&seen)))
+            .send();
+        let (identity, written) = tokio::join!(self.get_live(id), put);
+        written.map_err(store_error)?;
+        Ok(identity?.map(|mut identity| {
+            identity.last_token_issued_at = identity.last_token_issued_at.max(Some(at));
+            identity
+        }))
+    }
+}
+
+#[async_trait]
+impl IdentityStore for HomedStore {
+    fn new_id(&self, resource: ResourceId, custom_id: Option<&CustomId>) -> IdentityId {
+        let home = match custom_id {
+            Some(custom_id) => self.placement.custom_id_home(custom_id),
+            None => self.placement.local(),
+        };
+        self.placement.new_id(resource, home)
+    }
+
+    async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
+        let Some(custom_id) = identity.custom_id.clone() else {
+            return self.home(&identity.id).0.create(identity).await;
+        };
+        let home = self.placement.custom_id_home(&custom_id);
+        if home != self.placement.local() {
+            // Most creates with a customId are repeats: the local replica answers them,
+            // and records the token issue here.
+            if let Some(found) = self.local().find_by_custom_id(&custom_id).await? {
+                let found = match identity.last_token_issued_at {
+                    Some(at) => self.record_token_issue(&found.id, at).await?,
+                    None => Some(found),
+                };
+                if let Some(found) = found {
+                    return Ok(Created::Existing(found));
+                }
+            }
+        }
+        self.replica(home).create(identity).await
+    }
+
+    async fn create_once(
+        &self,
+        identity: Identity,
+        attempt: &Attempt,
+    ) -> Result<Attempted, StoreError> {
+        self.home(&identity.id)
+            .0
+            .create_once(identity, attempt)
+            .await
+    }
+
+    async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
+        let local = self.local().get(id).await?;
+        match self.home_after_miss(id, local.is_some()) {
+            Some(home) => unless_unreachable(home.get(id).await, local),
+            None => Ok(local),
+        }
+    }
+
+    async fn find_by_custom_id(
+        &self,
+        custom_id: &CustomId,
+    ) -> Result<Option<Identity>, StoreError> {
+        let local = self.local().find_by_custom_id(custom_id).await?;
+        let home = self.placement.custom_id_home(custom_id);
+        if local.is_some() || home == self.placement.local() {
+            return Ok(local);
+        }
+        unless_unreachable(self.replica(home).find_by_custom_id(custom_id).await, local)
+    }
+
+    async fn record_token_issue(
+        &self,
+        id: &IdentityId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Identity>, StoreError> {
+        let (home, at_home) = self.home(id);
+        if at_home {
+            return home.record_token_issue(id, at).await;
+        }
+        let seen = self
+            .local()
+            .record_seen(self.placement.local(), id, at, self.seen_lifetime)
+            .await?;
+        match seen {
+            Some(identity) => Ok(Some(identity)),
+            // Not replicated here yet (created elsewhere a moment ago), or no such identity.
+            None => home.record_token_issue(id, at).await,
+        }
+    }
+
+    async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError> {
+        self.home(id).0.revoke_tokens(id).await
+    }
+
+    async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError> {
+        self.home(id).0.delete(id).await
+    }
+
+    async fn token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
+        let local = self.local().token_state(id).await?;
+        // A Teams user has no record anywhere.
+        match self.home_after_miss(id, id.is_teams_user() || local.identity.is_some()) {
+            Some(home) => unless_unreachable(home.token_state(id).await, local),
+            None => Ok(local),
+        }
+    }
+}
