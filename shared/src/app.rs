@@ -23,7 +23,9 @@ use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
 use crate::domain::key_ring::KeyRing;
 use crate::domain::keys::StoredKeySet;
-use crate::domain::ports::{IdentityStore, KeySource, KeysNeeded, Throttle, TrustedTokens};
+use crate::domain::ports::{
+    Housekeeping, IdentityStore, KeySource, KeysNeeded, Throttle, TrustedTokens,
+};
 use crate::domain::service::IdentityService;
 use crate::http::front::{FrontApp, UserAuth};
 use crate::http::teams::TeamsApp;
@@ -145,16 +147,30 @@ impl Backends {
     }
 }
 
-/// The DynamoDB table the configuration names.
+/// The DynamoDB table the configuration names (this region's replica, in a multi-region
+/// deployment).
 pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore, ConfigError> {
     let table = config
         .table_name
         .as_deref()
         .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))?;
-    Ok(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        table,
-    ))
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    Ok(match &config.regions {
+        Some(regions) => store.for_region(regions.placement.local()),
+        None => store,
+    })
+}
+
+/// What the cleanup function works on: the table, or in a multi-region deployment only
+/// what is homed in this region.
+pub fn housekeeping_store(
+    config: &Config,
+    sdk: &SdkConfig,
+) -> Result<Arc<dyn Housekeeping>, ConfigError> {
+    Ok(match &config.regions {
+        Some(regions) => Arc::new(homed_store(config, regions, sdk)?),
+        None => Arc::new(dynamodb_store(config, sdk)?),
+    })
 }
 
 /// The table's replicas in every region of a multi-region deployment, each written only
@@ -183,7 +199,8 @@ pub fn homed_store(
                 client.set_endpoint_url(None);
             }
             let client = aws_sdk_dynamodb::Client::from_conf(client.build());
-            (region.clone(), DynamoDbStore::new(client, table))
+            let store = DynamoDbStore::new(client, table).for_region(region.clone());
+            (region.clone(), store)
         })
         .collect();
     // A SEEN# item counts for the retention sweep as long as the retention lasts.

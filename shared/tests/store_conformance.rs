@@ -13,7 +13,7 @@ use callsign::adapters::dynamodb::{DynamoDbStore, HomedStore};
 use callsign::adapters::memory::MemoryStore;
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
 use callsign::domain::ports::{
-    AccessKeyLedger, Attempt, Attempted, Created, IdentityStore, TokenState,
+    AccessKeyLedger, Attempt, Attempted, Created, Housekeeping, IdentityStore, TokenState,
 };
 use callsign::domain::token::CurrentAccessKeys;
 use chrono::{Duration, Utc};
@@ -590,6 +590,70 @@ async fn homed_store_never_writes_an_identity_outside_its_home() {
     assert!(
         item(HOME).await.is_some(),
         "the local copy goes by replication"
+    );
+}
+
+/// Each region sweeps only the identities homed there, and a token issue another region
+/// recorded (its SEEN# item, replicated here) keeps an identity from looking idle.
+#[tokio::test]
+async fn homed_store_sweeps_only_its_own_identities_and_counts_issues_elsewhere() {
+    let (store, table, sdk) = two_region_table().await;
+    let local = DynamoDbStore::new(regional(&sdk, HOME), &table);
+    let made = |home: &str| {
+        let mut identity = stable(&store, None);
+        identity.id = store.placement().new_id(resource(), home);
+        identity
+    };
+    // As replication leaves them in HOME's replica: two homed here, one homed away.
+    let (idle, used_elsewhere, away) = (made(HOME), made(HOME), made(AWAY));
+    for identity in [&idle, &used_elsewhere, &away] {
+        local.create(identity.clone()).await.unwrap();
+    }
+    regional(&sdk, HOME)
+        .put_item()
+        .table_name(&table)
+        .item(
+            "pk",
+            AttributeValue::S(format!("SEEN#{AWAY}#{}", used_elsewhere.id)),
+        )
+        .item(
+            "lastTokenIssuedAt",
+            AttributeValue::N(Utc::now().timestamp_millis().to_string()),
+        )
+        .item(
+            "expiresAt",
+            AttributeValue::N((Utc::now().timestamp() + 3600).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut page = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (identities, next) = store.identities_page(cursor.as_deref(), 100).await.unwrap();
+        page.extend(identities.into_iter().map(|i| i.id));
+        if next.is_none() {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(page, [idle.id.clone()]);
+
+    // A customId homed away is unmapped by its home, never here.
+    let custom_id = (0..)
+        .map(|i| CustomId::parse(&format!("away-{i}")).unwrap())
+        .find(|c| store.placement().custom_id_home(c) == AWAY)
+        .unwrap();
+    let mut mapped = stable(&store, Some(custom_id.as_str()));
+    mapped.id = store.placement().new_id(resource(), AWAY);
+    local.create(mapped.clone()).await.unwrap();
+    store
+        .unmap_custom_id(&custom_id, mapped.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        local.find_by_custom_id(&custom_id).await.unwrap(),
+        Some(mapped)
     );
 }
 

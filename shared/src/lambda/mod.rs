@@ -122,7 +122,7 @@ pub async fn run_rotation() -> Result<(), Error> {
 pub async fn run_cleanup() -> Result<(), Error> {
     let (metrics, (store, policy)) = start("cleanup", async {
         let config = Config::from_env()?;
-        let store = Arc::new(app::dynamodb_store(&config, &app::sdk_config().await)?);
+        let store = app::housekeeping_store(&config, &app::sdk_config().await)?;
         Ok((store, config.sweep))
     })
     .await?;

@@ -29,7 +29,7 @@ fn current(item: Option<AccessKeysItem>) -> Option<(CurrentAccessKeys, u64)> {
 impl DynamoDbStore {
     /// The items under `keys`, consistently read, in one round trip (more only for keys
     /// DynamoDB left unprocessed).
-    async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
         let mut wanted = KeysAndAttributes::builder()
             .set_keys(Some(pks.into_iter().map(key).collect()))
             .consistent_read(true)

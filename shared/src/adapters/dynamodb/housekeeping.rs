@@ -99,7 +99,7 @@ impl Housekeeping for DynamoDbStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+            .set_key(Some(key(self.regional_key(SWEEP_CURSOR_KEY))))
             .consistent_read(true)
             .send()
             .await
@@ -115,7 +115,7 @@ impl Housekeeping for DynamoDbStore {
                 self.client
                     .put_item()
                     .table_name(&self.table)
-                    .item("pk", AttributeValue::S(SWEEP_CURSOR_KEY.into()))
+                    .item("pk", AttributeValue::S(self.regional_key(SWEEP_CURSOR_KEY)))
                     .item("next", AttributeValue::S(next.to_owned()))
                     .send()
                     .await
@@ -125,7 +125,7 @@ impl Housekeeping for DynamoDbStore {
                 self.client
                     .delete_item()
                     .table_name(&self.table)
-                    .set_key(Some(key(SWEEP_CURSOR_KEY.into())))
+                    .set_key(Some(key(self.regional_key(SWEEP_CURSOR_KEY))))
                     .send()
                     .await
                     .map_err(store_error)?;

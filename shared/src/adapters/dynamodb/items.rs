@@ -1,7 +1,8 @@
 //! The table's items, the one schema every reader and writer shares: identity items
 //! (`ID#<id>`), customId mapping items (`CID#<customId>`), create attempts a client may
 //! retry (`REQ#<caller>#<request id>`), guest throttle counters
-//! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`), the current
+//! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`; per region, like
+//! the throttle counters, in a multi-region deployment), the current
 //! access keys' fingerprints (`KEYS#access`) and, in a multi-region deployment, token
 //! issues a region other than the identity's home recorded (`SEEN#<region>#<id>`).
 //! `expiresAt` is the table's TTL attribute.

@@ -35,6 +35,9 @@ const LIVE: &str = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    /// In a multi-region deployment, the region whose own items (sweep cursor, guest
+    /// throttle counters) this store keeps apart from other regions'.
+    region: Option<String>,
 }
 
 impl DynamoDbStore {
@@ -42,6 +45,22 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            region: None,
+        }
+    }
+
+    /// Items every region writes for itself get the region in their key, so replication
+    /// never overwrites one region's with another's.
+    pub fn for_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// `base`, or `base#<region>` in a multi-region deployment.
+    fn regional_key(&self, base: &str) -> String {
+        match &self.region {
+            Some(region) => format!("{base}#{region}"),
+            None => base.to_owned(),
         }
     }
 

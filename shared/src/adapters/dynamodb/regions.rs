@@ -9,6 +9,8 @@
 //! * A token issued outside the identity's home is recorded in a `SEEN#<region>#<id>`
 //!   item of the local replica, never in the identity item, so an issue cannot bring back
 //!   an identity that its home deleted.
+//! * Housekeeping in each region sweeps and unmaps only what is homed there, and counts
+//!   the token issues other regions recorded as activity.
 
 use std::collections::HashMap;
 
@@ -17,10 +19,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::DynamoDbStore;
 use super::errors::store_error;
-use super::items::{SeenItem, encode, seen_key};
+use super::items::{SeenItem, decode, encode, seen_key};
 use crate::domain::identity::{CustomId, Identity, IdentityId, ResourceId};
 use crate::domain::placement::Placement;
-use crate::domain::ports::{Attempt, Attempted, Created, IdentityStore, StoreError, TokenState};
+use crate::domain::ports::{
+    Attempt, Attempted, Created, Housekeeping, IdentityStore, StoreError, TokenState,
+};
 
 pub struct HomedStore {
     placement: Placement,
@@ -211,5 +215,78 @@ impl IdentityStore for HomedStore {
             Some(home) => unless_unreachable(home.token_state(id).await, local),
             None => Ok(local),
         }
+    }
+}
+
+#[async_trait]
+impl Housekeeping for HomedStore {
+    /// Only the mapping's home removes it: the home sees every removal too, its own or
+    /// replicated, and a removal here could overwrite a mapping made there since.
+    async fn unmap_custom_id(
+        &self,
+        custom_id: &CustomId,
+        identity_id: &str,
+    ) -> Result<(), StoreError> {
+        if self.placement.custom_id_home(custom_id) != self.placement.local() {
+            return Ok(());
+        }
+        self.local().unmap_custom_id(custom_id, identity_id).await
+    }
+
+    /// The identities homed here, less those a token issue in another region (a `SEEN#`
+    /// item newer than the identity's own record) shows as in use.
+    async fn identities_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Identity>, Option<String>), StoreError> {
+        let (identities, next) = self.local().identities_page(cursor, limit).await?;
+        let homed: Vec<Identity> = identities
+            .into_iter()
+            .filter(|identity| self.home(&identity.id).1)
+            .collect();
+        let elsewhere: Vec<&String> = self
+            .placement
+            .regions()
+            .iter()
+            .filter(|region| *region != self.placement.local())
+            .collect();
+        let mut seen_at: HashMap<String, i64> = HashMap::new();
+        let keys: Vec<String> = homed
+            .iter()
+            .flat_map(|identity| elsewhere.iter().map(|r| seen_key(r, &identity.id)))
+            .collect();
+        // BatchGetItem takes at most 100 keys.
+        for chunk in keys.chunks(100) {
+            for item in self.local().batch_get(chunk.to_vec()).await? {
+                let seen: SeenItem = decode(item)?;
+                let id = seen.pk.splitn(3, '#').nth(2).unwrap_or_default().to_owned();
+                let latest = seen_at.entry(id).or_insert(seen.last_token_issued_at);
+                *latest = (*latest).max(seen.last_token_issued_at);
+            }
+        }
+        let idle = homed
+            .into_iter()
+            .filter(|identity| {
+                let own = identity.last_token_issued_at.map(|t| t.timestamp_millis());
+                seen_at
+                    .get(identity.id.as_str())
+                    .is_none_or(|elsewhere| Some(*elsewhere) <= own)
+            })
+            .collect();
+        Ok((idle, next))
+    }
+
+    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
+        let (home, _) = self.home(&identity.id);
+        home.purge(identity).await
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {
+        self.local().sweep_cursor().await
+    }
+
+    async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        self.local().save_sweep_cursor(cursor).await
     }
 }

@@ -8,8 +8,9 @@ use super::errors::store_error;
 use super::items::{key, throttle_key};
 use crate::domain::ports::{StoreError, Throttle};
 
-/// Guest throttling counters: one item per key and window (`THROTTLE#<key>#<start>`),
-/// removed by the table's TTL a minute after the window.
+/// Guest throttling counters: one item per key and window (`THROTTLE#<key>#<start>`, and
+/// per region in a multi-region deployment: `THROTTLE#<key>#<region>#<start>`), removed by
+/// the table's TTL a minute after the window.
 #[async_trait]
 impl Throttle for DynamoDbStore {
     async fn hit(
@@ -22,7 +23,10 @@ impl Throttle for DynamoDbStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(throttle_key(counter, window_start))))
+            .set_key(Some(key(throttle_key(
+                &self.regional_key(counter),
+                window_start,
+            ))))
             .update_expression("ADD hits :one SET expiresAt = :expires")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(
