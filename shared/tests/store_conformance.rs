@@ -637,7 +637,7 @@ async fn homed_store_sweeps_only_its_own_identities_and_counts_issues_elsewhere(
         }
         cursor = next;
     }
-    assert_eq!(page, [idle.id.clone()]);
+    assert_eq!(page, std::slice::from_ref(&idle.id));
 
     // A customId homed away is unmapped by its home, never here.
     let custom_id = (0..)
