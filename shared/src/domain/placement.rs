@@ -110,6 +110,12 @@ mod tests {
         names.iter().map(|n| (*n).to_owned()).collect()
     }
 
+    fn placement(local: &str, names: &[&str]) -> Placement {
+        Placement::new(local, &regions(names)).unwrap()
+    }
+
+    const THREE: &[&str] = &["us-east-1", "eu-west-1", "ap-south-1"];
+
     fn custom_ids(n: usize) -> Vec<CustomId> {
         (0..n)
             .map(|i| CustomId::parse(&format!("user-{i}")).unwrap())
@@ -118,16 +124,8 @@ mod tests {
 
     #[test]
     fn every_region_computes_the_same_home_whatever_the_list_order() {
-        let a = Placement::new(
-            "us-east-1",
-            &regions(&["us-east-1", "eu-west-1", "ap-south-1"]),
-        )
-        .unwrap();
-        let b = Placement::new(
-            "ap-south-1",
-            &regions(&["ap-south-1", "us-east-1", "eu-west-1"]),
-        )
-        .unwrap();
+        let a = placement("us-east-1", THREE);
+        let b = placement("ap-south-1", &["ap-south-1", "us-east-1", "eu-west-1"]);
         for custom_id in custom_ids(200) {
             assert_eq!(a.custom_id_home(&custom_id), b.custom_id_home(&custom_id));
         }
@@ -135,12 +133,8 @@ mod tests {
 
     #[test]
     fn homes_spread_over_the_regions_and_removing_one_moves_only_its_keys() {
-        let three = Placement::new(
-            "us-east-1",
-            &regions(&["us-east-1", "eu-west-1", "ap-south-1"]),
-        )
-        .unwrap();
-        let two = Placement::new("us-east-1", &regions(&["us-east-1", "eu-west-1"])).unwrap();
+        let three = placement("us-east-1", THREE);
+        let two = placement("us-east-1", &["us-east-1", "eu-west-1"]);
         let ids = custom_ids(3000);
         for region in three.regions() {
             let homed = ids
@@ -159,11 +153,7 @@ mod tests {
 
     #[test]
     fn new_ids_are_homed_where_asked() {
-        let placement = Placement::new(
-            "eu-west-1",
-            &regions(&["us-east-1", "eu-west-1", "ap-south-1"]),
-        )
-        .unwrap();
+        let placement = placement("eu-west-1", THREE);
         let resource = ResourceId::random();
         for home in placement.regions().to_vec() {
             for _ in 0..20 {

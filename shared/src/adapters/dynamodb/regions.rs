@@ -195,8 +195,10 @@ impl IdentityStore for HomedStore {
             .await?;
         match seen {
             Some(identity) => Ok(Some(identity)),
-            // Not replicated here yet (created elsewhere a moment ago), or no such identity.
-            None => home.record_token_issue(id, at).await,
+            // Not replicated here yet (created elsewhere a moment ago), or no such
+            // identity; with the home unreachable, the local answer (none) stands, as
+            // for reads. The SEEN# item of an unknown id just expires.
+            None => unless_unreachable(home.record_token_issue(id, at).await, None),
         }
     }
 
