@@ -113,10 +113,15 @@ impl Backends {
     /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
     /// given (and may read) only the secrets it needs.
     pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let local = Arc::new(dynamodb_store(config, sdk)?);
-        let store: Arc<dyn IdentityStore> = match &config.regions {
-            Some(regions) => Arc::new(homed_store(config, regions, sdk)?),
-            None => local.clone(),
+        let (store, throttle): (Arc<dyn IdentityStore>, Arc<dyn Throttle>) = match &config.regions {
+            Some(regions) => {
+                let homed = Arc::new(homed_store(config, regions, sdk)?);
+                (homed.clone(), homed)
+            }
+            None => {
+                let table = Arc::new(dynamodb_store(config, sdk)?);
+                (table.clone(), table)
+            }
         };
         let keys = SecretsManagerKeySource::new(
             aws_sdk_secretsmanager::Client::new(sdk),
@@ -126,7 +131,7 @@ impl Backends {
         .with_public_keys(config.public_keys_secret_id.as_deref());
         Ok(Self {
             store,
-            throttle: local,
+            throttle,
             keys: Arc::new(keys),
         })
     }
@@ -150,11 +155,7 @@ impl Backends {
 /// The DynamoDB table the configuration names (this region's replica, in a multi-region
 /// deployment).
 pub fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<DynamoDbStore, ConfigError> {
-    let table = config
-        .table_name
-        .as_deref()
-        .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))?;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), table_name(config)?);
     Ok(match &config.regions {
         Some(regions) => store.for_region(regions.placement.local()),
         None => store,
@@ -180,17 +181,16 @@ pub fn homed_store(
     regions: &RegionsConfig,
     sdk: &SdkConfig,
 ) -> Result<HomedStore, ConfigError> {
-    let table = config
-        .table_name
-        .as_deref()
-        .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))?;
-    let replicas = regions
-        .placement
-        .regions()
-        .iter()
-        .map(|region| {
+    let table = table_name(config)?;
+    // A SEEN# item counts for the retention sweep as long as the retention lasts.
+    let seen_lifetime =
+        config.sweep.retention.unwrap_or(chrono::Duration::days(30)) + chrono::Duration::days(1);
+    Ok(HomedStore::new(
+        regions.placement.clone(),
+        seen_lifetime,
+        |region| {
             let mut client = aws_sdk_dynamodb::config::Builder::from(sdk)
-                .region(aws_config::Region::new(region.clone()));
+                .region(aws_config::Region::new(region.to_owned()));
             let endpoint = regions.dynamodb_endpoints.iter().find(|(r, _)| r == region);
             if let Some((_, url)) = endpoint {
                 client.set_endpoint_url(Some(url.clone()));
@@ -199,14 +199,16 @@ pub fn homed_store(
                 client.set_endpoint_url(None);
             }
             let client = aws_sdk_dynamodb::Client::from_conf(client.build());
-            let store = DynamoDbStore::new(client, table).for_region(region.clone());
-            (region.clone(), store)
-        })
-        .collect();
-    // A SEEN# item counts for the retention sweep as long as the retention lasts.
-    let seen_lifetime =
-        config.sweep.retention.unwrap_or(chrono::Duration::days(30)) + chrono::Duration::days(1);
-    HomedStore::new(regions.placement.clone(), replicas, seen_lifetime).map_err(ConfigError)
+            DynamoDbStore::new(client, table).for_region(region)
+        },
+    ))
+}
+
+fn table_name(config: &Config) -> Result<&str, ConfigError> {
+    config
+        .table_name
+        .as_deref()
+        .ok_or_else(|| ConfigError("CALLSIGN_TABLE_NAME is required".into()))
 }
 
 /// Token issuers trusted in place of the configured ones: the local server's development

@@ -503,6 +503,24 @@ async fn homed_store_conforms_and_writes_a_custom_id_only_in_its_home() {
     assert_eq!(held(&regional(&sdk, away), &table, &raced).await, (0, 0));
 }
 
+/// An item of one region's replica, as it is now.
+async fn read_item(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    table: &str,
+    pk: String,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    regional(sdk, region)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
 /// Outside an identity's home, a token issue reads the local replica and records itself in
 /// a SEEN# item; the identity item is written only in its home (revoke, delete).
 #[tokio::test]
@@ -515,20 +533,7 @@ async fn homed_store_never_writes_an_identity_outside_its_home() {
         store.create(identity.clone()).await.unwrap(),
         Created::New(_)
     ));
-    let item = |region: &'static str| {
-        let (sdk, table, id) = (sdk.clone(), table.clone(), id.clone());
-        async move {
-            regional(&sdk, region)
-                .get_item()
-                .table_name(table)
-                .key("pk", AttributeValue::S(format!("ID#{id}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-        }
-    };
+    let item = |region| read_item(&sdk, region, &table, format!("ID#{id}"));
     assert!(item(HOME).await.is_none(), "created in its home only");
     // Not replicated yet: the issue is recorded in the home, which holds the identity.
     let at = callsign::domain::time::now();
@@ -541,15 +546,8 @@ async fn homed_store_never_writes_an_identity_outside_its_home() {
     let later = at + Duration::seconds(5);
     let again = store.record_token_issue(&id, later).await.unwrap().unwrap();
     assert_eq!(again.last_token_issued_at, Some(later));
-    let seen = regional(&sdk, HOME)
-        .get_item()
-        .table_name(&table)
-        .key("pk", AttributeValue::S(format!("SEEN#{HOME}#{id}")))
-        .consistent_read(true)
-        .send()
+    let seen = read_item(&sdk, HOME, &table, format!("SEEN#{HOME}#{id}"))
         .await
-        .unwrap()
-        .item
         .expect("a SEEN# item in the local replica");
     assert_eq!(
         seen.get("lastTokenIssuedAt"),

@@ -138,21 +138,6 @@ class Server:
                 self.process.wait()
 
 
-def _create_table(region):
-    """The table as template.yaml and `create_table_if_missing` make it."""
-    db = region.client("dynamodb")
-    db.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    db.update_time_to_live(
-        TableName=TABLE,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
-
-
 def _port(url):
     return int(url.rsplit(":", 1)[1])
 
@@ -173,7 +158,7 @@ class TwoRegions:
         self.replicator = None
         try:
             for region in (self.a, self.b):
-                _create_table(region)
+                region.create_table(TABLE)
             self.replicator = Replicator([self.a, self.b], TABLE, lag=lag).start()
             # The network from each region to the other's DynamoDB endpoint.
             self.gates[REGION_A] = Gate(_port(self.b.endpoint))  # A reaching B

@@ -38,6 +38,21 @@ class Region:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=self.name,
                             aws_access_key_id=self.access_key, aws_secret_access_key="test")
 
+    def create_table(self, table):
+        """A table as template.yaml and `create_table_if_missing` make it: `pk`, a stream
+        with both images, TTL on `expiresAt`."""
+        db = self.client("dynamodb")
+        db.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        db.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+
 
 @dataclass
 class _Change:

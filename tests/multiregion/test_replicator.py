@@ -23,14 +23,7 @@ def regions():
     a = Region("us-east-1", ENDPOINT, f"replicaA{run}")
     b = Region("eu-west-1", ENDPOINT, f"replicaB{run}")
     for region in (a, b):
-        db = region.client("dynamodb")
-        db.create_table(
-            TableName="callsign",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        region.create_table("callsign")
     return a, b
 
 

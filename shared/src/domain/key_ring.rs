@@ -4,6 +4,8 @@
 //! public keys where tokens are only verified, none elsewhere; the access keys only where
 //! HMAC-authenticated routes are served.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,40 +49,18 @@ impl KeyRing {
             .access
             .map(|keys| keys.inspect_err(|_| signals::key_load_failed("access")));
         let keys = if needed.signing {
-            let source = source.clone();
-            Keys::Signing(Cached::new(
-                required(signing, "signing")?,
-                ttl,
-                "signing",
-                move || {
-                    let source = source.clone();
-                    async move { source.signing_keys().await }
-                },
-            ))
+            Keys::Signing(cached(&source, signing, ttl, "signing", |s| {
+                s.signing_keys()
+            })?)
         } else if needed.published() {
-            let source = source.clone();
-            Keys::Published(Cached::new(
-                required(published, "public")?,
-                ttl,
-                "public",
-                move || {
-                    let source = source.clone();
-                    async move { source.published_keys().await }
-                },
-            ))
+            Keys::Published(cached(&source, published, ttl, "public", |s| {
+                s.published_keys()
+            })?)
         } else {
             Keys::None(Arc::new(PublishedKeys::new(PublicKeys::default())))
         };
         let access = if needed.access {
-            Some(Cached::new(
-                required(access, "access")?,
-                ttl,
-                "access",
-                move || {
-                    let source = source.clone();
-                    async move { source.access_keys().await }
-                },
-            ))
+            Some(cached(&source, access, ttl, "access", |s| s.access_keys())?)
         } else {
             None
         };
@@ -120,9 +100,25 @@ impl KeyRing {
     }
 }
 
-/// A needed key set as the source loaded it; a source that skipped it is at fault.
-fn required<T>(loaded: Option<Result<T, KeyError>>, keys: &str) -> Result<T, KeyError> {
-    loaded.unwrap_or_else(|| Err(KeyError::Source(format!("no {keys} keys were loaded"))))
+/// A `KeySource` method's future, as `async_trait` shapes it.
+type Fetch<'a, T> = Pin<Box<dyn Future<Output = Result<T, KeyError>> + Send + 'a>>;
+
+/// A needed key set as the source loaded it (a source that skipped it is at fault), then
+/// refreshed with `fetch` once per TTL.
+fn cached<T: Send + Sync + 'static>(
+    source: &Arc<dyn KeySource>,
+    loaded: Option<Result<T, KeyError>>,
+    ttl: Duration,
+    keys: &'static str,
+    fetch: for<'a> fn(&'a dyn KeySource) -> Fetch<'a, T>,
+) -> Result<Cached<T>, KeyError> {
+    let loaded =
+        loaded.unwrap_or_else(|| Err(KeyError::Source(format!("no {keys} keys were loaded"))))?;
+    let source = source.clone();
+    Ok(Cached::new(loaded, ttl, keys, move || {
+        let source = source.clone();
+        async move { fetch(source.as_ref()).await }
+    }))
 }
 
 /// Our own keys as a verifier's key source.

@@ -31,6 +31,15 @@ impl DynamoDbStore {
         live(item)
     }
 
+    /// The identity a customId's mapping names (None: no mapping, or an unreadable id).
+    pub(super) async fn mapped_id(
+        &self,
+        custom_id: &CustomId,
+    ) -> Result<Option<IdentityId>, StoreError> {
+        let mapping: Option<CustomIdItem> = self.get_item(custom_id_key(custom_id)).await?;
+        Ok(mapping.and_then(|m| IdentityId::parse(&m.identity_id).ok()))
+    }
+
     /// After a failed write of a fresh identity: did it land anyway (an SDK retry of a
     /// write that had succeeded, or a timeout after the write)? The id is random and
     /// `createdAt` ours, so a match is our own write.
@@ -367,11 +376,8 @@ impl IdentityStore for DynamoDbStore {
         &self,
         custom_id: &CustomId,
     ) -> Result<Option<Identity>, StoreError> {
-        match self
-            .get_item::<CustomIdItem>(custom_id_key(custom_id))
-            .await?
-        {
-            Some(mapping) => self.existing_for(&mapping.identity_id, None).await,
+        match self.mapped_id(custom_id).await? {
+            Some(id) => self.get_live(&id).await,
             None => Ok(None),
         }
     }

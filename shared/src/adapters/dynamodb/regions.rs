@@ -11,6 +11,7 @@
 //!   an identity that its home deleted.
 //! * Housekeeping in each region sweeps and unmaps only what is homed there, and counts
 //!   the token issues other regions recorded as activity.
+//! * Guest throttle counters are the local replica's own (per region).
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use super::items::{SeenItem, decode, encode, seen_key};
 use crate::domain::identity::{CustomId, Identity, IdentityId, ResourceId};
 use crate::domain::placement::Placement;
 use crate::domain::ports::{
-    Attempt, Attempted, Created, Housekeeping, IdentityStore, StoreError, TokenState,
+    Attempt, Attempted, Created, Housekeeping, IdentityStore, StoreError, Throttle, TokenState,
 };
 
 pub struct HomedStore {
@@ -35,24 +36,22 @@ pub struct HomedStore {
 }
 
 impl HomedStore {
-    /// `replicas`: a store on each region's replica of the table, by region.
+    /// `replica`: a store on a region's replica of the table, made for every region.
     pub fn new(
         placement: Placement,
-        replicas: HashMap<String, DynamoDbStore>,
         seen_lifetime: Duration,
-    ) -> Result<Self, String> {
-        if let Some(missing) = placement
+        replica: impl Fn(&str) -> DynamoDbStore,
+    ) -> Self {
+        let replicas = placement
             .regions()
             .iter()
-            .find(|region| !replicas.contains_key(*region))
-        {
-            return Err(format!("no DynamoDB client for region {missing}"));
-        }
-        Ok(Self {
+            .map(|region| (region.clone(), replica(region)))
+            .collect();
+        Self {
             placement,
             replicas,
             seen_lifetime,
-        })
+        }
     }
 
     pub fn placement(&self) -> &Placement {
@@ -67,17 +66,19 @@ impl HomedStore {
         self.replica(self.placement.local())
     }
 
-    /// The replica that writes this identity, and whether it is the local one.
-    fn home(&self, id: &IdentityId) -> (&DynamoDbStore, bool) {
-        let home = self.placement.identity_home(id);
-        (self.replica(home), home == self.placement.local())
+    /// The replica that writes this identity.
+    fn home(&self, id: &IdentityId) -> &DynamoDbStore {
+        self.replica(self.placement.identity_home(id))
+    }
+
+    fn homed_here(&self, id: &IdentityId) -> bool {
+        self.placement.identity_home(id) == self.placement.local()
     }
 
     /// After a local miss outside the identity's home: the home, which may hold what
     /// replication has not brought here yet (created elsewhere a moment ago).
     fn home_after_miss(&self, id: &IdentityId, found: bool) -> Option<&DynamoDbStore> {
-        let (home, at_home) = self.home(id);
-        (!at_home && !found).then_some(home)
+        (!found && !self.homed_here(id)).then(|| self.home(id))
     }
 }
 
@@ -130,16 +131,16 @@ impl IdentityStore for HomedStore {
 
     async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
         let Some(custom_id) = identity.custom_id.clone() else {
-            return self.home(&identity.id).0.create(identity).await;
+            return self.home(&identity.id).create(identity).await;
         };
         let home = self.placement.custom_id_home(&custom_id);
         if home != self.placement.local() {
             // Most creates with a customId are repeats: the local replica answers them,
-            // and records the token issue here.
-            if let Some(found) = self.local().find_by_custom_id(&custom_id).await? {
+            // and records the token issue here (the identity read with the SEEN# write).
+            if let Some(mapped) = self.local().mapped_id(&custom_id).await? {
                 let found = match identity.last_token_issued_at {
-                    Some(at) => self.record_token_issue(&found.id, at).await?,
-                    None => Some(found),
+                    Some(at) => self.record_token_issue(&mapped, at).await?,
+                    None => self.local().get(&mapped).await?,
                 };
                 if let Some(found) = found {
                     return Ok(Created::Existing(found));
@@ -154,10 +155,7 @@ impl IdentityStore for HomedStore {
         identity: Identity,
         attempt: &Attempt,
     ) -> Result<Attempted, StoreError> {
-        self.home(&identity.id)
-            .0
-            .create_once(identity, attempt)
-            .await
+        self.home(&identity.id).create_once(identity, attempt).await
     }
 
     async fn get(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
@@ -185,8 +183,8 @@ impl IdentityStore for HomedStore {
         id: &IdentityId,
         at: DateTime<Utc>,
     ) -> Result<Option<Identity>, StoreError> {
-        let (home, at_home) = self.home(id);
-        if at_home {
+        let home = self.home(id);
+        if self.homed_here(id) {
             return home.record_token_issue(id, at).await;
         }
         let seen = self
@@ -203,11 +201,11 @@ impl IdentityStore for HomedStore {
     }
 
     async fn revoke_tokens(&self, id: &IdentityId) -> Result<bool, StoreError> {
-        self.home(id).0.revoke_tokens(id).await
+        self.home(id).revoke_tokens(id).await
     }
 
     async fn delete(&self, id: &IdentityId) -> Result<bool, StoreError> {
-        self.home(id).0.delete(id).await
+        self.home(id).delete(id).await
     }
 
     async fn token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
@@ -245,7 +243,7 @@ impl Housekeeping for HomedStore {
         let (identities, next) = self.local().identities_page(cursor, limit).await?;
         let homed: Vec<Identity> = identities
             .into_iter()
-            .filter(|identity| self.home(&identity.id).1)
+            .filter(|identity| self.homed_here(&identity.id))
             .collect();
         let elsewhere: Vec<&String> = self
             .placement
@@ -253,35 +251,37 @@ impl Housekeeping for HomedStore {
             .iter()
             .filter(|region| *region != self.placement.local())
             .collect();
+        let seen_keys = |identity: &Identity| -> Vec<String> {
+            elsewhere
+                .iter()
+                .map(|r| seen_key(r, &identity.id))
+                .collect()
+        };
+        let keys: Vec<String> = homed.iter().flat_map(seen_keys).collect();
+        // SEEN# items by key; BatchGetItem takes at most 100 keys.
         let mut seen_at: HashMap<String, i64> = HashMap::new();
-        let keys: Vec<String> = homed
-            .iter()
-            .flat_map(|identity| elsewhere.iter().map(|r| seen_key(r, &identity.id)))
-            .collect();
-        // BatchGetItem takes at most 100 keys.
         for chunk in keys.chunks(100) {
             for item in self.local().batch_get(chunk.to_vec()).await? {
                 let seen: SeenItem = decode(item)?;
-                let id = seen.pk.splitn(3, '#').nth(2).unwrap_or_default().to_owned();
-                let latest = seen_at.entry(id).or_insert(seen.last_token_issued_at);
-                *latest = (*latest).max(seen.last_token_issued_at);
+                seen_at.insert(seen.pk, seen.last_token_issued_at);
             }
         }
         let idle = homed
             .into_iter()
             .filter(|identity| {
                 let own = identity.last_token_issued_at.map(|t| t.timestamp_millis());
-                seen_at
-                    .get(identity.id.as_str())
-                    .is_none_or(|elsewhere| Some(*elsewhere) <= own)
+                let latest_elsewhere = seen_keys(identity)
+                    .iter()
+                    .filter_map(|key| seen_at.get(key).copied())
+                    .max();
+                latest_elsewhere.is_none_or(|elsewhere| Some(elsewhere) <= own)
             })
             .collect();
         Ok((idle, next))
     }
 
     async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
-        let (home, _) = self.home(&identity.id);
-        home.purge(identity).await
+        self.home(&identity.id).purge(identity).await
     }
 
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {
@@ -290,5 +290,19 @@ impl Housekeeping for HomedStore {
 
     async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError> {
         self.local().save_sweep_cursor(cursor).await
+    }
+}
+
+#[async_trait]
+impl Throttle for HomedStore {
+    async fn hit(
+        &self,
+        counter: &str,
+        window_start: i64,
+        window_seconds: i64,
+    ) -> Result<u64, StoreError> {
+        self.local()
+            .hit(counter, window_start, window_seconds)
+            .await
     }
 }
