@@ -9,6 +9,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::aws_https::ReqwestHttpClient;
 use crate::adapters::dynamodb::{DynamoDbStore, HomedStore};
+use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::memory::{LocalKeySource, MemoryStore, MemoryThrottle};
 use crate::adapters::oidc::{DiscoveredProvider, TrustedIssuers};
 use crate::adapters::secrets_manager::{
@@ -23,6 +24,7 @@ use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
 use crate::domain::key_ring::KeyRing;
 use crate::domain::keys::StoredKeySet;
+use crate::domain::lifecycle::LifecyclePublisher;
 use crate::domain::ports::{
     Housekeeping, IdentityStore, KeySource, KeysNeeded, Throttle, TrustedTokens,
 };
@@ -171,6 +173,22 @@ pub fn housekeeping_store(
     Ok(match &config.regions {
         Some(regions) => Arc::new(homed_store(config, regions, sdk)?),
         None => Arc::new(dynamodb_store(config, sdk)?),
+    })
+}
+
+/// The identity-events function's publisher: its ledger in this region's replica of the
+/// table, and the configured event bus.
+pub fn lifecycle_publisher(
+    config: &Config,
+    sdk: &SdkConfig,
+) -> Result<LifecyclePublisher, ConfigError> {
+    Ok(LifecyclePublisher {
+        ledger: Arc::new(dynamodb_store(config, sdk)?),
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.event_bus,
+        )),
+        placement: config.regions.as_ref().map(|r| r.placement.clone()),
     })
 }
 

@@ -45,6 +45,8 @@ pub struct Config {
     pub teams: TeamsConfig,
     /// None: one region, the default.
     pub regions: Option<RegionsConfig>,
+    /// The EventBridge bus (name or ARN) that identity lifecycle events go to.
+    pub event_bus: String,
 }
 
 /// A multi-region deployment (docs/multi-region.md): `CALLSIGN_REGIONS` lists every
@@ -390,6 +392,9 @@ impl Config {
             admin_bearer: AdminBearerConfig::read(&env)?,
             teams: TeamsConfig::read(&env)?,
             regions: RegionsConfig::read(&env)?,
+            event_bus: env
+                .text("CALLSIGN_EVENT_BUS")
+                .unwrap_or_else(|| "default".to_owned()),
         })
     }
 }

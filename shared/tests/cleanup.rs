@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use callsign::adapters::dynamodb::DynamoDbStore;
 use callsign::domain::housekeeping::{SweepPolicy, sweep};
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
+use callsign::domain::lifecycle::SweepReason;
 use callsign::domain::ports::{Housekeeping, IdentityStore};
 use callsign::lambda::cleanup::cleanup_event;
 use chrono::{Duration, Utc};
@@ -40,82 +40,6 @@ async fn table() -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
     let store = DynamoDbStore::new(client.clone(), &name);
     store.create_table_if_missing().await.unwrap();
     (store, client, name)
-}
-
-/// Every record the table's stream holds so far, as Lambda would deliver them.
-async fn stream_event(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<EventRecord> {
-    let config = common::aws_config(common::servers::dynamodb_endpoint()).await;
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let described = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap();
-    let arn = described
-        .table
-        .unwrap()
-        .latest_stream_arn
-        .expect("the table has a stream");
-    let shards = streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap()
-        .shards
-        .unwrap_or_default();
-    let mut records = Vec::new();
-    for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id.unwrap())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        for _ in 0..10 {
-            let Some(current) = iterator else { break };
-            let page = streams
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .unwrap();
-            let batch = page.records.unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            records.extend(batch);
-            iterator = page.next_shard_iterator;
-        }
-    }
-    records
-        .into_iter()
-        .map(|record| {
-            let change = record.dynamodb.unwrap();
-            let mut stream_record = StreamRecord::default();
-            stream_record.keys = serde_dynamo::Item::from(change.keys.unwrap_or_default());
-            stream_record.old_image =
-                serde_dynamo::Item::from(change.old_image.unwrap_or_default());
-            stream_record.new_image =
-                serde_dynamo::Item::from(change.new_image.unwrap_or_default());
-            stream_record.sequence_number = change.sequence_number;
-            let mut event_record = EventRecord::default();
-            event_record.event_id = record.event_id.unwrap_or_default();
-            event_record.event_name = record
-                .event_name
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default();
-            event_record.event_source = Some("aws:dynamodb".into());
-            event_record.change = stream_record;
-            event_record
-        })
-        .collect()
 }
 
 fn malformed_record() -> EventRecord {
@@ -180,7 +104,7 @@ async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
     }
     assert!(store.delete(&deleted_properly.id).await.unwrap());
 
-    let mut records = stream_event(&client, &name).await;
+    let mut records = common::stream_records(&client, &name).await;
     assert!(records.iter().filter(|r| r.event_name == "REMOVE").count() >= 3);
     records.insert(records.len() / 2, malformed_record());
     let mut event = Event::default();
@@ -297,7 +221,7 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
         .record_token_issue(&raced.id, callsign::domain::time::now())
         .await
         .unwrap();
-    assert!(!store.purge(&raced).await.unwrap());
+    assert!(!store.purge(&raced, SweepReason::Inactive).await.unwrap());
     kept.push(raced.id);
 
     let policy = SweepPolicy {

@@ -41,7 +41,8 @@ const CASES: &[(&str, Function, u16)] = &[
 
 /// Events of the non-HTTP functions and the end-user front, exercised by their own tests:
 /// the authorizer's, the front's and cleanup's here, the rotation steps' against moto in
-/// tests/rotation.rs.
+/// tests/rotation.rs, identity-events' against DynamoDB Local and moto in
+/// tests/lifecycle.rs.
 const OTHER_EVENTS: &[&str] = &[
     "authorizer-allowed.json",
     "authorizer-denied.json",
@@ -51,6 +52,7 @@ const OTHER_EVENTS: &[&str] = &[
     "guest-token.json",
     "cleanup-stream.json",
     "cleanup-schedule.json",
+    "identity-events-stream.json",
     "rotation-create-secret.json",
     "rotation-set-secret.json",
     "rotation-test-secret.json",
@@ -270,8 +272,9 @@ impl callsign::domain::ports::Housekeeping for Recording {
     async fn purge(
         &self,
         identity: &Identity,
+        reason: callsign::domain::lifecycle::SweepReason,
     ) -> Result<bool, callsign::domain::ports::StoreError> {
-        self.inner.purge(identity).await
+        self.inner.purge(identity, reason).await
     }
     async fn sweep_cursor(&self) -> Result<Option<String>, callsign::domain::ports::StoreError> {
         self.inner.sweep_cursor().await

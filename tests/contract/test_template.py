@@ -274,6 +274,8 @@ def sample_event_functions():
         event = json.loads(path.read_text())
         if "Step" in event and "SecretId" in event:
             owners.add("rotate-signing-key")
+        elif "Records" in event and path.name.startswith("identity-events"):
+            owners.add("identity-events")
         elif "Records" in event or event.get("source") == "aws.events":
             owners.add("cleanup")
         elif event.get("type") == "REQUEST" and "identitySource" in event:

@@ -23,6 +23,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import boto3
 
@@ -117,6 +118,24 @@ def http(label, function, payload, status):
     return json.loads(body) if body.startswith(("{", "[")) else body
 
 
+def identity_events():
+    """The sample stream batch, delivered twice: one event per change on the default bus of
+    moto's EventBridge (an archive on it keeps them; moto's state shows the archive)."""
+    moto = os.environ["SECRETSMANAGER_ENDPOINT"]
+    events = boto3.client("events", endpoint_url=moto)
+    archive = f"invoke-{BACKEND}-{os.getpid()}"
+    events.create_archive(ArchiveName=archive, EventPattern='{"source": ["callsign.identity"]}',
+                          EventSourceArn=events.describe_event_bus()["Arn"])
+    for delivery in ("", " (delivered again)"):
+        answer = invoke("identity-events", event("identity-events-stream.json"))
+        check(f"identity-events-stream.json{delivery} -> no failures", answer == {"batchItemFailures": []}, answer)
+    with urllib.request.urlopen(f"{moto}/moto-api/data.json", timeout=30) as response:
+        state = json.load(response)
+    archived = next(a for a in state["events"]["Archive"] if a["name"] == archive)["events"]
+    types = sorted(e["detail-type"] for e in archived)
+    check("one event per change", types == ["IdentityCreated", "IdentityDeleted", "TokensRevoked"], types)
+
+
 def cold_start_without_secrets_manager():
     """A function whose keys cannot be read fails its init, saying why, and serves nothing."""
     from runtime_api import Artifacts, FunctionError
@@ -171,6 +190,7 @@ def main():
     check("cleanup-stream.json -> no failures", stream == {"batchItemFailures": []}, stream)
     sweep = invoke("cleanup", event("cleanup-schedule.json"))
     check("cleanup-schedule.json -> a sweep report", "scanned" in sweep, sweep)
+    identity_events()
 
     for step in ["create", "set", "test", "finish"]:
         answer = invoke("rotate-signing-key", event(f"rotation-{step}-secret.json"))

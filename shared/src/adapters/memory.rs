@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::access_keys::AccessKeys;
 use crate::domain::identity::{CustomId, Identity, IdentityId};
 use crate::domain::keys::{KeyError, KeySet, PublishedKeys, StoredKeySet};
+use crate::domain::lifecycle::SweepReason;
 use crate::domain::ports::{
     AccessKeyLedger, Attempt, Attempted, Created, Housekeeping, IdentityStore, KeySource,
     StoreError, Throttle, TokenState,
@@ -307,7 +308,7 @@ impl Housekeeping for MemoryStore {
         Ok((page, next))
     }
 
-    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
+    async fn purge(&self, identity: &Identity, _reason: SweepReason) -> Result<bool, StoreError> {
         let mut state = self.state();
         let unchanged = state.identities.get(&identity.id).is_some_and(|stored| {
             stored.last_token_issued_at == identity.last_token_issued_at

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::identity::{Identity, IdentityKind};
+use super::lifecycle::SweepReason;
 use super::ports::{Housekeeping, StoreError};
 
 /// An identity is gone (deleted, expired, swept): removes what still refers to it, its
@@ -60,12 +61,14 @@ pub async fn sweep(
         for identity in identities {
             report.scanned += 1;
             let verdict = verdict(&identity, policy, now);
-            if matches!(verdict, Verdict::Keep) {
-                continue;
-            }
-            match store.purge(&identity).await {
+            let reason = match verdict {
+                Verdict::Keep => continue,
+                Verdict::Expired => SweepReason::Expired,
+                Verdict::Idle => SweepReason::Inactive,
+            };
+            match store.purge(&identity, reason).await {
                 Ok(false) => report.changed_kept += 1,
-                Ok(true) if matches!(verdict, Verdict::Expired) => report.expired_removed += 1,
+                Ok(true) if reason == SweepReason::Expired => report.expired_removed += 1,
                 Ok(true) => report.inactive_removed += 1,
                 Err(e) => {
                     tracing::warn!(error = %e, "sweep could not remove an identity");

@@ -1,6 +1,6 @@
 //! The domain: identities and their customIds, scopes and capabilities, token issue and
 //! verification, key sets, the admin use cases, the end-user front, rotation steps, the
-//! housekeeping policy, the authorizer's decision, admin callers' permissions and the
+//! housekeeping policy, identity lifecycle events, the authorizer's decision, admin callers' permissions and the
 //! Teams exchange. It knows no AWS SDK, Lambda or HTTP type; what it needs from the
 //! outside world it asks through `ports`.
 
@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod identity;
 pub mod key_ring;
 pub mod keys;
+pub mod lifecycle;
 pub mod placement;
 pub mod ports;
 pub mod rotation;

@@ -11,6 +11,7 @@ use super::access_keys::AccessKeys;
 use super::front::Caller;
 use super::identity::{CustomId, Identity, IdentityId, ResourceId};
 use super::keys::{KeyError, KeySet, PublishedKeys};
+use super::lifecycle::{LifecycleEvent, SweepReason};
 use super::token::{CurrentAccessKeys, TokenRejection};
 
 #[derive(Debug, thiserror::Error)]
@@ -174,8 +175,9 @@ pub trait Housekeeping: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<Identity>, Option<String>), StoreError>;
     /// Deletes an identity (expired ones too) and its mapping, if it is still as `identity`
-    /// shows it: a token issued or an expiry changed since keeps it (false).
-    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError>;
+    /// shows it: a token issued or an expiry changed since keeps it (false). A store with
+    /// a stream leaves `reason` for the lifecycle publisher (`EventLedger::swept`).
+    async fn purge(&self, identity: &Identity, reason: SweepReason) -> Result<bool, StoreError>;
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError>;
     async fn save_sweep_cursor(&self, cursor: Option<&str>) -> Result<(), StoreError>;
 }
@@ -313,4 +315,47 @@ pub trait TrustedTokens: Send + Sync {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<TrustedToken, ProviderTokenError>;
+}
+
+/// A lifecycle event's claim (`EventLedger::claim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This delivery publishes it.
+    Taken,
+    /// An earlier delivery published it.
+    Published,
+    /// Another delivery holds it, until its lease ends.
+    Held,
+}
+
+/// What the lifecycle publisher remembers beside the identities: which changes' events are
+/// published (so a redelivered change publishes nothing twice), and which identities the
+/// retention sweep removed.
+#[async_trait]
+pub trait EventLedger: Send + Sync {
+    /// Claims a change's event for this delivery until `now + lease`, unless it is
+    /// published or another delivery's lease still holds.
+    async fn claim(
+        &self,
+        change_id: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Claim, StoreError>;
+    /// The claimed event is published: no later delivery publishes it again.
+    async fn confirm(&self, change_id: &str) -> Result<(), StoreError>;
+    /// The claimed event was not published: a later delivery may.
+    async fn release(&self, change_id: &str) -> Result<(), StoreError>;
+    /// Why the retention sweep removed the identity (it leaves a mark); None: it did not.
+    async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event bus: {0}")]
+pub struct PublishError(pub String);
+
+/// Where lifecycle events go (EventBridge).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes up to ten events; answers, for each, whether the bus accepted it.
+    async fn publish(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, PublishError>;
 }

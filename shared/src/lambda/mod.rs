@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use metrics_cloudwatch_embedded::Collector;
@@ -21,6 +22,7 @@ use crate::http::{Function, Served};
 pub mod authorizer;
 pub mod cleanup;
 pub mod http;
+pub mod lifecycle;
 pub mod rotation;
 
 type Error = lambda_runtime::Error;
@@ -129,6 +131,23 @@ pub async fn run_cleanup() -> Result<(), Error> {
     handler::run(metrics, move |event: LambdaEvent<serde_json::Value>| {
         let (store, policy) = (store.clone(), policy.clone());
         async move { cleanup::cleanup_event(store.as_ref(), &policy, event.payload).await }
+    })
+    .await
+}
+
+/// The identity-events function's `main`: the table's stream in, lifecycle events out.
+pub async fn run_identity_events() -> Result<(), Error> {
+    let (metrics, publisher) = start("identity-events", async {
+        let config = Config::from_env()?;
+        Ok(Arc::new(app::lifecycle_publisher(
+            &config,
+            &app::sdk_config().await,
+        )?))
+    })
+    .await?;
+    handler::run(metrics, move |event: LambdaEvent<Event>| {
+        let publisher = publisher.clone();
+        async move { Ok::<_, Error>(lifecycle::on_identity_changes(&publisher, &event.payload).await) }
     })
     .await
 }

@@ -150,6 +150,89 @@ pub async fn scan(
         .unwrap_or_default()
 }
 
+/// Every record the table's stream holds so far, as Lambda would deliver them.
+pub async fn stream_records(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<aws_lambda_events::dynamodb::EventRecord> {
+    let config = aws_config(servers::dynamodb_endpoint()).await;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let arn = described
+        .table
+        .unwrap()
+        .latest_stream_arn
+        .expect("the table has a stream");
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id.unwrap())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        for _ in 0..10 {
+            let Some(current) = iterator else { break };
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .unwrap();
+            let batch = page.records.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            records.extend(batch);
+            iterator = page.next_shard_iterator;
+        }
+    }
+    records
+        .into_iter()
+        .map(|record| {
+            let change = record.dynamodb.unwrap();
+            let mut stream_record = aws_lambda_events::dynamodb::StreamRecord::default();
+            stream_record.keys = serde_dynamo::Item::from(change.keys.unwrap_or_default());
+            stream_record.old_image =
+                serde_dynamo::Item::from(change.old_image.unwrap_or_default());
+            stream_record.new_image =
+                serde_dynamo::Item::from(change.new_image.unwrap_or_default());
+            stream_record.sequence_number = change.sequence_number;
+            if let Some(at) = change.approximate_creation_date_time {
+                stream_record.approximate_creation_date_time =
+                    chrono::DateTime::from_timestamp_millis(at.to_millis().unwrap()).unwrap();
+            }
+            let mut event_record = aws_lambda_events::dynamodb::EventRecord::default();
+            event_record.event_id = record.event_id.unwrap_or_default();
+            event_record.event_name = record
+                .event_name
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            event_record.event_source = Some("aws:dynamodb".into());
+            event_record.change = stream_record;
+            event_record
+        })
+        .collect()
+}
+
 pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&aws_config(servers::moto_endpoint()).await)
 }

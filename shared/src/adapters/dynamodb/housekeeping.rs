@@ -1,13 +1,18 @@
 //! What the cleanup jobs need on DynamoDB: unmapping a removed identity's customId, the
-//! paged identity scan, conditional purges, and the sweep's saved cursor.
+//! paged identity scan, conditional purges (each leaving a mark for the lifecycle
+//! publisher), and the sweep's saved cursor.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 
 use super::DynamoDbStore;
-use super::errors::{condition_failed, store_error};
-use super::items::{IDENTITY_PREFIX, IdentityItem, SWEEP_CURSOR_KEY, decode, identity_key, key};
+use super::errors::{cancellation_reasons, is_conflict, reason_code, store_error};
+use super::items::{
+    IDENTITY_PREFIX, IdentityItem, MarkItem, SWEEP_CURSOR_KEY, decode, encode, identity_key, key,
+    swept_key,
+};
 use crate::domain::identity::{CustomId, Identity, IdentityKind};
+use crate::domain::lifecycle::SweepReason;
 use crate::domain::ports::{Housekeeping, StoreError};
 
 #[async_trait]
@@ -57,18 +62,16 @@ impl Housekeeping for DynamoDbStore {
         Ok((identities, next))
     }
 
-    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
+    async fn purge(&self, identity: &Identity, reason: SweepReason) -> Result<bool, StoreError> {
         // Only as the sweep saw it: a token issued since (or a changed expiry) keeps it.
-        let mut request = self
-            .client
-            .delete_item()
+        let mut delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(identity_key(&identity.id))));
         let mut condition = String::from("attribute_exists(pk)");
         match identity.last_token_issued_at {
             Some(seen) => {
                 condition.push_str(" AND lastTokenIssuedAt = :seen");
-                request = request.expression_attribute_values(
+                delete = delete.expression_attribute_values(
                     ":seen",
                     AttributeValue::N(seen.timestamp_millis().to_string()),
                 );
@@ -77,15 +80,38 @@ impl Housekeeping for DynamoDbStore {
         }
         if let IdentityKind::Ephemeral { expires_at } = identity.kind {
             condition.push_str(" AND expiresAt = :expires");
-            request = request.expression_attribute_values(
+            delete = delete.expression_attribute_values(
                 ":expires",
                 AttributeValue::N(expires_at.timestamp().to_string()),
             );
         }
-        match request.condition_expression(condition).send().await {
-            Ok(_) => {}
-            Err(err) if condition_failed(&err) => return Ok(false),
-            Err(err) => return Err(store_error(err)),
+        let delete = delete
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        // The mark tells the lifecycle publisher this removal was the sweep's, not a delete.
+        let mut mark = MarkItem::new(swept_key(&identity.id));
+        mark.reason = Some(reason);
+        let mark = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&mark)))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let result = self
+            .transact(
+                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().put(mark).build(),
+            )
+            .await;
+        if let Err(err) = result {
+            let reasons = cancellation_reasons(err)?;
+            return match reason_code(&reasons, 0) {
+                "ConditionalCheckFailed" => Ok(false),
+                _ if is_conflict(&reasons) => Err(StoreError::Unavailable(
+                    "purge conflicted with another write".into(),
+                )),
+                code => Err(StoreError::Failed(format!("purge cancelled: {code}"))),
+            };
         }
         if let Some(custom_id) = &identity.custom_id {
             self.remove_stale_mapping(custom_id, identity.id.as_str())

@@ -3,7 +3,8 @@
 //! retry (`REQ#<caller>#<request id>`), guest throttle counters
 //! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`; per region, like
 //! the throttle counters, in a multi-region deployment), the current
-//! access keys' fingerprints (`KEYS#access`) and, in a multi-region deployment, token
+//! access keys' fingerprints (`KEYS#access`), the lifecycle publisher's marks
+//! (`EVENT#<change id>`, `SWEPT#<id>`) and, in a multi-region deployment, token
 //! issues a region other than the identity's home recorded (`SEEN#<region>#<id>`).
 //! `expiresAt` is the table's TTL attribute.
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::identity::{CustomId, Identity, IdentityId, IdentityKind};
+use crate::domain::lifecycle::SweepReason;
 use crate::domain::ports::StoreError;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -76,6 +78,47 @@ pub fn identity_key(id: &IdentityId) -> String {
 
 pub(super) fn custom_id_key(custom_id: &CustomId) -> String {
     format!("{CUSTOM_ID_PREFIX}{}", custom_id.as_str())
+}
+
+/// How long the lifecycle publisher's marks (`EVENT#`, `SWEPT#`) are kept: longer than
+/// a stream keeps a record (24 hours), so every delivery of a change finds them.
+const MARK_LIFETIME: chrono::Duration = chrono::Duration::days(2);
+
+/// A mark for the lifecycle publisher: a change's event claimed (`EVENT#<change id>`,
+/// with its state and lease) or an identity the sweep removed (`SWEPT#<id>`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MarkItem {
+    pub pk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Epoch milliseconds until which a pending claim holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    /// Why the sweep removed the identity (`SWEPT#`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SweepReason>,
+    pub expires_at: i64,
+}
+
+impl MarkItem {
+    pub fn new(pk: String) -> Self {
+        Self {
+            pk,
+            state: None,
+            lease_until: None,
+            reason: None,
+            expires_at: (Utc::now() + MARK_LIFETIME).timestamp(),
+        }
+    }
+}
+
+pub(super) fn event_key(change_id: &str) -> String {
+    format!("EVENT#{change_id}")
+}
+
+pub(super) fn swept_key(id: &IdentityId) -> String {
+    format!("SWEPT#{id}")
 }
 
 /// A token issue recorded outside the identity's home region: its own item, so that it

@@ -1,7 +1,7 @@
 //! The DynamoDB adapter: one table keyed by `pk` (see `items` for what it holds). Split
 //! by concern: item mapping, error classification, the identity store (and its
-//! multi-region form, `regions`), the access keys' fingerprints, housekeeping, the guest
-//! throttle, the table schema, and stream records.
+//! multi-region form, `regions`), the access keys' fingerprints, housekeeping, the lifecycle
+//! publisher's ledger, the guest throttle, the table schema, and stream records.
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::domain::ports::StoreError;
 
 mod access_keys;
 mod errors;
+mod events;
 mod housekeeping;
 mod identities;
 pub mod items;
@@ -68,11 +69,12 @@ impl DynamoDbStore {
         &self.table
     }
 
-    /// An identity item and its customId mapping, written or deleted together.
+    /// An identity item and the item that goes with it (its customId mapping, or the
+    /// sweep's mark), written or deleted together.
     async fn transact(
         &self,
         identity: TransactWriteItem,
-        mapping: TransactWriteItem,
+        with: TransactWriteItem,
     ) -> Result<
         TransactWriteItemsOutput,
         SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
@@ -80,7 +82,7 @@ impl DynamoDbStore {
         self.client
             .transact_write_items()
             .transact_items(identity)
-            .transact_items(mapping)
+            .transact_items(with)
             .send()
             .await
     }

@@ -22,6 +22,7 @@ use super::DynamoDbStore;
 use super::errors::store_error;
 use super::items::{SeenItem, decode, encode, seen_key};
 use crate::domain::identity::{CustomId, Identity, IdentityId, ResourceId};
+use crate::domain::lifecycle::SweepReason;
 use crate::domain::placement::Placement;
 use crate::domain::ports::{
     Attempt, Attempted, Created, Housekeeping, IdentityStore, StoreError, Throttle, TokenState,
@@ -280,8 +281,8 @@ impl Housekeeping for HomedStore {
         Ok((idle, next))
     }
 
-    async fn purge(&self, identity: &Identity) -> Result<bool, StoreError> {
-        self.home(&identity.id).purge(identity).await
+    async fn purge(&self, identity: &Identity, reason: SweepReason) -> Result<bool, StoreError> {
+        self.home(&identity.id).purge(identity, reason).await
     }
 
     async fn sweep_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -1,10 +1,12 @@
 //! DynamoDB Streams records, read with the table's one item schema (`items`): which
-//! identity a REMOVE record removed.
+//! identity a REMOVE record removed (cleanup), and what a record changed in an identity
+//! (lifecycle events).
 
 use aws_lambda_events::dynamodb::EventRecord;
 
 use super::items::{IDENTITY_PREFIX, IdentityItem, identity_key};
 use crate::domain::identity::Identity;
+use crate::domain::lifecycle::IdentityChange;
 
 /// The identity a stream record removed; None for every other record (inserts, updates,
 /// and removed mappings, counters or sweep cursors, which nothing refers to). An error
@@ -13,24 +15,56 @@ pub fn removed_identity(record: &EventRecord) -> Result<Option<Identity>, String
     if record.event_name != "REMOVE" {
         return Ok(None);
     }
+    let Some(pk) = identity_pk(record)? else {
+        return Ok(None);
+    };
+    image(&pk, &record.change.old_image, "old").map(Some)
+}
+
+/// What a record changed in an identity item: the identity before and after (None: it
+/// did not exist). None for records of other items. The stream must carry both images.
+pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, String> {
+    let Some(pk) = identity_pk(record)? else {
+        return Ok(None);
+    };
+    let (before, after) = match record.event_name.as_str() {
+        "INSERT" => (None, Some(image(&pk, &record.change.new_image, "new")?)),
+        "MODIFY" => (
+            Some(image(&pk, &record.change.old_image, "old")?),
+            Some(image(&pk, &record.change.new_image, "new")?),
+        ),
+        "REMOVE" => (Some(image(&pk, &record.change.old_image, "old")?), None),
+        other => return Err(format!("unknown stream event {other} for {pk}")),
+    };
+    Ok(Some(IdentityChange {
+        change_id: record.event_id.clone(),
+        at: record.change.approximate_creation_date_time,
+        before,
+        after,
+    }))
+}
+
+/// The record's key if it is an identity item's.
+fn identity_pk(record: &EventRecord) -> Result<Option<String>, String> {
     let keys: serde_json::Value =
         serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| e.to_string())?;
     let pk = keys.get("pk").and_then(|v| v.as_str()).unwrap_or_default();
-    if !pk.starts_with(IDENTITY_PREFIX) {
-        return Ok(None);
-    }
-    let item: IdentityItem =
-        serde_dynamo::from_item(record.change.old_image.clone()).map_err(|e| {
-            format!("no readable old image for {pk} (the stream must carry old images): {e}")
-        })?;
+    Ok(pk.starts_with(IDENTITY_PREFIX).then(|| pk.to_owned()))
+}
+
+/// The identity an image of item `pk` holds; an error if it is missing or another item's.
+fn image(pk: &str, image: &serde_dynamo::Item, which: &str) -> Result<Identity, String> {
+    let item: IdentityItem = serde_dynamo::from_item(image.clone()).map_err(|e| {
+        format!("no readable {which} image for {pk} (the stream must carry both images): {e}")
+    })?;
     if item.pk != pk {
-        return Err(format!("old image of {pk} is inconsistent"));
+        return Err(format!("{which} image of {pk} is inconsistent"));
     }
     let identity = item
         .into_identity()
-        .map_err(|e| format!("old image of {pk}: {e}"))?;
+        .map_err(|e| format!("{which} image of {pk}: {e}"))?;
     if identity_key(&identity.id) != pk {
-        return Err(format!("old image of {pk} is inconsistent"));
+        return Err(format!("{which} image of {pk} is inconsistent"));
     }
-    Ok(Some(identity))
+    Ok(identity)
 }

@@ -1,0 +1,537 @@
+//! Identity lifecycle events (schema `callsign.identity`, version 1; docs/events.md): what a
+//! change to a stored identity means for the apps that subscribe, and publishing each
+//! change's event once, even when the table's stream delivers the change again.
+//!
+//! Only the region an identity is homed in publishes its events. Every write to an
+//! identity item happens in its home (`placement`), so a change replication brought in
+//! from another region is never published twice, and a guest that DynamoDB's TTL
+//! removed in several regions is reported once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::identity::{Identity, IdentityKind};
+use super::placement::Placement;
+use super::ports::{Claim, EventBus, EventLedger, StoreError};
+
+/// The events' `source`.
+pub const SOURCE: &str = "callsign.identity";
+/// Bumped on any change a subscriber could notice; fields are only ever added within one.
+pub const SCHEMA_VERSION: u32 = 1;
+/// How long a claim holds before another delivery of its change may take it over: longer
+/// than the publisher's function timeout, so a live attempt is never overtaken.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+/// EventBridge's limit of entries per `PutEvents` call.
+const ENTRIES_PER_CALL: usize = 10;
+
+/// One change to one identity item, as the table's stream reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityChange {
+    /// The stream record's id: the same on every delivery of this change.
+    pub change_id: String,
+    pub at: DateTime<Utc>,
+    pub before: Option<Identity>,
+    pub after: Option<Identity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    IdentityCreated,
+    TokensRevoked,
+    IdentityDeleted,
+    IdentitySwept,
+}
+
+impl EventType {
+    /// The events' `detail-type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::IdentityCreated => "IdentityCreated",
+            EventType::TokensRevoked => "TokensRevoked",
+            EventType::IdentityDeleted => "IdentityDeleted",
+            EventType::IdentitySwept => "IdentitySwept",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SweepReason {
+    /// A guest (ephemeral identity) past its expiry, removed by TTL or by the sweep.
+    Expired,
+    /// No token issued for longer than the configured retention.
+    Inactive,
+}
+
+/// An event's `detail`. Ids, the customId, the kind, times and the revocation epoch:
+/// never a token, a key or a provider token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail {
+    pub schema_version: u32,
+    /// The change's id (the stream record's): subscribers can recognise a repeat by it.
+    pub change_id: String,
+    pub occurred_at: String,
+    pub identity: IdentityDetail,
+    /// TokensRevoked: tokens carrying an epoch below this one are revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_epoch: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SweepReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityDetail {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_id: Option<String>,
+    /// `stable` or `guest`.
+    pub kind: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    pub event_type: EventType,
+    pub at: DateTime<Utc>,
+    pub detail: EventDetail,
+}
+
+impl LifecycleEvent {
+    fn new(change: &IdentityChange, event_type: EventType, identity: &Identity) -> Self {
+        let expires_at = match identity.kind {
+            IdentityKind::Stable => None,
+            IdentityKind::Ephemeral { expires_at } => Some(wire_time(expires_at)),
+        };
+        Self {
+            event_type,
+            at: change.at,
+            detail: EventDetail {
+                schema_version: SCHEMA_VERSION,
+                change_id: change.change_id.clone(),
+                occurred_at: wire_time(change.at),
+                identity: IdentityDetail {
+                    id: identity.id.to_string(),
+                    custom_id: identity.custom_id.as_ref().map(|c| c.as_str().to_owned()),
+                    kind: if expires_at.is_some() {
+                        "guest"
+                    } else {
+                        "stable"
+                    },
+                    created_at: wire_time(identity.created_at),
+                    expires_at,
+                },
+                revocation_epoch: None,
+                reason: None,
+            },
+        }
+    }
+
+    pub fn change_id(&self) -> &str {
+        &self.detail.change_id
+    }
+}
+
+fn wire_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Publishes the lifecycle events of one region's identity changes.
+pub struct LifecyclePublisher {
+    pub ledger: Arc<dyn EventLedger>,
+    pub bus: Arc<dyn EventBus>,
+    /// None: one region, every identity is homed here.
+    pub placement: Option<Placement>,
+}
+
+/// What became of a batch of changes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub published: usize,
+    /// Already published by an earlier delivery.
+    pub repeats: usize,
+    /// The changes to deliver again (nothing was published for them).
+    pub failed: Vec<String>,
+}
+
+impl LifecyclePublisher {
+    /// Publishes an event for each change that makes one, once: a change whose event an
+    /// earlier delivery published is skipped. Changes that failed are in `failed`, with
+    /// nothing published for them; every other change is done.
+    pub async fn publish(&self, changes: &[IdentityChange], now: DateTime<Utc>) -> Published {
+        let mut outcome = Published::default();
+        let mut claimed = Vec::new();
+        for change in changes {
+            let event = match self.event_for(change).await {
+                Ok(Some(event)) => event,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "lifecycle change not classified");
+                    outcome.failed.push(change.change_id.clone());
+                    continue;
+                }
+            };
+            match self.ledger.claim(event.change_id(), now, CLAIM_LEASE).await {
+                Ok(Claim::Taken) => claimed.push(event),
+                Ok(Claim::Published) => outcome.repeats += 1,
+                // Another delivery holds it: deliver this one again once the lease ends.
+                Ok(Claim::Held) => outcome.failed.push(change.change_id.clone()),
+                Err(error) => {
+                    tracing::warn!(%error, "lifecycle event not claimed");
+                    outcome.failed.push(change.change_id.clone());
+                }
+            }
+        }
+        for events in claimed.chunks(ENTRIES_PER_CALL) {
+            let accepted = self.bus.publish(events).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "lifecycle events not published");
+                vec![false; events.len()]
+            });
+            for (event, accepted) in events.iter().zip(accepted) {
+                let settled = if accepted {
+                    self.ledger.confirm(event.change_id()).await
+                } else {
+                    self.ledger.release(event.change_id()).await
+                };
+                if accepted {
+                    outcome.published += 1;
+                }
+                if let Err(error) = &settled {
+                    // A claim left pending is taken over after its lease; a confirmed-late
+                    // event may then be published twice, with the same changeId.
+                    tracing::warn!(%error, accepted, "lifecycle claim not settled");
+                }
+                if !accepted {
+                    outcome.failed.push(event.change_id().to_owned());
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The event a change makes, if it makes one and its identity is homed here.
+    async fn event_for(
+        &self,
+        change: &IdentityChange,
+    ) -> Result<Option<LifecycleEvent>, StoreError> {
+        let Some(identity) = change.after.as_ref().or(change.before.as_ref()) else {
+            return Ok(None);
+        };
+        if let Some(placement) = &self.placement
+            && placement.identity_home(&identity.id) != placement.local()
+        {
+            return Ok(None);
+        }
+        Ok(match (&change.before, &change.after) {
+            (None, Some(created)) => Some(LifecycleEvent::new(
+                change,
+                EventType::IdentityCreated,
+                created,
+            )),
+            (Some(before), Some(after)) if after.revocation_epoch > before.revocation_epoch => {
+                let mut event = LifecycleEvent::new(change, EventType::TokensRevoked, after);
+                event.detail.revocation_epoch = Some(after.revocation_epoch);
+                Some(event)
+            }
+            (Some(_), Some(_)) => None,
+            (Some(removed), None) => Some(self.removal(change, removed).await?),
+            (None, None) => None,
+        })
+    }
+
+    async fn removal(
+        &self,
+        change: &IdentityChange,
+        removed: &Identity,
+    ) -> Result<LifecycleEvent, StoreError> {
+        // Past its expiry, whoever removed it (TTL, the sweep): no need to ask the ledger.
+        let reason = if removed.is_live_at(change.at) {
+            self.ledger.swept(&removed.id).await?
+        } else {
+            Some(SweepReason::Expired)
+        };
+        Ok(match reason {
+            Some(reason) => {
+                let mut event = LifecycleEvent::new(change, EventType::IdentitySwept, removed);
+                event.detail.reason = Some(reason);
+                event
+            }
+            None => LifecycleEvent::new(change, EventType::IdentityDeleted, removed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::Duration as Span;
+
+    use super::*;
+    use crate::domain::identity::{CustomId, IdentityId, ResourceId};
+    use crate::domain::ports::PublishError;
+
+    #[derive(Default)]
+    struct Ledger {
+        /// change id → (published, lease end)
+        claims: Mutex<HashMap<String, (bool, DateTime<Utc>)>>,
+        swept: HashMap<String, SweepReason>,
+    }
+
+    #[async_trait]
+    impl EventLedger for Ledger {
+        async fn claim(
+            &self,
+            change_id: &str,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<Claim, StoreError> {
+            let mut claims = self.claims.lock().unwrap();
+            match claims.get(change_id) {
+                Some((true, _)) => return Ok(Claim::Published),
+                Some((false, until)) if *until > now => return Ok(Claim::Held),
+                _ => {}
+            }
+            let until = now + Span::from_std(lease).unwrap();
+            claims.insert(change_id.to_owned(), (false, until));
+            Ok(Claim::Taken)
+        }
+        async fn confirm(&self, change_id: &str) -> Result<(), StoreError> {
+            self.claims.lock().unwrap().get_mut(change_id).unwrap().0 = true;
+            Ok(())
+        }
+        async fn release(&self, change_id: &str) -> Result<(), StoreError> {
+            self.claims.lock().unwrap().remove(change_id);
+            Ok(())
+        }
+        async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError> {
+            Ok(self.swept.get(id.as_str()).copied())
+        }
+    }
+
+    #[derive(Default)]
+    struct Bus {
+        sent: Mutex<Vec<LifecycleEvent>>,
+        refuse: Mutex<HashSet<String>>,
+        down: Mutex<bool>,
+    }
+
+    #[async_trait]
+    impl EventBus for Bus {
+        async fn publish(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, PublishError> {
+            assert!(events.len() <= ENTRIES_PER_CALL);
+            if *self.down.lock().unwrap() {
+                return Err(PublishError("bus unreachable".into()));
+            }
+            let refuse = self.refuse.lock().unwrap();
+            Ok(events
+                .iter()
+                .map(|event| {
+                    let accepted = !refuse.contains(event.change_id());
+                    if accepted {
+                        self.sent.lock().unwrap().push(event.clone());
+                    }
+                    accepted
+                })
+                .collect())
+        }
+    }
+
+    fn identity(kind: IdentityKind, custom_id: Option<&str>, id: Option<IdentityId>) -> Identity {
+        let mut identity = Identity::new_stable(
+            id.unwrap_or_else(|| IdentityId::new(ResourceId::random())),
+            custom_id.map(|c| CustomId::parse(c).unwrap()),
+            Utc::now() - Span::days(1),
+        );
+        identity.kind = kind;
+        identity
+    }
+
+    fn change(n: usize, before: Option<&Identity>, after: Option<&Identity>) -> IdentityChange {
+        IdentityChange {
+            change_id: format!("change-{n}"),
+            at: Utc::now(),
+            before: before.cloned(),
+            after: after.cloned(),
+        }
+    }
+
+    fn types(bus: &Bus) -> Vec<(EventType, Option<SweepReason>)> {
+        let sent = bus.sent.lock().unwrap();
+        sent.iter()
+            .map(|e| (e.event_type, e.detail.reason))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_change_makes_its_event_and_other_changes_none() {
+        let stable = identity(IdentityKind::Stable, Some("alice"), None);
+        let mut used = stable.clone();
+        used.last_token_issued_at = Some(Utc::now());
+        let mut revoked = used.clone();
+        revoked.revocation_epoch = 1;
+        let guest = identity(
+            IdentityKind::Ephemeral {
+                expires_at: Utc::now() - Span::minutes(1),
+            },
+            None,
+            None,
+        );
+        let idle = identity(IdentityKind::Stable, None, None);
+        let ledger = Arc::new(Ledger {
+            swept: HashMap::from([(idle.id.to_string(), SweepReason::Inactive)]),
+            ..Ledger::default()
+        });
+        let bus = Arc::new(Bus::default());
+        let publisher = LifecyclePublisher {
+            ledger: ledger.clone(),
+            bus: bus.clone(),
+            placement: None,
+        };
+        let changes = [
+            change(1, None, Some(&stable)),
+            change(2, Some(&stable), Some(&used)),
+            change(3, Some(&used), Some(&revoked)),
+            change(4, Some(&revoked), None),
+            change(5, Some(&guest), None),
+            change(6, Some(&idle), None),
+        ];
+        let outcome = publisher.publish(&changes, Utc::now()).await;
+        assert_eq!((outcome.published, outcome.failed.len()), (5, 0));
+        assert_eq!(
+            types(&bus),
+            [
+                (EventType::IdentityCreated, None),
+                (EventType::TokensRevoked, None),
+                (EventType::IdentityDeleted, None),
+                (EventType::IdentitySwept, Some(SweepReason::Expired)),
+                (EventType::IdentitySwept, Some(SweepReason::Inactive)),
+            ]
+        );
+        let sent = bus.sent.lock().unwrap();
+        assert_eq!(sent[1].detail.revocation_epoch, Some(1));
+        let created = serde_json::to_value(&sent[0].detail).unwrap();
+        assert_eq!(created["identity"]["customId"], "alice");
+        assert_eq!(created["identity"]["kind"], "stable");
+        assert_eq!(created["schemaVersion"], 1);
+        assert_eq!(created["changeId"], "change-1");
+        let swept = serde_json::to_value(&sent[3].detail).unwrap();
+        assert_eq!(swept["identity"]["kind"], "guest");
+        assert_eq!(swept["reason"], "expired");
+    }
+
+    #[tokio::test]
+    async fn a_change_delivered_again_is_published_once_and_a_refused_one_is_retried() {
+        let ledger = Arc::new(Ledger::default());
+        let bus = Arc::new(Bus::default());
+        let publisher = LifecyclePublisher {
+            ledger: ledger.clone(),
+            bus: bus.clone(),
+            placement: None,
+        };
+        let changes: Vec<_> = (0..12)
+            .map(|n| {
+                let created = identity(IdentityKind::Stable, None, None);
+                change(n, None, Some(&created))
+            })
+            .collect();
+        bus.refuse.lock().unwrap().insert("change-11".into());
+        let first = publisher.publish(&changes, Utc::now()).await;
+        assert_eq!(first.published, 11);
+        assert_eq!(first.failed, ["change-11"]);
+
+        bus.refuse.lock().unwrap().clear();
+        let again = publisher.publish(&changes, Utc::now()).await;
+        assert_eq!((again.published, again.repeats), (1, 11));
+        assert!(again.failed.is_empty());
+        assert_eq!(bus.sent.lock().unwrap().len(), 12);
+
+        *bus.down.lock().unwrap() = true;
+        let more = [change(
+            99,
+            None,
+            Some(&identity(IdentityKind::Stable, None, None)),
+        )];
+        assert_eq!(
+            publisher.publish(&more, Utc::now()).await.failed,
+            ["change-99"]
+        );
+        *bus.down.lock().unwrap() = false;
+        assert_eq!(publisher.publish(&more, Utc::now()).await.published, 1);
+    }
+
+    #[tokio::test]
+    async fn a_claim_left_by_a_stopped_delivery_is_taken_over_after_its_lease() {
+        let ledger = Arc::new(Ledger::default());
+        let bus = Arc::new(Bus::default());
+        let publisher = LifecyclePublisher {
+            ledger: ledger.clone(),
+            bus: bus.clone(),
+            placement: None,
+        };
+        let created = identity(IdentityKind::Stable, None, None);
+        let stale = change(1, None, Some(&created));
+        // A delivery that claimed and stopped before publishing.
+        ledger
+            .claim("change-1", Utc::now(), CLAIM_LEASE)
+            .await
+            .unwrap();
+        assert_eq!(
+            publisher
+                .publish(std::slice::from_ref(&stale), Utc::now())
+                .await
+                .failed,
+            ["change-1"]
+        );
+        // A later delivery, after the lease.
+        let later = Utc::now() + Span::from_std(CLAIM_LEASE).unwrap() + Span::seconds(1);
+        assert_eq!(publisher.publish(&[stale], later).await.published, 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_home_region_publishes_an_identity_s_events() {
+        let regions = ["us-east-1".to_owned(), "eu-west-1".to_owned()];
+        let here = Placement::new("us-east-1", &regions).unwrap();
+        let resource = ResourceId::random();
+        let homed_here = identity(
+            IdentityKind::Stable,
+            None,
+            Some(here.new_id(resource, "us-east-1")),
+        );
+        let homed_there = identity(
+            IdentityKind::Stable,
+            None,
+            Some(here.new_id(resource, "eu-west-1")),
+        );
+        let ledger = Arc::new(Ledger::default());
+        let bus = Arc::new(Bus::default());
+        let publisher = LifecyclePublisher {
+            ledger,
+            bus: bus.clone(),
+            placement: Some(here.clone()),
+        };
+        let outcome = publisher
+            .publish(
+                &[
+                    change(1, None, Some(&homed_here)),
+                    change(2, None, Some(&homed_there)),
+                    change(3, Some(&homed_there), None),
+                ],
+                Utc::now(),
+            )
+            .await;
+        assert_eq!(outcome.published, 1);
+        assert_eq!(
+            bus.sent.lock().unwrap()[0].detail.identity.id,
+            homed_here.id.to_string()
+        );
+    }
+}
