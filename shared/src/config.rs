@@ -392,14 +392,31 @@ impl Config {
             admin_bearer: AdminBearerConfig::read(&env)?,
             teams: TeamsConfig::read(&env)?,
             regions: RegionsConfig::read(&env)?,
-            event_bus: env
-                .text("CALLSIGN_EVENT_BUS")
-                .unwrap_or_else(|| "default".to_owned()),
+            event_bus: env.event_bus()?,
         })
     }
 }
 
 impl Env<'_> {
+    /// An EventBridge bus name (the default bus unless set) or ARN.
+    fn event_bus(&self) -> Result<String, ConfigError> {
+        let Some(bus) = self.text("CALLSIGN_EVENT_BUS") else {
+            return Ok("default".to_owned());
+        };
+        let name_chars = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/".contains(&b))
+        };
+        if bus.len() <= 1600 && (bus.starts_with("arn:") || (bus.len() <= 256 && name_chars(&bus)))
+        {
+            Ok(bus)
+        } else {
+            Err(ConfigError(format!(
+                "CALLSIGN_EVENT_BUS: '{bus}' is not an event bus name (letters, digits, . - _ /) or ARN"
+            )))
+        }
+    }
+
     fn leeway(&self) -> Result<i64, ConfigError> {
         self.whole("CALLSIGN_OIDC_LEEWAY_SECONDS", 60, 0..=3600, "seconds")
     }
@@ -753,6 +770,21 @@ fn aws_endpoint_url_from(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn events_go_to_the_default_bus_unless_one_is_named() {
+        assert_eq!(with(&[]).unwrap().event_bus, "default");
+        assert_eq!(
+            with(&[("CALLSIGN_EVENT_BUS", "callsign-events")])
+                .unwrap()
+                .event_bus,
+            "callsign-events"
+        );
+        let arn = "arn:aws:events:eu-west-1:123456789012:event-bus/apps";
+        assert_eq!(with(&[("CALLSIGN_EVENT_BUS", arn)]).unwrap().event_bus, arn);
+        let refused = with(&[("CALLSIGN_EVENT_BUS", "my bus")]).unwrap_err().0;
+        assert!(refused.contains("CALLSIGN_EVENT_BUS"), "{refused}");
+    }
 
     #[test]
     fn one_region_unless_regions_are_listed_and_a_bad_list_is_refused() {
