@@ -30,9 +30,60 @@ def _tag(loader, suffix, node):
 _Loader.add_multi_constructor("!", _tag)
 
 
+def load(name):
+    return yaml.load((ROOT / name).read_text(), Loader=_Loader)
+
+
+NO_VALUE = object()
+
+
+def resolved(template, conditions):
+    """The template as CloudFormation sees it when each condition in `conditions` has the
+    value given (others are left as they are): `If`s on them chosen, resources whose
+    Condition is false removed, `AWS::NoValue` dropped."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            if list(node) == ["If"]:
+                cond, then, other = node["If"]
+                if cond not in conditions:  # kept, with its AWS::NoValue branch
+                    return {"If": [cond, keep(then), keep(other)]}
+                return walk(then if conditions[cond] else other)
+            if node == {"Ref": "AWS::NoValue"}:
+                return NO_VALUE
+            out = {k: walk(v) for k, v in node.items()}
+            return {k: v for k, v in out.items() if v is not NO_VALUE}
+        if isinstance(node, list):
+            return [v for v in (walk(v) for v in node) if v is not NO_VALUE]
+        return node
+
+    def keep(node):
+        return {"Ref": "AWS::NoValue"} if node == {"Ref": "AWS::NoValue"} else walk(node)
+
+    out = walk(template)
+    out["Resources"] = {
+        name: r for name, r in out["Resources"].items() if conditions.get(r.get("Condition"), True)
+    }
+    return out
+
+
+def single_region(template):
+    return resolved(template, {"SingleRegion": True, "MultiRegion": False, "RotatesKeys": True})
+
+
+def multi_region(template, primary):
+    return resolved(template, {"SingleRegion": False, "MultiRegion": True, "RotatesKeys": primary})
+
+
 @pytest.fixture(scope="module")
-def template():
-    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
+def raw_template():
+    return load("template.yaml")
+
+
+@pytest.fixture(scope="module")
+def template(raw_template):
+    """As deployed by default: one region."""
+    return single_region(raw_template)
 
 
 def rust_functions(template):
@@ -237,7 +288,7 @@ def test_each_alarm_says_what_to_do_and_tells_the_topic(template):
 
 
 def dashboard_metrics(template):
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"][0]
     document = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
     for widget in document["widgets"]:
         previous = None
@@ -305,3 +356,117 @@ def test_every_function_has_a_built_arm64_artifact(template):
         head = bootstrap.read_bytes()[:20]
         assert head[:4] == b"\x7fELF", f"{bootstrap} is not an ELF binary"
         assert int.from_bytes(head[18:20], "little") == 183, f"{bootstrap} is not built for arm64 (aarch64)"
+
+
+# ---- multi-region (docs/multi-region.md) ------------------------------------------------
+
+SINGLE_REGION_RESOURCES = {"Table", "SigningKeysSecret", "PublicKeysSecret", "AccessKeysSecret"}
+
+
+def references(node):
+    """Every resource or parameter name a part of the template refers to."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield value
+            elif key == "GetAtt":
+                yield (value.split(".")[0] if isinstance(value, str) else value[0])
+            elif key == "Sub":
+                text, variables = (value, {}) if isinstance(value, str) else value
+                yield from (name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)
+                            if name.split(".")[0] not in variables and not name.startswith("AWS::"))
+                yield from references(variables)
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+
+
+def test_one_region_is_the_default_and_unchanged(raw_template, template):
+    for name in ["Regions", "PrimaryRegion", "GlobalTableName", "GlobalTableStreamArn", "GlobalSecretsPrefix"]:
+        assert raw_template["Parameters"][name]["Default"] == ""
+    assert SINGLE_REGION_RESOURCES <= set(template["Resources"])
+    assert "CALLSIGN_REGIONS" not in template["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"GlobalTableName", "GlobalTableStreamArn", "GlobalSecretsPrefix", "Regions"}.isdisjoint(
+        set(references(template["Resources"])) | set(references(template["Globals"])) | set(references(template["Outputs"]))
+    )
+
+
+@pytest.mark.parametrize("primary", [True, False])
+def test_a_multi_region_stack_uses_the_global_table_and_the_replicated_secrets(raw_template, primary):
+    deployed = multi_region(raw_template, primary)
+    assert SINGLE_REGION_RESOURCES.isdisjoint(deployed["Resources"])
+    used = set(references(deployed["Resources"])) | set(references(deployed["Globals"])) | set(references(deployed["Outputs"]))
+    # A stack refers to none of the resources it does not create.
+    assert used.isdisjoint(SINGLE_REGION_RESOURCES), used & SINGLE_REGION_RESOURCES
+    removed = set(raw_template["Resources"]) - set(deployed["Resources"])
+    assert used.isdisjoint(removed), used & removed
+    variables = deployed["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CALLSIGN_REGIONS"] == {"Ref": "Regions"}
+    assert variables["CALLSIGN_TABLE_NAME"] == {"Ref": "GlobalTableName"}
+    # Signing keys rotate only in the primary region, where the secrets can be written.
+    assert ("SigningKeysRotation" in deployed["Resources"]) == primary
+    assert ("RotationOverdueAlarm" in deployed["Resources"]) == primary
+
+
+def test_a_multi_region_stack_reaches_other_regions_replicas_only_in_the_deployment_s_regions(raw_template):
+    deployed = multi_region(raw_template, True)
+    for name, resource in rust_functions(deployed).items():
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if not any(a.startswith("dynamodb:") and "Stream" not in a and a != "dynamodb:GetRecords"
+                           and a != "dynamodb:GetShardIterator" for a in actions):
+                    continue
+                arn = statement["Resource"]["Sub"]
+                assert arn.endswith(":table/${GlobalTableName}"), (name, arn)
+                if ":dynamodb:*:" in arn:
+                    assert statement["Condition"] == {
+                        "StringEquals": {"aws:RequestedRegion": {"Split": [",", {"Ref": "Regions"}]}}
+                    }, name
+                else:
+                    assert ":dynamodb:${AWS::Region}:" in arn, (name, arn)
+    # The lifecycle publisher reads and writes only its own region's replica.
+    events = deployed["Resources"]["IdentityEventsFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    assert ":dynamodb:${AWS::Region}:" in events["Resource"]["Sub"]
+
+
+@pytest.fixture(scope="module")
+def global_template():
+    return load("global.yaml")
+
+
+def test_the_global_table_has_the_single_region_table_s_schema_and_a_replica_per_region(raw_template, global_template):
+    table = raw_template["Resources"]["Table"]["Properties"]
+    global_table = global_template["Resources"]["Table"]
+    assert global_table["Type"] == "AWS::DynamoDB::GlobalTable"
+    assert global_table["DeletionPolicy"] == "Retain"
+    props = global_table["Properties"]
+    for key in ["BillingMode", "AttributeDefinitions", "KeySchema", "TimeToLiveSpecification", "StreamSpecification"]:
+        assert props[key] == table[key], key
+    regions = [replica.get("Region") for replica in props["Replicas"]]
+    assert regions[:2] == [{"Ref": "AWS::Region"}, {"Ref": "SecondRegion"}]
+    assert all(
+        (r.get("If", [None, r])[1] if "If" in r else r)["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+        for r in props["Replicas"]
+    )
+
+
+def test_the_global_secrets_are_generated_and_replicated_under_the_names_the_regions_read(raw_template, global_template):
+    deployed = multi_region(raw_template, True)
+    variables = [r["Properties"].get("Environment", {}).get("Variables", {}) for r in rust_functions(deployed).values()]
+    variables.append(deployed["Globals"]["Function"]["Environment"]["Variables"])
+    read = {v["Sub"] for vs in variables for k, v in vs.items() if k.endswith("_SECRET_ID")}
+    written = set()
+    for name in SINGLE_REGION_RESOURCES - {"Table"}:
+        props = global_template["Resources"][name]["Properties"]
+        assert "SecretString" not in props and "GenerateSecretString" in props, name
+        assert props["ReplicaRegions"][0] == {"Region": {"Ref": "SecondRegion"}}, name
+        written.add(props["Name"]["Sub"].replace("${AWS::StackName}", "${GlobalSecretsPrefix}"))
+        # Each region's functions get the same key material.
+        assert props["GenerateSecretString"] == raw_template["Resources"][name]["Properties"]["GenerateSecretString"], name
+    assert read == written, (read, written)
+    outputs = set(global_template["Outputs"])
+    assert {"Regions", "PrimaryRegion", "GlobalTableName", "GlobalSecretsPrefix"} <= outputs
+    assert outputs - {"StreamArnCommand"} <= set(raw_template["Parameters"])
