@@ -35,6 +35,7 @@ async fn main() {
             None => Err(USAGE.into()),
         },
         Some("sign-event") if args.len() == 2 => sign_event(&args[1]),
+        Some("authorize") if args.len() == 2 => authorize(&args[1]).await,
         Some("routes") if args.len() == 1 => {
             // The routes this server (and the deployed API) serves, one route key a line.
             ROUTES.iter().for_each(|route| println!("{}", route.key));
@@ -70,6 +71,9 @@ const USAGE: &str = "usage: callsign-local              run the local server
                                         against it)
        callsign-local sign-event FILE   print FILE (an events/ sample) signed with
                                         CALLSIGN_ACCESS_KEY, for cargo lambda invoke
+       callsign-local authorize FILE    the authorizer function's answer to FILE (an API
+                                        Gateway authorizer event), on the table and public
+                                        keys the environment names, as deployed
        callsign-local regenerate-access-key primary|secondary
                                         replace that key in the secret named by
                                         CALLSIGN_ACCESS_KEYS_SECRET_ID, revoke the tokens
@@ -200,6 +204,17 @@ async fn seed_identity(id: &str, custom_id: Option<&str>) -> Result<(), Error> {
     );
     let created = store.create(identity).await?;
     println!("{}", created.identity().id);
+    Ok(())
+}
+
+/// The authorizer function's decision on one event, built as the function builds it.
+async fn authorize(path: &str) -> Result<(), Error> {
+    let config = LocalConfig::from_env()?.config;
+    let backends = app::Backends::aws(&config, &app::sdk_config().await)?;
+    let authorizer = app::authorizer(&config, backends).await?;
+    let event = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let answer = callsign::lambda::authorizer::authorize_event(&authorizer, &event).await;
+    println!("{}", serde_json::to_string(&answer)?);
     Ok(())
 }
 

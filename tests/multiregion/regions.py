@@ -9,6 +9,7 @@ region B as Secrets Manager replica secrets do.
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import threading
@@ -23,6 +24,8 @@ REGION_A, REGION_B = "us-east-1", "eu-west-1"
 TABLE = "callsign-regions"
 SIGNING_SECRET = "callsign-regions/signing-keys"
 ACCESS_SECRET = "callsign-regions/access-keys"
+PUBLIC_SECRET = "callsign-regions/public-keys"
+AUTHORIZER_EVENT = pathlib.Path(__file__).resolve().parents[2] / "events" / "authorizer-allowed.json"
 
 
 class Gate:
@@ -181,6 +184,7 @@ class TwoRegions:
             "CALLSIGN_TABLE_NAME": TABLE,
             "CALLSIGN_SIGNING_KEYS_SECRET_ID": self._secret(SIGNING_SECRET),
             "CALLSIGN_ACCESS_KEYS_SECRET_ID": self._secret(ACCESS_SECRET),
+            "CALLSIGN_PUBLIC_KEYS_SECRET_ID": self._secret(PUBLIC_SECRET),
             "CALLSIGN_REGIONS": f"{REGION_A},{REGION_B}",
             "CALLSIGN_DYNAMODB_ENDPOINTS": f"{other.name}={self.gates[region.name].url}",
             "AWS_REGION": region.name,
@@ -201,12 +205,28 @@ class TwoRegions:
     def _replicate_secrets(self):
         secrets = boto3.client("secretsmanager", endpoint_url=self.moto, region_name=REGION_A,
                                aws_access_key_id="test", aws_secret_access_key="test")
-        for name in (SIGNING_SECRET, ACCESS_SECRET):
+        for name in (SIGNING_SECRET, ACCESS_SECRET, PUBLIC_SECRET):
             secrets.replicate_secret_to_regions(
                 SecretId=self._secret(name), AddReplicaRegions=[{"Region": REGION_B}])
 
     def server(self, region):
         return self.servers[region]
+
+    def authorize(self, region, token):
+        """The authorizer function's answer in `region` (`callsign-local authorize`, a new
+        process each time: no revocation cache) to a chat request carrying `token`."""
+        event = AUTHORIZER_EVENT.read_text().replace("<a callsign access token>", token)
+        path = os.path.join(self._run_dir, f"authorize-{uuid.uuid4().hex[:8]}.json")
+        with open(path, "w") as file:
+            file.write(event)
+        env = self._env(self.a if region == REGION_A else self.b,
+                        self.b if region == REGION_A else self.a)
+        env.pop("CALLSIGN_BOOTSTRAP", None)
+        answer = subprocess.run([os.environ["CALLSIGN_LOCAL_BIN"], "authorize", path], env=env,
+                                capture_output=True, text=True, timeout=60)
+        os.unlink(path)
+        assert answer.returncode == 0, answer.stderr[-2000:]
+        return json.loads(answer.stdout)["isAuthorized"]
 
     def take_down(self, region):
         """The region is gone: its server stops, its replica is out of reach."""

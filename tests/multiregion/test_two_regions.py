@@ -113,10 +113,13 @@ def test_a_token_from_one_region_verifies_and_revoke_and_delete_propagate(region
     a, b = client(regions, REGION_A), client(regions, REGION_B)
     user, token_a = a.create_user_and_token(CHAT)
     converge(regions)
-    # A token issued in A is active at B's introspection, and B issues for A's identity.
+    # A token issued in A is active at B's introspection and authorizer, and B issues for
+    # A's identity.
     assert introspect(b, token_a.token)
+    assert regions.authorize(REGION_B, token_a.token)
     token_b = b.get_token(user, CHAT)
     assert introspect(a, token_b.token)
+    assert regions.authorize(REGION_A, token_b.token)
 
     # A revoke sent to B is written in the identity's home (A) and reaches both.
     b.revoke_tokens(user)
@@ -124,6 +127,8 @@ def test_a_token_from_one_region_verifies_and_revoke_and_delete_propagate(region
     for identity_client in (a, b):
         assert not introspect(identity_client, token_a.token)
         assert not introspect(identity_client, token_b.token)
+    for region in (REGION_A, REGION_B):
+        assert not regions.authorize(region, token_a.token)
     after = b.get_token(user, CHAT)
     assert introspect(a, after.token) and introspect(b, after.token)
 
@@ -162,6 +167,9 @@ def test_a_partition_then_healing_loses_nothing(regions):
     # Each region keeps issuing for an identity made before the partition.
     before_tokens = [a.get_token(before, CHAT).token, b.get_token(before, CHAT).token]
     a.revoke_tokens(before)  # homed in A: A can revoke it
+    # B has not seen the revoke: it still issues from the old epoch. Those tokens are
+    # revoked once the revoke arrives (over-revocation within the lag, never under).
+    before_tokens.append(b.get_token(before, CHAT).token)
     # customIds: created where they are homed; elsewhere 503 until the partition heals.
     by_custom_id = {}
     refused = {REGION_A: 0, REGION_B: 0}
