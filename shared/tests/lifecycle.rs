@@ -135,6 +135,15 @@ fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> usi
     response.batch_item_failures.len()
 }
 
+/// The records Lambda is asked to deliver again, by sequence number.
+fn redeliver_from(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().expect("a sequence number"))
+        .collect()
+}
+
 /// How many events of each (type, identity) the archive holds.
 fn counted(events: &[(String, String, Value)]) -> BTreeMap<(String, String), usize> {
     let mut counts = BTreeMap::new();
@@ -160,8 +169,13 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
     guest.kind = IdentityKind::Ephemeral {
         expires_at: Utc::now() + Duration::hours(1),
     };
+    // A guest already past its expiry: its removal is an expiry by its own times.
+    let mut expired_guest = identity(new_id(), None, 0);
+    expired_guest.kind = IdentityKind::Ephemeral {
+        expires_at: Utc::now() - Duration::minutes(1),
+    };
     let idle = identity(new_id(), Some("idle"), 40);
-    for created in [&alice, &bob, &guest, &idle] {
+    for created in [&alice, &bob, &guest, &expired_guest, &idle] {
         store.create(created.clone()).await.unwrap();
     }
     store
@@ -170,7 +184,8 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
         .unwrap();
     assert!(store.revoke_tokens(&alice.id).await.unwrap());
     assert!(store.delete(&bob.id).await.unwrap());
-    // The sweep runs two hours ahead, so the guest is past its expiry to it.
+    // The sweep runs two hours ahead, so the first guest is past its expiry to it (not yet
+    // at the stream's time: its reason comes from the sweep's mark).
     let policy = SweepPolicy {
         retention: Some(Duration::days(30)),
         page_size: 100,
@@ -179,7 +194,9 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
     let report = sweep(&store, &policy, Utc::now() + Duration::hours(2))
         .await
         .unwrap();
-    assert_eq!((report.expired_removed, report.inactive_removed), (1, 1));
+    assert_eq!(report.inactive_removed, 1);
+    // DynamoDB Local's TTL may have removed the expired guest first: either way it goes.
+    assert!(report.expired_removed >= 1);
 
     let bus = bus().await;
     let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
@@ -206,10 +223,12 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
             ("IdentityCreated", &alice.id),
             ("IdentityCreated", &bob.id),
             ("IdentityCreated", &guest.id),
+            ("IdentityCreated", &expired_guest.id),
             ("IdentityCreated", &idle.id),
             ("TokensRevoked", &alice.id),
             ("IdentityDeleted", &bob.id),
             ("IdentitySwept", &guest.id),
+            ("IdentitySwept", &expired_guest.id),
             ("IdentitySwept", &idle.id),
         ])
     );
@@ -241,7 +260,8 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
                 "{event_type}: unexpected identity field {key}"
             );
         }
-        let expected_kind = if *id == guest.id.to_string() {
+        let guests = [guest.id.to_string(), expired_guest.id.to_string()];
+        let expected_kind = if guests.contains(id) {
             "guest"
         } else {
             "stable"
@@ -249,7 +269,7 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
         assert_eq!(detail["identity"]["kind"], expected_kind);
         match event_type.as_str() {
             "TokensRevoked" => assert_eq!(detail["revocationEpoch"], 1),
-            "IdentitySwept" if *id == guest.id.to_string() => {
+            "IdentitySwept" if guests.contains(id) => {
                 assert_eq!(detail["reason"], "expired");
             }
             "IdentitySwept" => assert_eq!(detail["reason"], "inactive"),
@@ -262,7 +282,7 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
 }
 
 #[tokio::test]
-async fn changes_whose_events_the_bus_refused_are_delivered_again_and_published_once() {
+async fn a_batch_the_bus_refused_is_delivered_again_from_its_first_record_and_published_once() {
     let (store, client, name) = table("events").await;
     let created: Vec<Identity> = (0..12).map(|_| identity(new_id(), None, 0)).collect();
     for identity in &created {
@@ -277,13 +297,17 @@ async fn changes_whose_events_the_bus_refused_are_delivered_again_and_published_
         None,
     );
     let refused = on_identity_changes(&missing_bus, &batch(records.clone())).await;
-    assert_eq!(failures(&refused), 12, "every record is delivered again");
-    let claims = common::scan(&client, &name)
+    assert_eq!(
+        redeliver_from(&refused),
+        [records[0].change.sequence_number.clone().unwrap()],
+        "Lambda delivers the batch again from its first record"
+    );
+    let marks = common::scan(&client, &name)
         .await
         .into_iter()
         .filter(|item| item["pk"].as_s().unwrap().starts_with("EVENT#"))
         .count();
-    assert_eq!(claims, 0, "a refused event's claim is released");
+    assert_eq!(marks, 0, "nothing is marked published");
 
     let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
     assert_eq!(

@@ -403,7 +403,7 @@ def test_a_multi_region_stack_uses_the_global_table_and_the_replicated_secrets(r
     removed = set(raw_template["Resources"]) - set(deployed["Resources"])
     assert used.isdisjoint(removed), used & removed
     variables = deployed["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["CALLSIGN_REGIONS"] == {"Ref": "Regions"}
+    assert variables["CALLSIGN_REGIONS"] == {"Join": [",", {"Ref": "Regions"}]}
     assert variables["CALLSIGN_TABLE_NAME"] == {"Ref": "GlobalTableName"}
     # Signing keys rotate only in the primary region, where the secrets can be written.
     assert ("SigningKeysRotation" in deployed["Resources"]) == primary
@@ -423,7 +423,7 @@ def test_a_multi_region_stack_reaches_other_regions_replicas_only_in_the_deploym
                 assert arn.endswith(":table/${GlobalTableName}"), (name, arn)
                 if ":dynamodb:*:" in arn:
                     assert statement["Condition"] == {
-                        "StringEquals": {"aws:RequestedRegion": {"Split": [",", {"Ref": "Regions"}]}}
+                        "StringEquals": {"aws:RequestedRegion": {"Ref": "Regions"}}
                     }, name
                 else:
                     assert ":dynamodb:${AWS::Region}:" in arn, (name, arn)
@@ -443,7 +443,8 @@ def test_the_global_table_has_the_single_region_table_s_schema_and_a_replica_per
     assert global_table["Type"] == "AWS::DynamoDB::GlobalTable"
     assert global_table["DeletionPolicy"] == "Retain"
     props = global_table["Properties"]
-    for key in ["BillingMode", "AttributeDefinitions", "KeySchema", "TimeToLiveSpecification", "StreamSpecification"]:
+    for key in ["BillingMode", "AttributeDefinitions", "KeySchema", "TimeToLiveSpecification", "StreamSpecification",
+                "SSESpecification"]:
         assert props[key] == table[key], key
     regions = [replica.get("Region") for replica in props["Replicas"]]
     assert regions[:2] == [{"Ref": "AWS::Region"}, {"Ref": "SecondRegion"}]
@@ -467,6 +468,17 @@ def test_the_global_secrets_are_generated_and_replicated_under_the_names_the_reg
         # Each region's functions get the same key material.
         assert props["GenerateSecretString"] == raw_template["Resources"][name]["Properties"]["GenerateSecretString"], name
     assert read == written, (read, written)
+    # And the functions may read exactly those secrets (Secrets Manager adds a 6-character
+    # suffix to a secret's name in its ARN).
+    granted = set()
+    for resource in rust_functions(deployed).values():
+        for statement in resource["Properties"].get("Policies", [{}])[0].get("Statement", []):
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for target in targets:
+                if isinstance(target, dict) and ":secretsmanager:" in target.get("Sub", ""):
+                    granted.add(target["Sub"])
+    prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    assert granted == {f"{prefix}{name}-??????" for name in written}, granted
     outputs = set(global_template["Outputs"])
     assert {"Regions", "PrimaryRegion", "GlobalTableName", "GlobalSecretsPrefix"} <= outputs
     assert outputs - {"StreamArnCommand"} <= set(raw_template["Parameters"])

@@ -129,6 +129,7 @@ def test_a_token_from_one_region_verifies_and_revoke_and_delete_propagate(region
         assert not introspect(identity_client, token_b.token)
     for region in (REGION_A, REGION_B):
         assert not regions.authorize(region, token_a.token)
+        assert not regions.authorize(region, token_b.token)
     after = b.get_token(user, CHAT)
     assert introspect(a, after.token) and introspect(b, after.token)
 

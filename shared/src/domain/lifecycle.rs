@@ -8,22 +8,18 @@
 //! removed in several regions is reported once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::identity::{Identity, IdentityKind};
 use super::placement::Placement;
-use super::ports::{Claim, EventBus, EventLedger, StoreError};
+use super::ports::{EventBus, EventLedger, StoreError};
 
 /// The events' `source`.
 pub const SOURCE: &str = "callsign.identity";
 /// Bumped on any change a subscriber could notice; fields are only ever added within one.
 pub const SCHEMA_VERSION: u32 = 1;
-/// How long a claim holds before another delivery of its change may take it over: longer
-/// than the publisher's function timeout, so a live attempt is never overtaken.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
 /// EventBridge's limit of entries per `PutEvents` call.
 const ENTRIES_PER_CALL: usize = 10;
 
@@ -156,61 +152,67 @@ pub struct Published {
     pub published: usize,
     /// Already published by an earlier delivery.
     pub repeats: usize,
-    /// The changes to deliver again (nothing was published for them).
-    pub failed: Vec<String>,
+    /// The first change not done: it and every later change are to be delivered again
+    /// (those already published are then skipped). None: the batch is done.
+    pub failed_at: Option<usize>,
 }
 
 impl LifecyclePublisher {
-    /// Publishes an event for each change that makes one, once: a change whose event an
-    /// earlier delivery published is skipped. Changes that failed are in `failed`, with
-    /// nothing published for them; every other change is done.
-    pub async fn publish(&self, changes: &[IdentityChange], now: DateTime<Utc>) -> Published {
+    /// Publishes, in order, an event for each change that makes one, skipping those an
+    /// earlier delivery published. It stops at the first change it cannot handle, so that
+    /// no later change's event goes out before it.
+    pub async fn publish(&self, changes: &[IdentityChange]) -> Published {
         let mut outcome = Published::default();
-        let mut claimed = Vec::new();
-        for change in changes {
-            let event = match self.event_for(change).await {
-                Ok(Some(event)) => event,
-                Ok(None) => continue,
+        let mut events = Vec::new();
+        for (at, change) in changes.iter().enumerate() {
+            match self.event_for(change).await {
+                Ok(Some(event)) => events.push((at, event)),
+                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "lifecycle change not classified");
-                    outcome.failed.push(change.change_id.clone());
-                    continue;
-                }
-            };
-            match self.ledger.claim(event.change_id(), now, CLAIM_LEASE).await {
-                Ok(Claim::Taken) => claimed.push(event),
-                Ok(Claim::Published) => outcome.repeats += 1,
-                // Another delivery holds it: deliver this one again once the lease ends.
-                Ok(Claim::Held) => outcome.failed.push(change.change_id.clone()),
-                Err(error) => {
-                    tracing::warn!(%error, "lifecycle event not claimed");
-                    outcome.failed.push(change.change_id.clone());
+                    outcome.failed_at = Some(at);
+                    break;
                 }
             }
         }
-        for events in claimed.chunks(ENTRIES_PER_CALL) {
-            let accepted = self.bus.publish(events).await.unwrap_or_else(|error| {
+        let ids: Vec<&str> = events.iter().map(|(_, e)| e.change_id()).collect();
+        let published = match self.ledger.published(&ids).await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::warn!(%error, "lifecycle ledger not read");
+                outcome.failed_at = events.first().map(|(at, _)| *at).or(outcome.failed_at);
+                return outcome;
+            }
+        };
+        let (repeats, fresh): (Vec<_>, Vec<_>) = events
+            .iter()
+            .partition(|(_, event)| published.contains(event.change_id()));
+        outcome.repeats = repeats.len();
+        let mut sent = Vec::new();
+        for chunk in fresh.chunks(ENTRIES_PER_CALL) {
+            let batch: Vec<LifecycleEvent> = chunk.iter().map(|(_, e)| (*e).clone()).collect();
+            // An error leaves the outcome unknown: EventBridge may have taken some.
+            let accepted = self.bus.publish(&batch).await.unwrap_or_else(|error| {
                 tracing::warn!(%error, "lifecycle events not published");
-                vec![false; events.len()]
+                vec![false; batch.len()]
             });
-            for (event, accepted) in events.iter().zip(accepted) {
-                let settled = if accepted {
-                    self.ledger.confirm(event.change_id()).await
-                } else {
-                    self.ledger.release(event.change_id()).await
-                };
+            let mut refused = None;
+            for ((at, event), accepted) in chunk.iter().zip(accepted) {
                 if accepted {
-                    outcome.published += 1;
-                }
-                if let Err(error) = &settled {
-                    // A claim left pending is taken over after its lease; a confirmed-late
-                    // event may then be published twice, with the same changeId.
-                    tracing::warn!(%error, accepted, "lifecycle claim not settled");
-                }
-                if !accepted {
-                    outcome.failed.push(event.change_id().to_owned());
+                    sent.push(event.change_id());
+                } else if refused.is_none() {
+                    refused = Some(*at);
                 }
             }
+            if refused.is_some() {
+                outcome.failed_at = refused;
+                break;
+            }
+        }
+        outcome.published = sent.len();
+        if let Err(error) = self.ledger.mark_published(&sent).await {
+            // They are out: a redelivery (only after a later failure) would repeat them.
+            tracing::warn!(%error, count = sent.len(), "published events not marked");
         }
         outcome
     }
@@ -281,38 +283,31 @@ mod tests {
 
     #[derive(Default)]
     struct Ledger {
-        /// change id → (published, lease end)
-        claims: Mutex<HashMap<String, (bool, DateTime<Utc>)>>,
+        published: Mutex<HashSet<String>>,
         swept: HashMap<String, SweepReason>,
+        /// Identities whose sweep mark cannot be read.
+        unreadable: HashSet<String>,
     }
 
     #[async_trait]
     impl EventLedger for Ledger {
-        async fn claim(
-            &self,
-            change_id: &str,
-            now: DateTime<Utc>,
-            lease: Duration,
-        ) -> Result<Claim, StoreError> {
-            let mut claims = self.claims.lock().unwrap();
-            match claims.get(change_id) {
-                Some((true, _)) => return Ok(Claim::Published),
-                Some((false, until)) if *until > now => return Ok(Claim::Held),
-                _ => {}
-            }
-            let until = now + Span::from_std(lease).unwrap();
-            claims.insert(change_id.to_owned(), (false, until));
-            Ok(Claim::Taken)
+        async fn published(&self, change_ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+            let published = self.published.lock().unwrap();
+            Ok(change_ids
+                .iter()
+                .filter(|id| published.contains(**id))
+                .map(|id| (*id).to_owned())
+                .collect())
         }
-        async fn confirm(&self, change_id: &str) -> Result<(), StoreError> {
-            self.claims.lock().unwrap().get_mut(change_id).unwrap().0 = true;
-            Ok(())
-        }
-        async fn release(&self, change_id: &str) -> Result<(), StoreError> {
-            self.claims.lock().unwrap().remove(change_id);
+        async fn mark_published(&self, change_ids: &[&str]) -> Result<(), StoreError> {
+            let mut published = self.published.lock().unwrap();
+            published.extend(change_ids.iter().map(|id| (*id).to_owned()));
             Ok(())
         }
         async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError> {
+            if self.unreadable.contains(id.as_str()) {
+                return Err(StoreError::Unavailable("throttled".into()));
+            }
             Ok(self.swept.get(id.as_str()).copied())
         }
     }
@@ -364,11 +359,23 @@ mod tests {
         }
     }
 
-    fn types(bus: &Bus) -> Vec<(EventType, Option<SweepReason>)> {
-        let sent = bus.sent.lock().unwrap();
-        sent.iter()
-            .map(|e| (e.event_type, e.detail.reason))
+    fn created(count: usize) -> Vec<IdentityChange> {
+        (0..count)
+            .map(|n| change(n, None, Some(&identity(IdentityKind::Stable, None, None))))
             .collect()
+    }
+
+    fn publisher(ledger: &Arc<Ledger>, bus: &Arc<Bus>) -> LifecyclePublisher {
+        LifecyclePublisher {
+            ledger: ledger.clone(),
+            bus: bus.clone(),
+            placement: None,
+        }
+    }
+
+    fn sent_ids(bus: &Bus) -> Vec<String> {
+        let sent = bus.sent.lock().unwrap();
+        sent.iter().map(|e| e.change_id().to_owned()).collect()
     }
 
     #[tokio::test]
@@ -391,11 +398,6 @@ mod tests {
             ..Ledger::default()
         });
         let bus = Arc::new(Bus::default());
-        let publisher = LifecyclePublisher {
-            ledger: ledger.clone(),
-            bus: bus.clone(),
-            placement: None,
-        };
         let changes = [
             change(1, None, Some(&stable)),
             change(2, Some(&stable), Some(&used)),
@@ -404,10 +406,15 @@ mod tests {
             change(5, Some(&guest), None),
             change(6, Some(&idle), None),
         ];
-        let outcome = publisher.publish(&changes, Utc::now()).await;
-        assert_eq!((outcome.published, outcome.failed.len()), (5, 0));
+        let outcome = publisher(&ledger, &bus).publish(&changes).await;
+        assert_eq!((outcome.published, outcome.failed_at), (5, None));
+        let sent = bus.sent.lock().unwrap();
+        let types: Vec<_> = sent
+            .iter()
+            .map(|e| (e.event_type, e.detail.reason))
+            .collect();
         assert_eq!(
-            types(&bus),
+            types,
             [
                 (EventType::IdentityCreated, None),
                 (EventType::TokensRevoked, None),
@@ -416,7 +423,6 @@ mod tests {
                 (EventType::IdentitySwept, Some(SweepReason::Inactive)),
             ]
         );
-        let sent = bus.sent.lock().unwrap();
         assert_eq!(sent[1].detail.revocation_epoch, Some(1));
         let created = serde_json::to_value(&sent[0].detail).unwrap();
         assert_eq!(created["identity"]["customId"], "alice");
@@ -429,71 +435,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_change_delivered_again_is_published_once_and_a_refused_one_is_retried() {
+    async fn a_refused_change_stops_the_batch_and_its_redelivery_publishes_each_event_once() {
         let ledger = Arc::new(Ledger::default());
         let bus = Arc::new(Bus::default());
-        let publisher = LifecyclePublisher {
-            ledger: ledger.clone(),
-            bus: bus.clone(),
-            placement: None,
-        };
-        let changes: Vec<_> = (0..12)
-            .map(|n| {
-                let created = identity(IdentityKind::Stable, None, None);
-                change(n, None, Some(&created))
-            })
-            .collect();
-        bus.refuse.lock().unwrap().insert("change-11".into());
-        let first = publisher.publish(&changes, Utc::now()).await;
-        assert_eq!(first.published, 11);
-        assert_eq!(first.failed, ["change-11"]);
+        let publisher = publisher(&ledger, &bus);
+        let changes = created(12);
+        bus.refuse.lock().unwrap().insert("change-3".into());
+        let first = publisher.publish(&changes).await;
+        // EventBridge took the rest of change-3's call; nothing after that call went out.
+        assert_eq!((first.published, first.failed_at), (9, Some(3)));
+        assert!(!sent_ids(&bus).contains(&"change-10".to_owned()));
 
+        // Lambda delivers again from change-3.
         bus.refuse.lock().unwrap().clear();
-        let again = publisher.publish(&changes, Utc::now()).await;
-        assert_eq!((again.published, again.repeats), (1, 11));
-        assert!(again.failed.is_empty());
-        assert_eq!(bus.sent.lock().unwrap().len(), 12);
-
-        *bus.down.lock().unwrap() = true;
-        let more = [change(
-            99,
-            None,
-            Some(&identity(IdentityKind::Stable, None, None)),
-        )];
-        assert_eq!(
-            publisher.publish(&more, Utc::now()).await.failed,
-            ["change-99"]
-        );
-        *bus.down.lock().unwrap() = false;
-        assert_eq!(publisher.publish(&more, Utc::now()).await.published, 1);
+        let again = publisher.publish(&changes[3..]).await;
+        assert_eq!((again.published, again.repeats), (3, 6));
+        assert_eq!(again.failed_at, None);
+        let mut sent = sent_ids(&bus);
+        sent.sort();
+        let mut expected: Vec<String> = (0..12).map(|n| format!("change-{n}")).collect();
+        expected.sort();
+        assert_eq!(sent, expected, "each event once");
     }
 
     #[tokio::test]
-    async fn a_claim_left_by_a_stopped_delivery_is_taken_over_after_its_lease() {
+    async fn an_unreachable_bus_or_ledger_publishes_nothing_and_asks_for_the_batch_again() {
         let ledger = Arc::new(Ledger::default());
         let bus = Arc::new(Bus::default());
-        let publisher = LifecyclePublisher {
-            ledger: ledger.clone(),
-            bus: bus.clone(),
-            placement: None,
-        };
-        let created = identity(IdentityKind::Stable, None, None);
-        let stale = change(1, None, Some(&created));
-        // A delivery that claimed and stopped before publishing.
-        ledger
-            .claim("change-1", Utc::now(), CLAIM_LEASE)
-            .await
-            .unwrap();
-        assert_eq!(
-            publisher
-                .publish(std::slice::from_ref(&stale), Utc::now())
-                .await
-                .failed,
-            ["change-1"]
-        );
-        // A later delivery, after the lease.
-        let later = Utc::now() + Span::from_std(CLAIM_LEASE).unwrap() + Span::seconds(1);
-        assert_eq!(publisher.publish(&[stale], later).await.published, 1);
+        let publisher = publisher(&ledger, &bus);
+        let changes = created(2);
+        *bus.down.lock().unwrap() = true;
+        assert_eq!(publisher.publish(&changes).await.failed_at, Some(0));
+        *bus.down.lock().unwrap() = false;
+        assert_eq!(publisher.publish(&changes).await.published, 2);
+
+        // A removal whose sweep mark cannot be read: the changes before it go out, it and
+        // the later ones wait for the next delivery.
+        let removed = identity(IdentityKind::Stable, None, None);
+        let ledger = Arc::new(Ledger {
+            unreadable: HashSet::from([removed.id.to_string()]),
+            ..Ledger::default()
+        });
+        let bus = Arc::new(Bus::default());
+        let mut changes = created(3);
+        changes.insert(1, change(7, Some(&removed), None));
+        let outcome = self::publisher(&ledger, &bus).publish(&changes).await;
+        assert_eq!((outcome.published, outcome.failed_at), (1, Some(1)));
+        assert_eq!(sent_ids(&bus), ["change-0"]);
     }
 
     #[tokio::test]
@@ -511,22 +499,18 @@ mod tests {
             None,
             Some(here.new_id(resource, "eu-west-1")),
         );
-        let ledger = Arc::new(Ledger::default());
         let bus = Arc::new(Bus::default());
         let publisher = LifecyclePublisher {
-            ledger,
+            ledger: Arc::new(Ledger::default()),
             bus: bus.clone(),
             placement: Some(here.clone()),
         };
         let outcome = publisher
-            .publish(
-                &[
-                    change(1, None, Some(&homed_here)),
-                    change(2, None, Some(&homed_there)),
-                    change(3, Some(&homed_there), None),
-                ],
-                Utc::now(),
-            )
+            .publish(&[
+                change(1, None, Some(&homed_here)),
+                change(2, None, Some(&homed_there)),
+                change(3, Some(&homed_there), None),
+            ])
             .await;
         assert_eq!(outcome.published, 1);
         assert_eq!(

@@ -2,7 +2,7 @@
 //! identity store, the access keys' fingerprints, guest throttle counters, housekeeping,
 //! key sources, versioned secrets and token issuers). Adapters implement them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -317,34 +317,15 @@ pub trait TrustedTokens: Send + Sync {
     ) -> Result<TrustedToken, ProviderTokenError>;
 }
 
-/// A lifecycle event's claim (`EventLedger::claim`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// This delivery publishes it.
-    Taken,
-    /// An earlier delivery published it.
-    Published,
-    /// Another delivery holds it, until its lease ends.
-    Held,
-}
-
 /// What the lifecycle publisher remembers beside the identities: which changes' events are
 /// published (so a redelivered change publishes nothing twice), and which identities the
 /// retention sweep removed.
 #[async_trait]
 pub trait EventLedger: Send + Sync {
-    /// Claims a change's event for this delivery until `now + lease`, unless it is
-    /// published or another delivery's lease still holds.
-    async fn claim(
-        &self,
-        change_id: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<Claim, StoreError>;
-    /// The claimed event is published: no later delivery publishes it again.
-    async fn confirm(&self, change_id: &str) -> Result<(), StoreError>;
-    /// The claimed event was not published: a later delivery may.
-    async fn release(&self, change_id: &str) -> Result<(), StoreError>;
+    /// Those of `change_ids` whose events are published.
+    async fn published(&self, change_ids: &[&str]) -> Result<HashSet<String>, StoreError>;
+    /// Remembers that these changes' events are published.
+    async fn mark_published(&self, change_ids: &[&str]) -> Result<(), StoreError>;
     /// Why the retention sweep removed the identity (it leaves a mark); None: it did not.
     async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError>;
 }

@@ -2,8 +2,9 @@
 //! identity goes) or a scheduled event (one retention sweep run).
 
 use aws_lambda_events::dynamodb::Event;
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
 
+use super::stream_failures;
 use crate::adapters::dynamodb::stream::removed_identity;
 use crate::domain::housekeeping::{self, SweepPolicy};
 use crate::domain::ports::Housekeeping;
@@ -30,7 +31,7 @@ pub async fn cleanup_event(
 /// `batchItemFailures` (by sequence number) so that one bad record does not replay the
 /// whole batch; the others are processed. Every action is idempotent.
 pub async fn on_stream(store: &dyn Housekeeping, event: &Event) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
+    let mut failed = Vec::new();
     for record in &event.records {
         let handled = match removed_identity(record) {
             Ok(Some(identity)) => housekeeping::on_identity_removed(store, &identity)
@@ -41,10 +42,8 @@ pub async fn on_stream(store: &dyn Housekeeping, event: &Event) -> DynamoDbEvent
         };
         if let Err(reason) = handled {
             tracing::warn!(%reason, event_id = %record.event_id, "stream record failed");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = record.change.sequence_number.clone();
-            response.batch_item_failures.push(failure);
+            failed.push(record);
         }
     }
-    response
+    stream_failures(failed)
 }

@@ -27,6 +27,20 @@ pub mod rotation;
 
 type Error = lambda_runtime::Error;
 
+/// A stream batch's answer: the records Lambda must deliver again, by sequence number
+/// (with none, a record fails the whole batch, which is delivered again).
+fn stream_failures<'a>(
+    records: impl IntoIterator<Item = &'a aws_lambda_events::dynamodb::EventRecord>,
+) -> aws_lambda_events::streams::DynamoDbEventResponse {
+    let mut response = aws_lambda_events::streams::DynamoDbEventResponse::default();
+    for record in records {
+        let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+        failure.item_identifier = record.change.sequence_number.clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
 /// Logging and the metrics recorder, then the cold start's own work (`init`). If that
 /// fails, the metrics it counted (a key load failure) are written before the function
 /// exits.

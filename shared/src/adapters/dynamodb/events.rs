@@ -1,93 +1,58 @@
-//! The lifecycle publisher's ledger on DynamoDB: one `EVENT#<change id>` item per claimed
-//! event (pending with a lease, then published), and the sweep's `SWEPT#<id>` marks.
+//! The lifecycle publisher's ledger on DynamoDB: an `EVENT#<change id>` item per published
+//! event (read for a whole batch at once, written 25 at a time), and the sweep's
+//! `SWEPT#<id>` marks.
 
-use std::time::Duration;
+use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use super::DynamoDbStore;
-use super::errors::{condition_failed, conditionally_written, store_error};
-use super::items::{Item, MarkItem, decode, encode, event_key, key, swept_key};
+use super::errors::store_error;
+use super::items::{MarkItem, encode, event_key, swept_key};
+use super::{DynamoDbStore, backoff};
 use crate::domain::identity::IdentityId;
 use crate::domain::lifecycle::SweepReason;
-use crate::domain::ports::{Claim, EventLedger, StoreError};
+use crate::domain::ports::{EventLedger, StoreError};
 
-const PENDING: &str = "pending";
-const PUBLISHED: &str = "published";
+/// BatchGetItem's and BatchWriteItem's limits per call.
+const READS_PER_CALL: usize = 100;
+const WRITES_PER_CALL: usize = 25;
+/// BatchWriteItem may leave items unprocessed under load; they are written again.
+const WRITE_ATTEMPTS: u32 = 4;
 
 #[async_trait]
 impl EventLedger for DynamoDbStore {
-    async fn claim(
-        &self,
-        change_id: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        let lease = chrono::Duration::from_std(lease)
-            .map_err(|_| StoreError::Failed("claim lease out of range".into()))?;
-        let mut claim = MarkItem::new(event_key(change_id));
-        claim.state = Some(PENDING.into());
-        claim.lease_until = Some((now + lease).timestamp_millis());
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(&claim)))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :pending AND leaseUntil < :now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", AttributeValue::S(PENDING.into()))
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(now.timestamp_millis().to_string()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Taken),
-            Err(err) if condition_failed(&err) => {
-                let held = match err.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(e) => e.item,
-                    _ => None,
+    async fn published(&self, change_ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let mut published = HashSet::new();
+        for chunk in change_ids.chunks(READS_PER_CALL) {
+            let pks = chunk.iter().map(|id| event_key(id)).collect();
+            for item in self.batch_get(pks).await? {
+                let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) else {
+                    continue;
                 };
-                Ok(claim_state(held)?)
+                if let Some(id) = pk.strip_prefix("EVENT#") {
+                    published.insert(id.to_owned());
+                }
             }
-            Err(err) => Err(store_error(err)),
         }
+        Ok(published)
     }
 
-    async fn confirm(&self, change_id: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(event_key(change_id))))
-            .update_expression("SET #state = :published REMOVE leaseUntil")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":published", AttributeValue::S(PUBLISHED.into()))
-            .send()
-            .await
-            .map_err(store_error)?;
+    async fn mark_published(&self, change_ids: &[&str]) -> Result<(), StoreError> {
+        for chunk in change_ids.chunks(WRITES_PER_CALL) {
+            let requests = chunk
+                .iter()
+                .map(|id| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(encode(&MarkItem::new(event_key(id)))))
+                        .build()
+                        .map_err(|e| StoreError::Failed(e.to_string()))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.batch_write(requests).await?;
+        }
         Ok(())
-    }
-
-    async fn release(&self, change_id: &str) -> Result<(), StoreError> {
-        // Never a published mark: that would let a later delivery publish again.
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(event_key(change_id))))
-            .condition_expression("#state = :pending")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", AttributeValue::S(PENDING.into()))
-            .send()
-            .await;
-        conditionally_written(result).map(|_| ())
     }
 
     async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError> {
@@ -96,11 +61,32 @@ impl EventLedger for DynamoDbStore {
     }
 }
 
-/// A claim refused by its condition: published, or held by another delivery's lease.
-fn claim_state(held: Option<Item>) -> Result<Claim, StoreError> {
-    let held = held.map(decode::<MarkItem>).transpose()?;
-    Ok(match held.and_then(|mark| mark.state) {
-        Some(state) if state == PUBLISHED => Claim::Published,
-        _ => Claim::Held,
-    })
+impl DynamoDbStore {
+    /// Up to 25 writes in one round trip (more only for items DynamoDB left unprocessed).
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..WRITE_ATTEMPTS {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(store_error)?;
+            match output
+                .unprocessed_items
+                .and_then(|mut tables| tables.remove(&self.table))
+            {
+                Some(rest) if !rest.is_empty() => {
+                    requests = rest;
+                    if attempt + 1 < WRITE_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchWriteItem left items unprocessed".into(),
+        ))
+    }
 }

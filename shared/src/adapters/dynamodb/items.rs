@@ -84,17 +84,12 @@ pub(super) fn custom_id_key(custom_id: &CustomId) -> String {
 /// a stream keeps a record (24 hours), so every delivery of a change finds them.
 const MARK_LIFETIME: chrono::Duration = chrono::Duration::days(2);
 
-/// A mark for the lifecycle publisher: a change's event claimed (`EVENT#<change id>`,
-/// with its state and lease) or an identity the sweep removed (`SWEPT#<id>`).
+/// A mark for the lifecycle publisher: a change whose event is published
+/// (`EVENT#<change id>`) or an identity the sweep removed (`SWEPT#<id>`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MarkItem {
     pub pk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// Epoch milliseconds until which a pending claim holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<i64>,
     /// Why the sweep removed the identity (`SWEPT#`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<SweepReason>,
@@ -105,8 +100,6 @@ impl MarkItem {
     pub fn new(pk: String) -> Self {
         Self {
             pk,
-            state: None,
-            lease_until: None,
             reason: None,
             expires_at: (Utc::now() + MARK_LIFETIME).timestamp(),
         }

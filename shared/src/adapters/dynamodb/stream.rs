@@ -12,30 +12,33 @@ use crate::domain::lifecycle::IdentityChange;
 /// and removed mappings, counters or sweep cursors, which nothing refers to). An error
 /// says why the record cannot be read.
 pub fn removed_identity(record: &EventRecord) -> Result<Option<Identity>, String> {
-    if record.event_name != "REMOVE" {
-        return Ok(None);
-    }
-    let Some(pk) = identity_pk(record)? else {
-        return Ok(None);
-    };
-    image(&pk, &record.change.old_image, "old").map(Some)
+    Ok(
+        identity_change(record)?.and_then(|change| match change.after {
+            None => change.before,
+            Some(_) => None,
+        }),
+    )
 }
 
 /// What a record changed in an identity item: the identity before and after (None: it
 /// did not exist). None for records of other items. The stream must carry both images.
+/// The images say what happened, not `eventName`: DynamoDB Local names its TTL removals
+/// `UNKNOWN_TO_SDK_VERSION`.
 pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, String> {
     let Some(pk) = identity_pk(record)? else {
         return Ok(None);
     };
-    let (before, after) = match record.event_name.as_str() {
-        "INSERT" => (None, Some(image(&pk, &record.change.new_image, "new")?)),
-        "MODIFY" => (
-            Some(image(&pk, &record.change.old_image, "old")?),
-            Some(image(&pk, &record.change.new_image, "new")?),
-        ),
-        "REMOVE" => (Some(image(&pk, &record.change.old_image, "old")?), None),
-        other => return Err(format!("unknown stream event {other} for {pk}")),
+    let read = |item: &serde_dynamo::Item, which| match item.is_empty() {
+        true => Ok(None),
+        false => image(&pk, item, which).map(Some),
     };
+    let before = read(&record.change.old_image, "old")?;
+    let after = read(&record.change.new_image, "new")?;
+    if before.is_none() && after.is_none() {
+        return Err(format!(
+            "no image of {pk} (the stream must carry new and old images)"
+        ));
+    }
     Ok(Some(IdentityChange {
         change_id: record.event_id.clone(),
         at: record.change.approximate_creation_date_time,
