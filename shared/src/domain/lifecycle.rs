@@ -134,6 +134,27 @@ impl LifecycleEvent {
     }
 }
 
+/// `events` in order, split into `PutEvents` calls of at most ten, none with two events of
+/// one identity.
+fn calls<'a>(events: &'a [&'a (usize, LifecycleEvent)]) -> Vec<&'a [&'a (usize, LifecycleEvent)]> {
+    let mut calls = Vec::new();
+    let mut start = 0;
+    for end in 0..events.len() {
+        let identity = &events[end].1.detail.identity.id;
+        let repeated = events[start..end]
+            .iter()
+            .any(|(_, e)| &e.detail.identity.id == identity);
+        if end - start == ENTRIES_PER_CALL || repeated {
+            calls.push(&events[start..end]);
+            start = end;
+        }
+    }
+    if start < events.len() {
+        calls.push(&events[start..]);
+    }
+    calls
+}
+
 fn wire_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -159,8 +180,10 @@ pub struct Published {
 
 impl LifecyclePublisher {
     /// Publishes, in order, an event for each change that makes one, skipping those an
-    /// earlier delivery published. It stops at the first change it cannot handle, so that
-    /// no later change's event goes out before it.
+    /// earlier delivery published. It stops at the first change it cannot handle, and no
+    /// later event of the same identity goes out before it (one `PutEvents` call never
+    /// carries two events of one identity, since EventBridge may take the entries after
+    /// one it refuses).
     pub async fn publish(&self, changes: &[IdentityChange]) -> Published {
         let mut outcome = Published::default();
         let mut events = Vec::new();
@@ -189,7 +212,7 @@ impl LifecyclePublisher {
             .partition(|(_, event)| published.contains(event.change_id()));
         outcome.repeats = repeats.len();
         let mut sent = Vec::new();
-        for chunk in fresh.chunks(ENTRIES_PER_CALL) {
+        for chunk in calls(&fresh) {
             let batch: Vec<LifecycleEvent> = chunk.iter().map(|(_, e)| (*e).clone()).collect();
             // An error leaves the outcome unknown: EventBridge may have taken some.
             let accepted = self.bus.publish(&batch).await.unwrap_or_else(|error| {
@@ -197,8 +220,9 @@ impl LifecyclePublisher {
                 vec![false; batch.len()]
             });
             let mut refused = None;
-            for ((at, event), accepted) in chunk.iter().zip(accepted) {
-                if accepted {
+            for (i, (at, event)) in chunk.iter().enumerate() {
+                // An entry the bus gave no answer for counts as refused.
+                if accepted.get(i).copied().unwrap_or(false) {
                     sent.push(event.change_id());
                 } else if refused.is_none() {
                     refused = Some(*at);
@@ -456,6 +480,41 @@ mod tests {
         let mut expected: Vec<String> = (0..12).map(|n| format!("change-{n}")).collect();
         expected.sort();
         assert_eq!(sent, expected, "each event once");
+    }
+
+    #[tokio::test]
+    async fn a_refused_event_holds_back_every_later_event_of_its_identity() {
+        let ledger = Arc::new(Ledger::default());
+        let bus = Arc::new(Bus::default());
+        let alice = identity(IdentityKind::Stable, None, None);
+        let mut revoked = alice.clone();
+        revoked.revocation_epoch = 1;
+        let others = created(3);
+        let changes = [
+            change(100, None, Some(&alice)),
+            others[0].clone(),
+            change(101, Some(&alice), Some(&revoked)),
+            others[1].clone(),
+            change(102, Some(&revoked), None),
+            others[2].clone(),
+        ];
+        bus.refuse.lock().unwrap().insert("change-100".into());
+        let first = publisher(&ledger, &bus).publish(&changes).await;
+        assert_eq!(first.failed_at, Some(0));
+        assert!(
+            !sent_ids(&bus)
+                .iter()
+                .any(|id| id == "change-101" || id == "change-102"),
+            "alice's revoke and delete wait for her create"
+        );
+        bus.refuse.lock().unwrap().clear();
+        let again = publisher(&ledger, &bus).publish(&changes).await;
+        assert_eq!(again.failed_at, None);
+        let sent = sent_ids(&bus);
+        let position = |id: &str| sent.iter().position(|s| s == id).unwrap();
+        assert!(position("change-100") < position("change-101"));
+        assert!(position("change-101") < position("change-102"));
+        assert_eq!(sent.len(), 6, "each event once");
     }
 
     #[tokio::test]

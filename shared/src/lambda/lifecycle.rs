@@ -8,17 +8,17 @@ use super::stream_failures;
 use crate::adapters::dynamodb::stream::identity_change;
 use crate::domain::lifecycle::LifecyclePublisher;
 
-/// Publishes one batch, in order, up to the first record that fails (unreadable, or its
-/// event not published). That record is reported in `batchItemFailures`, so Lambda
-/// delivers it and every later one again; the ledger keeps those already published from
-/// going out twice.
+/// Publishes one batch, in order, up to the first change that fails (its event not
+/// published, the ledger out of reach). That record is reported in `batchItemFailures`, so
+/// Lambda delivers it and every later one again; the ledger keeps those already published
+/// from going out twice. An unreadable record is logged and skipped: no delivery could
+/// read it.
 pub async fn on_identity_changes(
     publisher: &LifecyclePublisher,
     event: &Event,
 ) -> DynamoDbEventResponse {
     let mut changes = Vec::new();
     let mut records: Vec<&EventRecord> = Vec::new();
-    let mut failed = None;
     for record in &event.records {
         match identity_change(record) {
             Ok(Some(change)) => {
@@ -26,17 +26,14 @@ pub async fn on_identity_changes(
                 records.push(record);
             }
             Ok(None) => {}
+            // It would fail on every delivery, and hold back every later change.
             Err(reason) => {
-                tracing::warn!(%reason, event_id = %record.event_id, "stream record unreadable");
-                failed = Some(record);
-                break;
+                tracing::error!(%reason, event_id = %record.event_id, "stream record skipped");
             }
         }
     }
     let outcome = publisher.publish(&changes).await;
-    if let Some(at) = outcome.failed_at {
-        failed = Some(records[at]);
-    }
+    let failed = outcome.failed_at.map(|at| records[at]);
     tracing::info!(
         published = outcome.published,
         repeats = outcome.repeats,

@@ -2,7 +2,7 @@
 //! identity a REMOVE record removed (cleanup), and what a record changed in an identity
 //! (lifecycle events).
 
-use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::dynamodb::{EventRecord, StreamViewType};
 
 use super::items::{IDENTITY_PREFIX, IdentityItem, identity_key};
 use crate::domain::identity::Identity;
@@ -28,6 +28,14 @@ pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, S
     let Some(pk) = identity_pk(record)? else {
         return Ok(None);
     };
+    // With one image only, a MODIFY would read as a create or a removal.
+    if let Some(view) = &record.change.stream_view_type
+        && *view != StreamViewType::NewAndOldImages
+    {
+        return Err(format!(
+            "the stream carries {view:?}, not new and old images ({pk})"
+        ));
+    }
     let read = |item: &serde_dynamo::Item, which| match item.is_empty() {
         true => Ok(None),
         false => image(&pk, item, which).map(Some),
