@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
-use callsign::adapters::dynamodb::DynamoDbStore;
 use callsign::domain::housekeeping::{SweepPolicy, sweep};
 use callsign::domain::identity::{CustomId, Identity, IdentityId, IdentityKind, ResourceId};
 use callsign::domain::lifecycle::SweepReason;
@@ -32,14 +31,6 @@ fn identity(
     );
     identity.kind = kind;
     identity
-}
-
-async fn table() -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
-    let client = common::dynamodb().await;
-    let name = common::unique("cleanup");
-    let store = DynamoDbStore::new(client.clone(), &name);
-    store.create_table_if_missing().await.unwrap();
-    (store, client, name)
 }
 
 fn malformed_record() -> EventRecord {
@@ -72,7 +63,7 @@ async fn pks(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, Opt
 
 #[tokio::test]
 async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
-    let (store, client, name) = table().await;
+    let (store, client, name) = common::table("cleanup").await;
     let now = Utc::now();
     let kept = identity(Some("kept"), IdentityKind::Stable, now);
     let removed_behind_our_back = identity(Some("orphan"), IdentityKind::Stable, now);
@@ -162,7 +153,7 @@ async fn the_stream_consumer_removes_what_refers_to_removed_identities() {
 
 #[tokio::test]
 async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_runs() {
-    let (store, client, name) = table().await;
+    let (store, client, name) = common::table("cleanup").await;
     let now = Utc::now();
     // The sweep runs two hours ahead: guests expiring in one hour are expired to it, yet
     // DynamoDB Local's own TTL deletion cannot have removed them first.

@@ -105,14 +105,6 @@ impl Bus {
     }
 }
 
-async fn table(prefix: &str) -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
-    let client = common::dynamodb().await;
-    let name = common::unique(prefix);
-    let store = DynamoDbStore::new(client.clone(), &name);
-    store.create_table_if_missing().await.unwrap();
-    (store, client, name)
-}
-
 fn identity(id: IdentityId, custom_id: Option<&str>, created_days_ago: i64) -> Identity {
     Identity::new_stable(
         id,
@@ -125,22 +117,16 @@ fn new_id() -> IdentityId {
     IdentityId::new(common::RESOURCE.parse().unwrap())
 }
 
-fn batch(records: Vec<EventRecord>) -> Event {
+/// Delivers `records` to the function as one stream batch; answers the records Lambda is
+/// asked to deliver again, by sequence number (empty: the batch is done).
+async fn deliver(publisher: &LifecyclePublisher, records: Vec<EventRecord>) -> Vec<String> {
     let mut event = Event::default();
     event.records = records;
-    event
-}
-
-fn failures(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> usize {
-    response.batch_item_failures.len()
-}
-
-/// The records Lambda is asked to deliver again, by sequence number.
-fn redeliver_from(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<String> {
-    response
+    on_identity_changes(publisher, &event)
+        .await
         .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().expect("a sequence number"))
+        .into_iter()
+        .map(|f| f.item_identifier.expect("a sequence number"))
         .collect()
 }
 
@@ -162,7 +148,7 @@ fn expected(pairs: &[(&str, &IdentityId)]) -> BTreeMap<(String, String), usize> 
 
 #[tokio::test]
 async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_again() {
-    let (store, client, name) = table("events").await;
+    let (store, client, name) = common::table("events").await;
     let alice = identity(new_id(), Some("alice"), 0);
     let bob = identity(new_id(), None, 0);
     let mut guest = identity(new_id(), None, 0);
@@ -201,20 +187,11 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
     let bus = bus().await;
     let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
     let records = common::stream_records(&client, &name).await;
-    assert_eq!(
-        failures(&on_identity_changes(&publisher, &batch(records.clone())).await),
-        0
-    );
+    assert!(deliver(&publisher, records.clone()).await.is_empty());
     // The stream delivers the batch again, and then with the ledger's own records in it.
-    assert_eq!(
-        failures(&on_identity_changes(&publisher, &batch(records)).await),
-        0
-    );
+    assert!(deliver(&publisher, records).await.is_empty());
     let records = common::stream_records(&client, &name).await;
-    assert_eq!(
-        failures(&on_identity_changes(&publisher, &batch(records)).await),
-        0
-    );
+    assert!(deliver(&publisher, records).await.is_empty());
 
     let events = bus.archived().await;
     assert_eq!(
@@ -283,7 +260,7 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
 
 #[tokio::test]
 async fn a_batch_the_bus_refused_is_delivered_again_from_its_first_record_and_published_once() {
-    let (store, client, name) = table("events").await;
+    let (store, client, name) = common::table("events").await;
     let created: Vec<Identity> = (0..12).map(|_| identity(new_id(), None, 0)).collect();
     for identity in &created {
         store.create(identity.clone()).await.unwrap();
@@ -296,9 +273,8 @@ async fn a_batch_the_bus_refused_is_delivered_again_from_its_first_record_and_pu
         DynamoDbStore::new(client.clone(), &name),
         None,
     );
-    let refused = on_identity_changes(&missing_bus, &batch(records.clone())).await;
     assert_eq!(
-        redeliver_from(&refused),
+        deliver(&missing_bus, records.clone()).await,
         [records[0].change.sequence_number.clone().unwrap()],
         "Lambda delivers the batch again from its first record"
     );
@@ -310,14 +286,8 @@ async fn a_batch_the_bus_refused_is_delivered_again_from_its_first_record_and_pu
     assert_eq!(marks, 0, "nothing is marked published");
 
     let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
-    assert_eq!(
-        failures(&on_identity_changes(&publisher, &batch(records.clone())).await),
-        0
-    );
-    assert_eq!(
-        failures(&on_identity_changes(&publisher, &batch(records)).await),
-        0
-    );
+    assert!(deliver(&publisher, records.clone()).await.is_empty());
+    assert!(deliver(&publisher, records).await.is_empty());
     let pairs: Vec<(&str, &IdentityId)> = created
         .iter()
         .map(|identity| ("IdentityCreated", &identity.id))
@@ -333,8 +303,8 @@ async fn only_the_home_region_publishes_and_changes_replication_brought_in_publi
     let resource: ResourceId = common::RESOURCE.parse().unwrap();
     let homed_a = identity(in_a.new_id(resource, "us-east-1"), None, 0);
     let homed_b = identity(in_a.new_id(resource, "eu-west-1"), Some("bea"), 0);
-    let (a, client, table_a) = table("region-a").await;
-    let (b, _, table_b) = table("region-b").await;
+    let (a, client, table_a) = common::table("region-a").await;
+    let (b, _, table_b) = common::table("region-b").await;
     // Each write lands in its home and is replicated to the other region's table.
     for store in [&a, &b] {
         store.create(homed_a.clone()).await.unwrap();
@@ -349,10 +319,7 @@ async fn only_the_home_region_publishes_and_changes_replication_brought_in_publi
             Some(placement.clone()),
         );
         let records = common::stream_records(&client, table).await;
-        assert_eq!(
-            failures(&on_identity_changes(&publisher, &batch(records)).await),
-            0
-        );
+        assert!(deliver(&publisher, records).await.is_empty());
     }
     assert_eq!(
         counted(&bus.archived().await),
@@ -367,7 +334,7 @@ async fn only_the_home_region_publishes_and_changes_replication_brought_in_publi
 #[tokio::test]
 async fn the_sample_stream_event_publishes_a_create_a_revoke_and_a_delete_past_an_unreadable_record()
  {
-    let (store, _, _) = table("sample").await;
+    let (store, _, _) = common::table("sample").await;
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../events/identity-events-stream.json"
@@ -383,7 +350,7 @@ async fn the_sample_stream_event_publishes_a_create_a_revoke_and_a_delete_past_a
     let bus = bus().await;
     let publisher = bus.publisher(store, None);
     for _ in 0..2 {
-        assert_eq!(failures(&on_identity_changes(&publisher, &sample).await), 0);
+        assert!(deliver(&publisher, sample.records.clone()).await.is_empty());
     }
     let id = IdentityId::parse(SAMPLE_ID).unwrap();
     let events = bus.archived().await;

@@ -219,8 +219,8 @@ class TwoRegions:
         path = os.path.join(self._run_dir, f"authorize-{uuid.uuid4().hex[:8]}.json")
         with open(path, "w") as file:
             file.write(event)
-        env = self._env(self.a if region == REGION_A else self.b,
-                        self.b if region == REGION_A else self.a)
+        here, other = (self.a, self.b) if region == REGION_A else (self.b, self.a)
+        env = self._env(here, other)
         env.pop("CALLSIGN_BOOTSTRAP", None)
         answer = subprocess.run([os.environ["CALLSIGN_LOCAL_BIN"], "authorize", path], env=env,
                                 capture_output=True, text=True, timeout=60)

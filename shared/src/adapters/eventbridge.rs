@@ -25,7 +25,7 @@ impl EventBridgeBus {
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
-    async fn publish(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, PublishError> {
+    async fn publish(&self, events: &[&LifecycleEvent]) -> Result<Vec<bool>, PublishError> {
         let entries = events
             .iter()
             .map(|event| {

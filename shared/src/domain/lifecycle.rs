@@ -33,7 +33,7 @@ pub struct IdentityChange {
     pub after: Option<Identity>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     IdentityCreated,
     TokensRevoked,
@@ -213,7 +213,7 @@ impl LifecyclePublisher {
         outcome.repeats = repeats.len();
         let mut sent = Vec::new();
         for chunk in calls(&fresh) {
-            let batch: Vec<LifecycleEvent> = chunk.iter().map(|(_, e)| (*e).clone()).collect();
+            let batch: Vec<&LifecycleEvent> = chunk.iter().map(|(_, event)| event).collect();
             // An error leaves the outcome unknown: EventBridge may have taken some.
             let accepted = self.bus.publish(&batch).await.unwrap_or_else(|error| {
                 tracing::warn!(%error, "lifecycle events not published");
@@ -345,7 +345,7 @@ mod tests {
 
     #[async_trait]
     impl EventBus for Bus {
-        async fn publish(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, PublishError> {
+        async fn publish(&self, events: &[&LifecycleEvent]) -> Result<Vec<bool>, PublishError> {
             assert!(events.len() <= ENTRIES_PER_CALL);
             if *self.down.lock().unwrap() {
                 return Err(PublishError("bus unreachable".into()));
@@ -356,7 +356,7 @@ mod tests {
                 .map(|event| {
                     let accepted = !refuse.contains(event.change_id());
                     if accepted {
-                        self.sent.lock().unwrap().push(event.clone());
+                        self.sent.lock().unwrap().push((*event).clone());
                     }
                     accepted
                 })

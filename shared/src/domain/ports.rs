@@ -338,5 +338,5 @@ pub struct PublishError(pub String);
 #[async_trait]
 pub trait EventBus: Send + Sync {
     /// Publishes up to ten events; answers, for each, whether the bus accepted it.
-    async fn publish(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, PublishError>;
+    async fn publish(&self, events: &[&LifecycleEvent]) -> Result<Vec<bool>, PublishError>;
 }

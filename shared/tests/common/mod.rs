@@ -135,6 +135,21 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&aws_config(servers::dynamodb_endpoint()).await)
 }
 
+/// A fresh table on DynamoDB Local (its name starts with `prefix`), its store and client.
+pub async fn table(
+    prefix: &str,
+) -> (
+    callsign::adapters::dynamodb::DynamoDbStore,
+    aws_sdk_dynamodb::Client,
+    String,
+) {
+    let client = dynamodb().await;
+    let name = unique(prefix);
+    let store = callsign::adapters::dynamodb::DynamoDbStore::new(client.clone(), &name);
+    store.create_table_if_missing().await.unwrap();
+    (store, client, name)
+}
+
 /// Every item of a (small) test table.
 pub async fn scan(
     client: &aws_sdk_dynamodb::Client,

@@ -2,19 +2,17 @@
 //! read with an identity in one BatchGetItem whenever a token is checked.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::errors::{conditionally_written, store_error};
+use super::DynamoDbStore;
+use super::errors::conditionally_written;
 use super::items::{
-    ACCESS_KEYS_KEY, AccessKeysItem, IdentityItem, Item, decode, encode, identity_key, key, live,
+    ACCESS_KEYS_KEY, AccessKeysItem, IdentityItem, decode, encode, identity_key, key, live,
 };
-use super::{DynamoDbStore, backoff};
 use crate::domain::identity::IdentityId;
 use crate::domain::ports::{AccessKeyLedger, StoreError, TokenState};
 use crate::domain::token::CurrentAccessKeys;
 
-/// BatchGetItem may leave keys unprocessed under load; they are asked for again.
-const BATCH_ATTEMPTS: u32 = 4;
 /// A generation no later than ours is recorded (or none is): our write is not stale.
 const NOT_LATER: &str = "attribute_not_exists(pk) OR generation <= :g";
 
@@ -27,47 +25,6 @@ fn current(item: Option<AccessKeysItem>) -> Option<(CurrentAccessKeys, u64)> {
 }
 
 impl DynamoDbStore {
-    /// The items under `keys`, consistently read, in one round trip (more only for keys
-    /// DynamoDB left unprocessed).
-    pub(super) async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
-        let mut wanted = KeysAndAttributes::builder()
-            .set_keys(Some(pks.into_iter().map(key).collect()))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        let mut items = Vec::new();
-        for attempt in 0..BATCH_ATTEMPTS {
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, wanted)
-                .send()
-                .await
-                .map_err(store_error)?;
-            items.extend(
-                output
-                    .responses
-                    .and_then(|mut tables| tables.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            match output
-                .unprocessed_keys
-                .and_then(|mut tables| tables.remove(&self.table))
-            {
-                Some(rest) if !rest.keys.is_empty() => {
-                    wanted = rest;
-                    if attempt + 1 < BATCH_ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-                _ => return Ok(items),
-            }
-        }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed".into(),
-        ))
-    }
-
     pub(super) async fn read_token_state(&self, id: &IdentityId) -> Result<TokenState, StoreError> {
         let mut pks = vec![ACCESS_KEYS_KEY.to_owned()];
         if !id.is_teams_user() {

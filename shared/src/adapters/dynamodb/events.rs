@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use super::errors::store_error;
+use super::DynamoDbStore;
 use super::items::{MarkItem, encode, event_key, swept_key};
-use super::{DynamoDbStore, backoff};
 use crate::domain::identity::IdentityId;
 use crate::domain::lifecycle::SweepReason;
 use crate::domain::ports::{EventLedger, StoreError};
@@ -17,8 +16,6 @@ use crate::domain::ports::{EventLedger, StoreError};
 /// BatchGetItem's and BatchWriteItem's limits per call.
 const READS_PER_CALL: usize = 100;
 const WRITES_PER_CALL: usize = 25;
-/// BatchWriteItem may leave items unprocessed under load; they are written again.
-const WRITE_ATTEMPTS: u32 = 4;
 
 #[async_trait]
 impl EventLedger for DynamoDbStore {
@@ -58,35 +55,5 @@ impl EventLedger for DynamoDbStore {
     async fn swept(&self, id: &IdentityId) -> Result<Option<SweepReason>, StoreError> {
         let mark = self.get_item::<MarkItem>(swept_key(id)).await?;
         Ok(mark.and_then(|mark| mark.reason))
-    }
-}
-
-impl DynamoDbStore {
-    /// Up to 25 writes in one round trip (more only for items DynamoDB left unprocessed).
-    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for attempt in 0..WRITE_ATTEMPTS {
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(store_error)?;
-            match output
-                .unprocessed_items
-                .and_then(|mut tables| tables.remove(&self.table))
-            {
-                Some(rest) if !rest.is_empty() => {
-                    requests = rest;
-                    if attempt + 1 < WRITE_ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-                _ => return Ok(()),
-            }
-        }
-        Err(StoreError::Unavailable(
-            "BatchWriteItem left items unprocessed".into(),
-        ))
     }
 }

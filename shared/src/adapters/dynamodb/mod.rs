@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, WriteRequest};
 use chrono::Utc;
 
 use crate::domain::ports::StoreError;
@@ -28,7 +28,11 @@ mod throttle;
 
 pub use regions::HomedStore;
 
-use items::{decode, key};
+use items::{Item, decode, key};
+
+/// BatchGetItem and BatchWriteItem may leave keys or items unprocessed under load; they
+/// are sent again, this many times in all.
+const BATCH_ATTEMPTS: u32 = 4;
 
 /// An identity (not expired) exists under the key.
 const LIVE: &str = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)";
@@ -101,6 +105,75 @@ impl DynamoDbStore {
             .await
             .map_err(errors::store_error)?;
         output.item.map(decode).transpose()
+    }
+
+    /// The items under `keys`, consistently read, in one round trip (more only for keys
+    /// DynamoDB left unprocessed).
+    pub(super) async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let mut wanted = KeysAndAttributes::builder()
+            .set_keys(Some(pks.into_iter().map(key).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut items = Vec::new();
+        for attempt in 0..BATCH_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(errors::store_error)?;
+            items.extend(
+                output
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            match output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(&self.table))
+            {
+                Some(rest) if !rest.keys.is_empty() => {
+                    wanted = rest;
+                    if attempt + 1 < BATCH_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed".into(),
+        ))
+    }
+
+    /// Up to 25 writes in one round trip (more only for items DynamoDB left unprocessed).
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..BATCH_ATTEMPTS {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(errors::store_error)?;
+            match output
+                .unprocessed_items
+                .and_then(|mut tables| tables.remove(&self.table))
+            {
+                Some(rest) if !rest.is_empty() => {
+                    requests = rest;
+                    if attempt + 1 < BATCH_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchWriteItem left items unprocessed".into(),
+        ))
     }
 }
 
