@@ -210,8 +210,7 @@ async fn seed_identity(id: &str, custom_id: Option<&str>) -> Result<(), Error> {
 /// The authorizer function's decision on one event, built as the function builds it.
 async fn authorize(path: &str) -> Result<(), Error> {
     let config = LocalConfig::from_env()?.config;
-    let backends = app::Backends::aws(&config, &app::sdk_config().await)?;
-    let authorizer = app::authorizer(&config, backends).await?;
+    let authorizer = app::aws_authorizer(&config, &app::sdk_config().await).await?;
     let event = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let answer = callsign::lambda::authorizer::authorize_event(&authorizer, &event).await;
     println!("{}", serde_json::to_string(&answer)?);

@@ -112,30 +112,31 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// DynamoDB and Secrets Manager, as the configuration names them. Each function is
-    /// given (and may read) only the secrets it needs.
-    pub fn aws(config: &Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let (store, throttle): (Arc<dyn IdentityStore>, Arc<dyn Throttle>) = match &config.regions {
-            Some(regions) => {
-                let homed = Arc::new(homed_store(config, regions, sdk)?);
-                (homed.clone(), homed)
-            }
-            None => {
-                let table = Arc::new(dynamodb_store(config, sdk)?);
-                (table.clone(), table)
-            }
-        };
-        let keys = SecretsManagerKeySource::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            config.signing_keys_secret_id.as_deref(),
-            config.access_keys_secret_id.as_deref(),
-        )
-        .with_public_keys(config.public_keys_secret_id.as_deref());
-        Ok(Self {
+    /// DynamoDB and Secrets Manager, as the configuration names them, with the `needed`
+    /// keys loaded (each function is given, and may read, only the secrets it needs). The
+    /// DynamoDB client is built on a blocking thread while Secrets Manager is asked for
+    /// the keys: building it (it parses its endpoint rules) costs about as much as the
+    /// fetch's own work, and a cold start then waits for the longer of the two, not both.
+    pub async fn aws(
+        config: &Config,
+        sdk: &SdkConfig,
+        needed: KeysNeeded,
+    ) -> Result<(Self, Arc<KeyRing>), BuildError> {
+        // A start without a table fails before it asks Secrets Manager for anything.
+        table_name(config)?;
+        let tables = tokio::task::spawn_blocking({
+            let (config, sdk) = (config.clone(), sdk.clone());
+            move || aws_tables(&config, &sdk)
+        });
+        let source = aws_key_source(config, sdk);
+        let keys = KeyRing::load(source.clone(), config.key_cache_ttl, needed).await?;
+        let (store, throttle) = tables.await??;
+        let backends = Self {
             store,
             throttle,
-            keys: Arc::new(keys),
-        })
+            keys: source,
+        };
+        Ok((backends, keys))
     }
 
     /// In memory, with a fresh signing key set of the configured algorithm and these
@@ -152,6 +153,35 @@ impl Backends {
             keys: Arc::new(LocalKeySource::new(&signing, access_keys)),
         })
     }
+}
+
+type Tables = (Arc<dyn IdentityStore>, Arc<dyn Throttle>);
+
+/// The identity store and the guest throttle: one table, or this region's replica with
+/// the identities' homes in a multi-region deployment.
+fn aws_tables(config: &Config, sdk: &SdkConfig) -> Result<Tables, ConfigError> {
+    Ok(match &config.regions {
+        Some(regions) => {
+            let homed = Arc::new(homed_store(config, regions, sdk)?);
+            (homed.clone(), homed)
+        }
+        None => {
+            let table = Arc::new(dynamodb_store(config, sdk)?);
+            (table.clone(), table)
+        }
+    })
+}
+
+/// The configured secrets, in Secrets Manager.
+fn aws_key_source(config: &Config, sdk: &SdkConfig) -> Arc<dyn KeySource> {
+    Arc::new(
+        SecretsManagerKeySource::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            config.signing_keys_secret_id.as_deref(),
+            config.access_keys_secret_id.as_deref(),
+        )
+        .with_public_keys(config.public_keys_secret_id.as_deref()),
+    )
 }
 
 /// The DynamoDB table the configuration names (this region's replica, in a multi-region
@@ -267,12 +297,28 @@ pub async fn assemble(
     backends: Backends,
     trust: Trust,
 ) -> Result<App, BuildError> {
-    let needed = KeysNeeded {
+    let needed = keys_needed(served);
+    let keys = KeyRing::load(backends.keys.clone(), config.key_cache_ttl, needed).await?;
+    compose(config, served, backends, keys, trust).await
+}
+
+/// The keys a process that serves `served` loads.
+fn keys_needed(served: Served) -> KeysNeeded {
+    KeysNeeded {
         signing: served.signs(),
         verifying: served.verifies(),
         access: served.has(Access::Admin),
-    };
-    let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
+    }
+}
+
+/// [`assemble`] once the keys are loaded.
+async fn compose(
+    config: &Config,
+    served: Served,
+    backends: Backends,
+    keys: Arc<KeyRing>,
+    trust: Trust,
+) -> Result<App, BuildError> {
     let front = if served.has(Access::EndUser) {
         let users = match trust.users {
             Some(users) => users,
@@ -332,13 +378,8 @@ pub async fn user_auth(front: &FrontConfig) -> UserAuth {
 
 /// The app of an HTTP Lambda function (or the local server on a real table).
 pub async fn aws_app(config: &Config, sdk: &SdkConfig, served: Served) -> Result<App, BuildError> {
-    assemble(
-        config,
-        served,
-        Backends::aws(config, sdk)?,
-        Trust::default(),
-    )
-    .await
+    let (backends, keys) = Backends::aws(config, sdk, keys_needed(served)).await?;
+    compose(config, served, backends, keys, Trust::default()).await
 }
 
 /// An app on the embedded store, serving every route: the local server, tests and
@@ -370,13 +411,13 @@ pub async fn memory_app(
 
 /// The authorizer's decision maker: our own tokens (public keys only), the capability
 /// each route needs, and revocation markers from the store, cached briefly.
-pub async fn authorizer(config: &Config, backends: Backends) -> Result<Authorizer, BuildError> {
+pub async fn aws_authorizer(config: &Config, sdk: &SdkConfig) -> Result<Authorizer, BuildError> {
     let needed = KeysNeeded {
         signing: false,
         verifying: true,
         access: false,
     };
-    let keys = KeyRing::load(backends.keys, config.key_cache_ttl, needed).await?;
+    let (backends, keys) = Backends::aws(config, sdk, needed).await?;
     let service = IdentityService::new(backends.store, keys, config.token.clone());
     Ok(authorizer_for(&service, &config.authorizer))
 }

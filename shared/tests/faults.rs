@@ -224,6 +224,30 @@ async fn secrets_manager_unreachable_at_a_cold_start_fails_it_with_a_clear_error
 }
 
 #[tokio::test]
+async fn a_cold_start_without_a_table_names_it_before_asking_secrets_manager() {
+    let mut moto = Private::moto();
+    let sdk = aws_config(&moto.endpoint()).await;
+    moto.stop();
+    let secrets = [
+        ("CALLSIGN_SIGNING_KEYS_SECRET_ID", "callsign/signing"),
+        ("CALLSIGN_ACCESS_KEYS_SECRET_ID", "callsign/access"),
+    ];
+    let Err(error) = app::aws_app(&config_with(&secrets), &sdk, Served::All).await else {
+        panic!("a start without a table must not serve");
+    };
+    assert_eq!(
+        error.to_string(),
+        "configuration: CALLSIGN_TABLE_NAME is required"
+    );
+    // With the table named, the same start fails on the unreachable keys instead.
+    let named = config_with(&[secrets[0], secrets[1], ("CALLSIGN_TABLE_NAME", "callsign")]);
+    let Err(error) = app::aws_app(&named, &sdk, Served::All).await else {
+        panic!("a cold start without its keys must not serve");
+    };
+    assert!(error.to_string().contains("BatchGetSecretValue"), "{error}");
+}
+
+#[tokio::test]
 async fn secrets_manager_unreachable_later_keeps_the_cached_keys_serving() {
     let logs = Captured::default();
     let writer = logs.clone();

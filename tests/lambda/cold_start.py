@@ -2,11 +2,13 @@
 one, both host builds with the release profile, each started again and again against a
 local Runtime API (runtime_api.py) on 127.0.0.1. The AWS endpoints it calls (Secrets
 Manager at start, DynamoDB per request) are a stand-in here (FakeAws) that answers at
-once, so that only the function's own work counts; TLS is not involved (plain http to
-127.0.0.1), but the function builds its HTTPS-capable clients exactly as in Lambda.
+once, so that only the function's own work counts (or, with --aws-latency-ms, as late
+as a network would); TLS is not involved (plain http to 127.0.0.1), but the function
+builds its HTTPS-capable clients exactly as in Lambda.
 
     python cold_start.py --function target/release/issue-token --event events/issue-token.json \
-        --hello target/release/hello-lambda --sign-with target/debug/callsign-local [--starts 15]
+        --hello target/release/hello-lambda --sign-with target/debug/callsign-local \
+        [--starts 15] [--aws-latency-ms N]
 
 Prints, for each binary: the median time from process start to its first
 GET /invocation/next, the first invocation's latency, the median warm latency (20
@@ -18,6 +20,7 @@ import argparse
 import base64
 import collections
 import json
+import multiprocessing
 import os
 import secrets
 import selectors
@@ -53,42 +56,65 @@ def generated_secrets():
 
 class FakeAws:
     """Secrets Manager's GetSecretValue and BatchGetSecretValue and DynamoDB's UpdateItem,
-    answered at once, so that only the function's own work counts: one thread running a
-    selector loop over keep-alive connections (no asyncio, no thread per connection), and
-    Secrets Manager's answers, which depend on the request alone, kept once made. It
-    counts the calls by target, and times its own share of each answer."""
+    answered at once (or `latency_s` late), so that only the function's own work counts:
+    a process of its own
+    (sharing no interpreter lock with the Runtime API's threads, which would delay its
+    answers), running one selector loop over keep-alive connections, and Secrets
+    Manager's answers, which depend on the request alone, kept once made. It counts the
+    calls by target, and times its own share of each answer."""
 
-    def __init__(self, values):
+    def __init__(self, values, latency_s=0.0):
         self.values = values
+        self.latency_s = latency_s
         self.calls = collections.Counter()
         self.answering_s = []
         self._answers = {}
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.setblocking(False)
-        self.port = self._listener.getsockname()[1]
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ)
-        self._stopped = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        # Forked before any Runtime API thread starts; a daemon, so it ends with this one.
+        context = multiprocessing.get_context("fork")
+        self._control, theirs = context.Pipe()
+        self._process = context.Process(target=self._serve, args=(listener, theirs), daemon=True)
+        self._process.start()
+        listener.close()
+        theirs.close()
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def shutdown(self):
-        self._stopped = True
+        """Stops the stand-in's process; its counts and timings come back here."""
+        self._control.send("stop")
+        if not self._control.poll(10):
+            raise RuntimeError("the stand-in AWS did not stop")
+        self.calls, self.answering_s = self._control.recv()
+        self._process.join(timeout=10)
 
-    def _serve(self):
+    def _serve(self, listener, control):
+        # Only the parent's end open there: if the parent dies, the pipe ends and so does this.
+        self._control.close()
+        listener.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(control, selectors.EVENT_READ)
         pending = {}
-        while not self._stopped:
-            for key, _ in self._selector.select(timeout=0.1):
-                if key.fileobj is self._listener:
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is control:
                     try:
-                        connection, _ = self._listener.accept()
+                        control.recv()
+                        control.send((self.calls, self.answering_s))
+                    except (EOFError, OSError):
+                        pass  # the parent is gone
+                    return
+                if key.fileobj is listener:
+                    try:
+                        connection, _ = listener.accept()
                     except BlockingIOError:
                         continue
                     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self._selector.register(connection, selectors.EVENT_READ)
+                    selector.register(connection, selectors.EVENT_READ)
                     pending[connection] = b""
                     continue
                 connection = key.fileobj
@@ -100,7 +126,7 @@ class FakeAws:
                 except (OSError, ValueError, KeyError):
                     pass  # a request it cannot read ends its connection, not the stand-in
                 # A stopped function drops its keep-alive connections: that one alone ends.
-                self._selector.unregister(connection)
+                selector.unregister(connection)
                 connection.close()
                 pending.pop(connection, None)
 
@@ -119,8 +145,13 @@ class FakeAws:
             body, buffered = rest[:length], rest[length:]
             target = headers.get("x-amz-target", "")
             self.calls[target] += 1
-            connection.sendall(self._response(target, body))
+            response = self._response(target, body)
             self.answering_s.append(time.perf_counter() - started)
+            if self.latency_s:
+                # One request in flight at a time (one function, one batch call at start):
+                # holding the loop delays no other answer.
+                time.sleep(self.latency_s)
+            connection.sendall(response)
         return buffered
 
     def _response(self, target, body):
@@ -239,12 +270,14 @@ def main():
     parser.add_argument("--hello", required=True)
     parser.add_argument("--sign-with", required=True, help="callsign-local, for sign-event")
     parser.add_argument("--starts", type=int, default=15)
+    parser.add_argument("--aws-latency-ms", type=float, default=0.0,
+                        help="delay every AWS answer (a network round trip, as in Lambda); 0: at once")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="more environment for the function (e.g. to try a setting)")
     args = parser.parse_args()
 
     values, primary = generated_secrets()
-    aws = FakeAws(values)
+    aws = FakeAws(values, args.aws_latency_ms / 1000)
     signed = subprocess.run([args.sign_with, "sign-event", args.event], capture_output=True, text=True,
                             env={**os.environ, "CALLSIGN_ACCESS_KEY": primary, "CALLSIGN_RESOURCE_ID": RESOURCE},
                             check=True).stdout
@@ -262,6 +295,7 @@ def main():
     hello_event = json.loads(open(args.event).read())
     function, hello = measure([(args.function, env, json.loads(signed)), (args.hello, {}, hello_event)],
                               args.starts)
+    aws.shutdown()
     print(f"{'':28} {'start (ms)':>10} {'first (ms)':>10} {'warm (ms)':>10} {'RSS (MB)':>9} {'size (MB)':>9}")
     for name, figures in [(os.path.basename(args.function), function), ("hello-lambda", hello)]:
         print(f"{name:28} {figures['start_ms']:10.2f} {figures['first_ms']:10.2f} {figures['warm_ms']:10.2f}"
@@ -272,7 +306,6 @@ def main():
                      if target.startswith("secretsmanager.")}
     print(f"Secrets Manager calls per start: {secrets_calls}; the stand-in's own time per answer:"
           f" {statistics.median(aws.answering_s) * 1e6:.0f} µs (median)")
-    aws.shutdown()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent};
 use metrics_cloudwatch_embedded::Collector;
 use metrics_cloudwatch_embedded::lambda::handler;
 
-use crate::app::{self, Backends};
+use crate::app;
 use crate::config::Config;
 use crate::domain::ports::VersionedSecret;
 use crate::domain::signals;
@@ -87,8 +87,9 @@ pub async fn run_http(function: Function) -> Result<(), Error> {
 pub async fn run_authorizer() -> Result<(), Error> {
     let (metrics, authorizer) = start("authorizer", async {
         let config = Config::from_env()?;
-        let backends = Backends::aws(&config, &app::sdk_config().await)?;
-        Ok(Arc::new(app::authorizer(&config, backends).await?))
+        Ok(Arc::new(
+            app::aws_authorizer(&config, &app::sdk_config().await).await?,
+        ))
     })
     .await?;
     handler::run(
