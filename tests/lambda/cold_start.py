@@ -12,7 +12,8 @@ builds its HTTPS-capable clients exactly as in Lambda.
 
 Prints, for each binary: the median time from process start to its first
 GET /invocation/next, the first invocation's latency, the median warm latency (20
-invocations), and the resident memory after them; then the function's AWS calls per
+invocations), and the resident memory after them; the function's start-up over the
+hello-world's, from the medians and round by round; then the function's AWS calls per
 start and the stand-in's own time per answer. Figures, not assertions.
 """
 
@@ -250,7 +251,8 @@ def start_once(binary, env, event):
 
 def measure(contenders, starts):
     """Starts each of `contenders` ((binary, env, event)) in turn, `starts` rounds, so that
-    whatever else the machine does weighs on both alike; their medians."""
+    whatever else the machine does weighs on both alike; their medians, and each round's
+    start-up time."""
     runs = [[] for _ in contenders]
     for _ in range(starts):
         for (binary, env, event), own in zip(contenders, runs):
@@ -259,7 +261,8 @@ def measure(contenders, starts):
     for (binary, _, _), own in zip(contenders, runs):
         column = lambda i: statistics.median(run[i] for run in own)  # noqa: E731
         figures.append({"start_ms": column(0), "first_ms": column(1), "warm_ms": column(2),
-                        "rss_mb": column(3) / 1024, "size_mb": os.path.getsize(binary) / 1e6})
+                        "rss_mb": column(3) / 1024, "size_mb": os.path.getsize(binary) / 1e6,
+                        "starts_ms": [run[0] for run in own]})
     return figures
 
 
@@ -300,8 +303,13 @@ def main():
     for name, figures in [(os.path.basename(args.function), function), ("hello-lambda", hello)]:
         print(f"{name:28} {figures['start_ms']:10.2f} {figures['first_ms']:10.2f} {figures['warm_ms']:10.2f}"
               f" {figures['rss_mb']:9.1f} {figures['size_mb']:9.1f}")
+    # Each round's two starts, taken back to back, share the machine's speed at the time:
+    # their ratio drifts less than the medians do on a machine whose speed wanders.
+    low, middle, high = statistics.quantiles(
+        (mine / theirs for mine, theirs in zip(function["starts_ms"], hello["starts_ms"])), n=4)
     print(f"start-up: {function['start_ms'] / hello['start_ms']:.2f}x the hello-world function's"
-          f" ({args.starts} starts each, in turn; medians)")
+          f" ({args.starts} starts each, in turn; medians); round by round {middle:.2f}x"
+          f" (quartiles {low:.2f}-{high:.2f}x)")
     secrets_calls = {target: count / args.starts for target, count in aws.calls.items()
                      if target.startswith("secretsmanager.")}
     print(f"Secrets Manager calls per start: {secrets_calls}; the stand-in's own time per answer:"
