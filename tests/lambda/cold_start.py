@@ -58,11 +58,10 @@ def generated_secrets():
 class FakeAws:
     """Secrets Manager's GetSecretValue and BatchGetSecretValue and DynamoDB's UpdateItem,
     answered at once (or `latency_s` late), so that only the function's own work counts:
-    a process of its own
-    (sharing no interpreter lock with the Runtime API's threads, which would delay its
-    answers), running one selector loop over keep-alive connections, and Secrets
-    Manager's answers, which depend on the request alone, kept once made. It counts the
-    calls by target, and times its own share of each answer."""
+    a process of its own (sharing no interpreter lock with the Runtime API's threads,
+    which would delay its answers) running one selector loop over keep-alive connections,
+    and Secrets Manager's answers, which depend on the request alone, kept once made. It
+    counts the calls by target, and times its own share of each answer."""
 
     def __init__(self, values, latency_s=0.0):
         self.values = values
@@ -93,7 +92,7 @@ class FakeAws:
         self._process.join(timeout=10)
 
     def _serve(self, listener, control):
-        # Only the parent's end open there: if the parent dies, the pipe ends and so does this.
+        # The child keeps only its own end of the pipe, so that the parent's death ends it.
         self._control.close()
         listener.setblocking(False)
         selector = selectors.DefaultSelector()
