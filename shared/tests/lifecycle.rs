@@ -185,7 +185,7 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
     assert!(report.expired_removed >= 1);
 
     let bus = bus().await;
-    let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
+    let publisher = bus.publisher(store, None);
     let records = common::stream_records(&client, &name).await;
     assert!(deliver(&publisher, records.clone()).await.is_empty());
     // The stream delivers the batch again, and then with the ledger's own records in it.
@@ -209,6 +209,7 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
             ("IdentitySwept", &idle.id),
         ])
     );
+    let guests = [guest.id.to_string(), expired_guest.id.to_string()];
     for (event_type, id, detail) in &events {
         assert_eq!(detail["schemaVersion"], 1);
         let keys: Vec<&str> = detail
@@ -237,7 +238,6 @@ async fn every_change_publishes_its_event_once_even_when_the_stream_delivers_it_
                 "{event_type}: unexpected identity field {key}"
             );
         }
-        let guests = [guest.id.to_string(), expired_guest.id.to_string()];
         let expected_kind = if guests.contains(id) {
             "guest"
         } else {
@@ -285,7 +285,7 @@ async fn a_batch_the_bus_refused_is_delivered_again_from_its_first_record_and_pu
         .count();
     assert_eq!(marks, 0, "nothing is marked published");
 
-    let publisher = bus.publisher(DynamoDbStore::new(client.clone(), &name), None);
+    let publisher = bus.publisher(store, None);
     assert!(deliver(&publisher, records.clone()).await.is_empty());
     assert!(deliver(&publisher, records).await.is_empty());
     let pairs: Vec<(&str, &IdentityId)> = created
@@ -313,11 +313,8 @@ async fn only_the_home_region_publishes_and_changes_replication_brought_in_publi
     }
 
     let bus = bus().await;
-    for (table, placement) in [(&table_a, &in_a), (&table_b, &in_b)] {
-        let publisher = bus.publisher(
-            DynamoDbStore::new(client.clone(), table),
-            Some(placement.clone()),
-        );
+    for (store, table, placement) in [(a, &table_a, in_a), (b, &table_b, in_b)] {
+        let publisher = bus.publisher(store, Some(placement));
         let records = common::stream_records(&client, table).await;
         assert!(deliver(&publisher, records).await.is_empty());
     }

@@ -14,7 +14,7 @@ Every Rust function of template.yaml must be invoked at least once.
 Environment: CARGO_LAMBDA (the cargo-lambda binary), WATCH_PORT, CALLSIGN_LOCAL (the
 callsign-local binary, for `sign-event`), CALLSIGN_ACCESS_KEY (the deployment's primary
 key), SIGNING_SECRET_ID, PUBLIC_SECRET_ID, TABLE_NAME, DYNAMODB_ENDPOINT,
-SECRETSMANAGER_ENDPOINT, plus AWS_* credentials.
+SECRETSMANAGER_ENDPOINT (moto: EventBridge too), plus AWS_* credentials.
 """
 
 import json
@@ -131,7 +131,7 @@ def identity_events():
         check(f"identity-events-stream.json{delivery} -> no failures", answer == {"batchItemFailures": []}, answer)
     with urllib.request.urlopen(f"{moto}/moto-api/data.json", timeout=30) as response:
         state = json.load(response)
-    archived = next(a for a in state["events"]["Archive"] if a["name"] == archive)["events"]
+    archived = next((a for a in state["events"]["Archive"] if a["name"] == archive), {"events": []})["events"]
     types = sorted(e["detail-type"] for e in archived)
     check("one event per change", types == ["IdentityCreated", "IdentityDeleted", "TokensRevoked"], types)
 

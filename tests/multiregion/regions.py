@@ -222,9 +222,11 @@ class TwoRegions:
         here, other = (self.a, self.b) if region == REGION_A else (self.b, self.a)
         env = self._env(here, other)
         env.pop("CALLSIGN_BOOTSTRAP", None)
-        answer = subprocess.run([os.environ["CALLSIGN_LOCAL_BIN"], "authorize", path], env=env,
-                                capture_output=True, text=True, timeout=60)
-        os.unlink(path)
+        try:
+            answer = subprocess.run([os.environ["CALLSIGN_LOCAL_BIN"], "authorize", path], env=env,
+                                    capture_output=True, text=True, timeout=60)
+        finally:
+            os.unlink(path)  # it holds a live token
         assert answer.returncode == 0, answer.stderr[-2000:]
         return json.loads(answer.stdout)["isAuthorized"]
 

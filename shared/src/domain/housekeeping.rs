@@ -60,11 +60,8 @@ pub async fn sweep(
         report.pages += 1;
         for identity in identities {
             report.scanned += 1;
-            let verdict = verdict(&identity, policy, now);
-            let reason = match verdict {
-                Verdict::Keep => continue,
-                Verdict::Expired => SweepReason::Expired,
-                Verdict::Idle => SweepReason::Inactive,
+            let Some(reason) = removal_reason(&identity, policy, now) else {
+                continue;
             };
             match store.purge(&identity, reason).await {
                 Ok(false) => report.changed_kept += 1,
@@ -88,22 +85,21 @@ pub async fn sweep(
     Ok(report)
 }
 
-enum Verdict {
-    Keep,
-    Expired,
-    Idle,
-}
-
-fn verdict(identity: &Identity, policy: &SweepPolicy, now: DateTime<Utc>) -> Verdict {
+/// Why the sweep removes `identity`; None: it is kept.
+fn removal_reason(
+    identity: &Identity,
+    policy: &SweepPolicy,
+    now: DateTime<Utc>,
+) -> Option<SweepReason> {
     if let IdentityKind::Ephemeral { expires_at } = identity.kind
         && expires_at <= now
     {
-        return Verdict::Expired;
+        return Some(SweepReason::Expired);
     }
     let last_active = identity.last_token_issued_at.unwrap_or(identity.created_at);
     match policy.retention {
-        Some(retention) if last_active < now - retention => Verdict::Idle,
-        _ => Verdict::Keep,
+        Some(retention) if last_active < now - retention => Some(SweepReason::Inactive),
+        _ => None,
     }
 }
 

@@ -250,7 +250,7 @@ impl LifecyclePublisher {
             return Ok(None);
         };
         if let Some(placement) = &self.placement
-            && placement.identity_home(&identity.id) != placement.local()
+            && !placement.is_home_of(&identity.id)
         {
             return Ok(None);
         }

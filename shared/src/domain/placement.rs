@@ -69,6 +69,11 @@ impl Placement {
         self.home_of(b"identity", id.as_str())
     }
 
+    /// Whether this region is the identity's home.
+    pub fn is_home_of(&self, id: &IdentityId) -> bool {
+        self.identity_home(id) == self.local
+    }
+
     /// A fresh id of `resource` whose home is `home` (one of the regions): about as many
     /// draws as there are regions.
     pub fn new_id(&self, resource: ResourceId, home: &str) -> IdentityId {

@@ -23,6 +23,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 pub const IDENTITY_PREFIX: &str = "ID#";
 const CUSTOM_ID_PREFIX: &str = "CID#";
+pub(super) const EVENT_PREFIX: &str = "EVENT#";
+const SWEPT_PREFIX: &str = "SWEPT#";
 pub(super) const SWEEP_CURSOR_KEY: &str = "SWEEP#cursor";
 pub(super) const ACCESS_KEYS_KEY: &str = "KEYS#access";
 
@@ -107,11 +109,11 @@ impl MarkItem {
 }
 
 pub(super) fn event_key(change_id: &str) -> String {
-    format!("EVENT#{change_id}")
+    format!("{EVENT_PREFIX}{change_id}")
 }
 
 pub(super) fn swept_key(id: &IdentityId) -> String {
-    format!("SWEPT#{id}")
+    format!("{SWEPT_PREFIX}{id}")
 }
 
 /// A token issue recorded outside the identity's home region: its own item, so that it

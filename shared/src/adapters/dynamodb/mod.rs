@@ -33,6 +33,9 @@ use items::{Item, decode, key};
 /// BatchGetItem and BatchWriteItem may leave keys or items unprocessed under load; they
 /// are sent again, this many times in all.
 const BATCH_ATTEMPTS: u32 = 4;
+/// BatchGetItem's and BatchWriteItem's limits per call.
+const READS_PER_CALL: usize = 100;
+const WRITES_PER_CALL: usize = 25;
 
 /// An identity (not expired) exists under the key.
 const LIVE: &str = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)";
@@ -107,9 +110,21 @@ impl DynamoDbStore {
         output.item.map(decode).transpose()
     }
 
-    /// The items under `keys`, consistently read, in one round trip (more only for keys
-    /// DynamoDB left unprocessed).
-    pub(super) async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+    /// The items under `pks`, consistently read: one round trip per 100 keys
+    /// (BatchGetItem's limit), more only for keys DynamoDB left unprocessed.
+    pub(super) async fn batch_get(&self, mut pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        while !pks.is_empty() {
+            let rest = pks.split_off(pks.len().min(READS_PER_CALL));
+            items.extend(
+                self.batch_get_call(std::mem::replace(&mut pks, rest))
+                    .await?,
+            );
+        }
+        Ok(items)
+    }
+
+    async fn batch_get_call(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
         let mut wanted = KeysAndAttributes::builder()
             .set_keys(Some(pks.into_iter().map(key).collect()))
             .consistent_read(true)
@@ -148,8 +163,18 @@ impl DynamoDbStore {
         ))
     }
 
-    /// Up to 25 writes in one round trip (more only for items DynamoDB left unprocessed).
+    /// The writes, one round trip per 25 (BatchWriteItem's limit), more only for items
+    /// DynamoDB left unprocessed.
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(WRITES_PER_CALL));
+            self.batch_write_call(std::mem::replace(&mut requests, rest))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn batch_write_call(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for attempt in 0..BATCH_ATTEMPTS {
             let output = self
                 .client

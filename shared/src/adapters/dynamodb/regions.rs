@@ -72,14 +72,10 @@ impl HomedStore {
         self.replica(self.placement.identity_home(id))
     }
 
-    fn homed_here(&self, id: &IdentityId) -> bool {
-        self.placement.identity_home(id) == self.placement.local()
-    }
-
     /// After a local miss outside the identity's home: the home, which may hold what
     /// replication has not brought here yet (created elsewhere a moment ago).
     fn home_after_miss(&self, id: &IdentityId, found: bool) -> Option<&DynamoDbStore> {
-        (!found && !self.homed_here(id)).then(|| self.home(id))
+        (!found && !self.placement.is_home_of(id)).then(|| self.home(id))
     }
 }
 
@@ -185,7 +181,7 @@ impl IdentityStore for HomedStore {
         at: DateTime<Utc>,
     ) -> Result<Option<Identity>, StoreError> {
         let home = self.home(id);
-        if self.homed_here(id) {
+        if self.placement.is_home_of(id) {
             return home.record_token_issue(id, at).await;
         }
         let seen = self
@@ -244,7 +240,7 @@ impl Housekeeping for HomedStore {
         let (identities, next) = self.local().identities_page(cursor, limit).await?;
         let homed: Vec<Identity> = identities
             .into_iter()
-            .filter(|identity| self.homed_here(&identity.id))
+            .filter(|identity| self.placement.is_home_of(&identity.id))
             .collect();
         let elsewhere: Vec<&String> = self
             .placement
@@ -259,13 +255,10 @@ impl Housekeeping for HomedStore {
                 .collect()
         };
         let keys: Vec<String> = homed.iter().flat_map(seen_keys).collect();
-        // SEEN# items by key; BatchGetItem takes at most 100 keys.
         let mut seen_at: HashMap<String, i64> = HashMap::new();
-        for chunk in keys.chunks(100) {
-            for item in self.local().batch_get(chunk.to_vec()).await? {
-                let seen: SeenItem = decode(item)?;
-                seen_at.insert(seen.pk, seen.last_token_issued_at);
-            }
+        for item in self.local().batch_get(keys).await? {
+            let seen: SeenItem = decode(item)?;
+            seen_at.insert(seen.pk, seen.last_token_issued_at);
         }
         let idle = homed
             .into_iter()

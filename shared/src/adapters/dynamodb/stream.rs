@@ -25,7 +25,7 @@ pub fn removed_identity(record: &EventRecord) -> Result<Option<Identity>, String
 /// The images say what happened, not `eventName`: DynamoDB Local names its TTL removals
 /// `UNKNOWN_TO_SDK_VERSION`.
 pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, String> {
-    let Some(pk) = identity_pk(record)? else {
+    let Some(pk) = identity_pk(record) else {
         return Ok(None);
     };
     // With one image only, a MODIFY would read as a create or a removal.
@@ -36,9 +36,12 @@ pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, S
             "the stream carries {view:?}, not new and old images ({pk})"
         ));
     }
-    let read = |item: &serde_dynamo::Item, which| match item.is_empty() {
-        true => Ok(None),
-        false => image(&pk, item, which).map(Some),
+    let read = |item: &serde_dynamo::Item, which| {
+        if item.is_empty() {
+            Ok(None)
+        } else {
+            image(&pk, item, which).map(Some)
+        }
     };
     let before = read(&record.change.old_image, "old")?;
     let after = read(&record.change.new_image, "new")?;
@@ -56,11 +59,13 @@ pub fn identity_change(record: &EventRecord) -> Result<Option<IdentityChange>, S
 }
 
 /// The record's key if it is an identity item's.
-fn identity_pk(record: &EventRecord) -> Result<Option<String>, String> {
-    let keys: serde_json::Value =
-        serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| e.to_string())?;
-    let pk = keys.get("pk").and_then(|v| v.as_str()).unwrap_or_default();
-    Ok(pk.starts_with(IDENTITY_PREFIX).then(|| pk.to_owned()))
+fn identity_pk(record: &EventRecord) -> Option<String> {
+    match record.change.keys.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with(IDENTITY_PREFIX) => {
+            Some(pk.clone())
+        }
+        _ => None,
+    }
 }
 
 /// The identity an image of item `pk` holds; an error if it is missing or another item's.
