@@ -30,8 +30,8 @@ const CASES: &[(&str, Function, u16)] = &[
     ("identities-get.json", Function::Identities, 200),
     ("identities-delete.json", Function::Identities, 204),
     ("issue-token.json", Function::IssueToken, 200),
-    // No Teams tenant is configured by default: the exchange says so.
-    ("teams-exchange.json", Function::IssueToken, 501),
+    // No Teams tenant is configured by default: no token is valid.
+    ("teams-exchange.json", Function::IssueToken, 401),
     ("revoke-tokens.json", Function::RevokeTokens, 204),
     ("custom-id-lookup.json", Function::CustomIdLookup, 200),
     ("jwks.json", Function::Jwks, 200),

@@ -176,8 +176,8 @@ def main():
     denied = invoke("authorizer", event("authorizer-denied.json", {PLACEHOLDER: token}))
     check("authorizer-denied.json -> denied", denied.get("isAuthorized") is False, denied)
 
-    # The template trusts no Teams tenant by default: the exchange answers 501 NotConfigured.
-    http("teams-exchange.json", "issue-token", event("teams-exchange.json", sign=True), 501)
+    # The template trusts no Teams tenant by default: no token is valid (401 InvalidAccessToken).
+    http("teams-exchange.json", "issue-token", event("teams-exchange.json", sign=True), 401)
     http("revoke-tokens.json", "revoke-tokens", event("revoke-tokens.json", sign=True), 204)
     http("custom-id-lookup.json", "custom-id-lookup", event("custom-id-lookup.json", sign=True), 200)
     http("user-token.json", "user-token", event("user-token.json"), 200)

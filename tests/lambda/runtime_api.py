@@ -105,16 +105,18 @@ class RuntimeApi(http.server.ThreadingHTTPServer):
         self.changed = threading.Condition()
         # When the function first asked for an event: its start-up is done.
         self.first_poll = None
+        self.polled = threading.Event()
 
     @property
     def address(self):
         return f"127.0.0.1:{self.server_address[1]}"
 
     def handle_error(self, request, client_address):
-        # A stopped function drops its keep-alive connection: nothing to report.
+        # A stopped function drops its keep-alive connection, at times while an answer
+        # to it is being written (a broken pipe): nothing to report.
         import sys
 
-        if not isinstance(sys.exc_info()[1], ConnectionResetError):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
             super().handle_error(request, client_address)
 
     def invoke(self, payload, timeout, exited=lambda: None):
@@ -180,6 +182,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reply(404)
         if self.server.first_poll is None:
             self.server.first_poll = time.monotonic()
+            self.server.polled.set()
         request_id, payload = self.server.events.get()
         deadline = int((time.time() + 300) * 1000)
         self._reply(200, payload, [

@@ -102,7 +102,7 @@ impl IdentityStore for MemoryStore {
         state.attempts.retain(|_, (_, _, until)| *until > now);
         if let Some((body_hash, made, _)) = state.attempts.get(&attempt.key).cloned() {
             if body_hash != attempt.body_hash || state.live(&made).is_none() {
-                return Ok(Attempted::Conflict);
+                return Ok(Attempted::Conflict(identity));
             }
             let existing = state.identities.get_mut(&made).expect("checked live");
             if identity.last_token_issued_at.is_some() {

@@ -56,9 +56,9 @@ pub enum Attempted {
     New(Identity),
     /// A retry: the identity the first attempt made.
     Replayed(Identity),
-    /// The request id was used, within the window, for another body (or the identity it
-    /// made is gone): nothing was written.
-    Conflict,
+    /// Not a retry: the request id was used, within the window, for another body (or the
+    /// identity it made is gone). Nothing was written; the identity handed in comes back.
+    Conflict(Identity),
 }
 
 /// Everything the admin API does to identities. Adapters share one semantics, checked by
@@ -84,7 +84,7 @@ pub trait IdentityStore: Send + Sync {
     /// retry of the same attempt (key and body hash, before it expires) answers
     /// `Replayed` with the first attempt's identity, and when `identity` carries
     /// `last_token_issued_at` records that token issue on it. The same key with another
-    /// body answers `Conflict`.
+    /// body, or whose identity is gone, answers `Conflict` and writes nothing.
     async fn create_once(
         &self,
         identity: Identity,

@@ -89,6 +89,14 @@ impl ApiError {
         )
     }
 
+    pub(super) fn not_owned() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "IdentityNotOwned",
+            "Provided identity doesn't belong to the resource.",
+        )
+    }
+
     pub fn into_response(self) -> ApiResponse {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(target) = self.target {
@@ -133,16 +141,7 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::NotFound => ApiError::not_found(),
-            ServiceError::RequestIdReused => ApiError::new(
-                StatusCode::CONFLICT,
-                "RequestIdReused",
-                "This x-ms-client-request-id was used in the last 15 minutes for another request, or for a create whose identity is gone: use a new one for a new request.",
-            ),
-            ServiceError::NotOwned => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "IdentityNotOwned",
-                "Provided identity doesn't belong to the resource.",
-            ),
+            ServiceError::NotOwned => ApiError::not_owned(),
             ServiceError::Store(StoreError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "store unavailable");
                 ApiError::new(
@@ -179,7 +178,8 @@ pub(super) fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> ApiRespo
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
+        // Exactly this: the contract's wording (JSON is UTF-8 by definition, RFC 8259).
+        HeaderValue::from_static("application/json"),
     );
     response
 }

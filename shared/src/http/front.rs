@@ -160,9 +160,7 @@ pub(super) async fn caller(app: &App, request: &ApiRequest) -> Result<Caller, Ap
 fn parse_front_request(body: &Bytes) -> Result<FrontRequest, ApiError> {
     let object = parse_object(body)?;
     Ok(FrontRequest {
-        scopes: field(&object, "scopes")
-            .map(|s| parse_scope_list(s, "scopes"))
-            .transpose()?,
+        scopes: field(&object, "scopes").map(parse_scope_list).transpose()?,
         lifetime: match field(&object, "expiresInMinutes") {
             Some(_) => Some(parse_lifetime(&object)?),
             None => None,

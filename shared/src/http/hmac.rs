@@ -88,11 +88,14 @@ pub fn verify(
     } else {
         std::borrow::Cow::Borrowed(request.method)
     };
+    // Last, the Host header without its port: the Java SDK signs the URL's host alone
+    // (`url.getHost()`), and some HTTP stacks still send the port in the header.
     let hosts = || {
         request
             .host
             .into_iter()
             .chain(public_hosts.iter().map(String::as_str))
+            .chain(request.host.and_then(without_port))
             .filter(|host| !host.is_empty() && !host.ends_with('/'))
     };
     let signed_with = |path: &str| {
@@ -111,6 +114,14 @@ pub fn verify(
         .filter(|path| **path != encoded)
         .find_map(signed_with)
         .ok_or(Denied::BadSignature)
+}
+
+/// `host:port` → `host` (`[::1]:8080` → `[::1]`); None without a port.
+fn without_port(host: &str) -> Option<&str> {
+    let (name, port) = host.rsplit_once(':')?;
+    let bracketed_or_plain = name.ends_with(']') || !name.contains(':');
+    (bracketed_or_plain && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(name)
 }
 
 fn parse_authorization(value: &str) -> Option<Vec<u8>> {
@@ -351,6 +362,101 @@ mod tests {
             signature_of(&auth),
             "J+QA8gJmAg7TCpBNZIjnINn+zWpcYibtHWXRj5Rwhlc="
         );
+    }
+
+    /// The contract's vectors as literals, through the server's check (not through
+    /// `sign_request`): each verifies as received, with its path encoded or decoded.
+    #[test]
+    fn the_server_accepts_the_contracts_test_vectors() {
+        const EMPTY: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        let auth = |signature: &str| {
+            format!("{SCHEME} SignedHeaders={SIGNED_HEADERS}&Signature={signature}")
+        };
+        let id_path = format!("/identities/{ID}");
+        let issue_path = format!("/identities/{ID}/:issueAccessToken");
+        let cases = [
+            (
+                "POST",
+                "/identities",
+                HOST,
+                EMPTY,
+                "",
+                "tLDhDnJ+H3HHBn9oG15j32ltSLbF0/Y3LCZUVIQGs9Q=",
+            ),
+            (
+                "POST",
+                issue_path.as_str(),
+                HOST,
+                "61fHvMdthuyC4EKoystoTBD5lj1BMUsqcqBz5FByCQk=",
+                ISSUE_BODY,
+                "zFDIi+5KmQZ3OBI5s1quoEiS7ECJsjP6QJdnOptCVK8=",
+            ),
+            (
+                "DELETE",
+                id_path.as_str(),
+                "127.0.0.1:8080",
+                EMPTY,
+                "",
+                "J+QA8gJmAg7TCpBNZIjnINn+zWpcYibtHWXRj5Rwhlc=",
+            ),
+        ];
+        for (method, path, host, hash, body, signature) in cases {
+            let authorization = auth(signature);
+            for received in [
+                path.to_owned(),
+                path.replace(':', "%3A").replace("/%3A", "/:"),
+            ] {
+                let request = HmacRequest {
+                    method,
+                    path: &received,
+                    query: Some("api-version=2023-10-01"),
+                    host: Some(host),
+                    date: Some(DATE),
+                    content_sha256: Some(hash),
+                    authorization: Some(&authorization),
+                    body: body.as_bytes(),
+                };
+                assert_eq!(
+                    verify(&keys(), &request, &[], signed_at()),
+                    Ok(KeyName::Secondary),
+                    "{method} {received}"
+                );
+            }
+        }
+    }
+
+    /// The Java SDK signs the host without its port; the header may carry it.
+    #[test]
+    fn a_host_signed_without_its_port_verifies() {
+        let path = format!("/identities/{ID_ENCODED}?api-version=2023-10-01");
+        let (_, hash, auth) = sign_request(KEY, "DELETE", &path, "127.0.0.1", DATE, b"").unwrap();
+        let received = format!("/identities/{ID_ENCODED}");
+        let request = |host| HmacRequest {
+            method: "DELETE",
+            path: &received,
+            query: Some("api-version=2023-10-01"),
+            host: Some(host),
+            date: Some(DATE),
+            content_sha256: Some(&hash),
+            authorization: Some(&auth),
+            body: b"",
+        };
+        for host in ["127.0.0.1:8443", "127.0.0.1"] {
+            assert_eq!(
+                verify(&keys(), &request(host), &[], signed_at()),
+                Ok(KeyName::Secondary),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            verify(&keys(), &request("127.0.0.2:8443"), &[], signed_at()),
+            Err(Denied::BadSignature)
+        );
+        assert_eq!(without_port("[::1]:8080"), Some("[::1]"));
+        assert_eq!(without_port("[::1]"), None);
+        assert_eq!(without_port("example.com"), None);
+        assert_eq!(without_port("example.com:"), None);
+        assert_eq!(without_port("::1"), None);
     }
 
     /// Vector 2 as each kind of client or gateway may present the path.

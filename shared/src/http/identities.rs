@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::error::json_bytes_response;
 use super::{ApiError, ApiResponse};
 use crate::domain::front::CUSTOM_ID_PREFIX;
-use crate::domain::identity::{CustomId, Identity, IdentityId};
+use crate::domain::identity::{CustomId, Identity, IdentityId, ResourceId};
 use crate::domain::ports::Attempt;
 use crate::domain::scope::{InvalidScopes, Scopes};
 use crate::domain::service::{CreateIdentity, CreatedIdentity};
@@ -17,9 +17,26 @@ use crate::domain::signals::Origin;
 use crate::domain::time;
 use crate::domain::token::{AccessToken, IssuedBy, TokenLifetime, TokenRequest};
 
-pub(super) fn identity_id(target: Option<String>) -> Result<IdentityId, ApiError> {
+/// The identity a path names. An id of the ACS shape (`8:acs:<resource GUID>_<suffix>`)
+/// whose suffix is not a GUID was never issued here, yet it is well-formed: as for any
+/// such id, another resource's answers 401 `IdentityNotOwned` and ours 404.
+pub(super) fn identity_id(
+    target: Option<String>,
+    ours: ResourceId,
+) -> Result<IdentityId, ApiError> {
     let raw = target.unwrap_or_default();
-    IdentityId::parse(&raw).map_err(|e| ApiError::validation("id", e.to_string()))
+    IdentityId::parse(&raw).map_err(|e| match acs_resource(&raw) {
+        Some(resource) if resource == ours => ApiError::not_found(),
+        Some(_) => ApiError::not_owned(),
+        None => ApiError::validation("id", e.to_string()),
+    })
+}
+
+/// The resource of an id of the ACS shape with any printable suffix.
+fn acs_resource(raw: &str) -> Option<ResourceId> {
+    let (resource, suffix) = raw.strip_prefix("8:acs:")?.split_once('_')?;
+    let printable = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_graphic());
+    printable.then(|| resource.parse().ok()).flatten()
 }
 
 /// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
@@ -88,7 +105,10 @@ fn lifetime(value: Option<&Value>) -> Result<TokenLifetime, ApiError> {
     }
 }
 
-pub(super) fn parse_scope_list(value: &Value, target: &'static str) -> Result<Scopes, ApiError> {
+/// A scope list, wherever it comes (`scopes`, a create's `createTokenWithScopes`): its
+/// errors name the target `scopes`, as the contract words them.
+pub(super) fn parse_scope_list(value: &Value) -> Result<Scopes, ApiError> {
+    let target = "scopes";
     let Value::Array(items) = value else {
         return Err(ApiError::validation(
             target,
@@ -134,7 +154,7 @@ pub(super) fn parse_create(
     };
     let lifetime = parse_lifetime(&object)?;
     let token = field(&object, "createTokenWithScopes")
-        .map(|scopes| parse_scope_list(scopes, "createTokenWithScopes"))
+        .map(parse_scope_list)
         .transpose()?
         .map(|scopes| TokenRequest { scopes, lifetime });
     Ok(CreateIdentity {
@@ -182,7 +202,7 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
                 "Scopes: The Scopes field is required.",
             ));
         }
-        Some(scopes) => parse_scope_list(scopes, "scopes")?,
+        Some(scopes) => parse_scope_list(scopes)?,
     };
     Ok(TokenRequest {
         scopes,

@@ -280,6 +280,7 @@ async fn serve(
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let service = &app.service;
+    let ours = service.settings().resource_id;
     // Admin operations have a caller; the others issue nothing under this name.
     let issued_by = caller.map_or(IssuedBy::Guest, AdminCaller::issued_by);
     match operation {
@@ -289,21 +290,23 @@ async fn serve(
             Ok(json_response(StatusCode::CREATED, &created_body(&created)))
         }
         Operation::GetIdentity => {
-            let identity = service.get(&identity_id(target)?).await?;
+            let identity = service.get(&identity_id(target, ours)?).await?;
             Ok(json_response(StatusCode::OK, &identity_body(&identity)))
         }
         Operation::DeleteIdentity => {
-            service.delete(&identity_id(target)?, Origin::Admin).await?;
+            service
+                .delete(&identity_id(target, ours)?, Origin::Admin)
+                .await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         Operation::IssueToken => {
-            let id = identity_id(target)?;
             let token_request = parse_issue(&request.body)?;
+            let id = identity_id(target, ours)?;
             let token = service.issue_token(&id, token_request, &issued_by).await?;
             Ok(token_response(&token))
         }
         Operation::RevokeTokens => {
-            service.revoke_tokens(&identity_id(target)?).await?;
+            service.revoke_tokens(&identity_id(target, ours)?).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         Operation::ExchangeTeamsToken => teams::exchange(app, request, &issued_by).await,

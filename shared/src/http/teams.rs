@@ -111,11 +111,10 @@ pub(super) async fn exchange(
 ) -> Result<ApiResponse, ApiError> {
     let exchange = parse(&request.body)?;
     let Some(teams) = &app.teams else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotConfigured",
-            "The Teams token exchange is not configured here.",
-        ));
+        // With nothing trusted no token is valid: the contract's answer (Microsoft's tests
+        // expect 401 for any token they cannot exchange); the log says why.
+        tracing::warn!("Teams token refused: no Teams tenant or issuer is configured");
+        return Err(invalid_token());
     };
     if exchange.token.trim().is_empty() {
         return Err(invalid_token());

@@ -170,7 +170,7 @@ impl DynamoDbStore {
                     continue;
                 };
                 if first.body_hash != attempt.body_hash {
-                    return Ok(Attempted::Conflict);
+                    return Ok(Attempted::Conflict(identity));
                 }
                 return Ok(
                     match self
@@ -178,7 +178,7 @@ impl DynamoDbStore {
                         .await?
                     {
                         Some(made) => Attempted::Replayed(made),
-                        None => Attempted::Conflict, // the identity it made is gone
+                        None => Attempted::Conflict(identity), // the identity it made is gone
                     },
                 );
             }
