@@ -262,6 +262,7 @@ async fn ids_of_other_resources_malformed_ids_and_unknown_ids() {
     let malformed = [
         "not-an-id",
         "8:acs:not-a-guid_abc",
+        &format!("8:acs:{RESOURCE}_a b"),
         &format!("8:acs:{RESOURCE}_"),
         &format!("8:acs:{RESOURCE}"),
     ];

@@ -32,11 +32,13 @@ pub(super) fn identity_id(
     })
 }
 
-/// The resource of an id of the ACS shape with any printable suffix.
+/// The resource of an id of the ACS shape whose suffix is any run of URL-safe characters
+/// (RFC 3986's unreserved ones).
 fn acs_resource(raw: &str) -> Option<ResourceId> {
     let (resource, suffix) = raw.strip_prefix("8:acs:")?.split_once('_')?;
-    let printable = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_graphic());
-    printable.then(|| resource.parse().ok()).flatten()
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    let well_formed = !suffix.is_empty() && suffix.bytes().all(unreserved);
+    well_formed.then(|| resource.parse().ok()).flatten()
 }
 
 /// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
