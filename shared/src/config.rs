@@ -148,7 +148,7 @@ pub struct AdminBearerConfig {
 /// The Teams token exchange (README, "Teams users").
 #[derive(Debug, Clone, Default)]
 pub struct TeamsConfig {
-    /// None trusted: the exchange answers 501.
+    /// None trusted: no token is valid (401 `InvalidAccessToken`).
     pub issuers: Vec<TrustedIssuer>,
     pub policy: TeamsPolicy,
 }

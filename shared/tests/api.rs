@@ -637,7 +637,8 @@ async fn wrong_methods_on_public_paths_are_405_without_credentials() {
 /// The SDKs retry a create whose answer was lost with the same x-ms-client-request-id: it
 /// answers with the first attempt's identity (and a fresh token), never a second one. The
 /// same request id with another body, or once that identity is deleted, is not a retry:
-/// a new identity, as ACS (which keys nothing on request ids) would make.
+/// a new identity, as ACS (which keys nothing on request ids) would make, and one that
+/// its own retries find.
 #[tokio::test]
 async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
     let t = memory_app().await;
@@ -670,6 +671,18 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
     );
     assert_eq!(status, 201, "{reused}");
     assert_ne!(identity_id(&reused), identity_id(&first), "another body");
+    let (_, reused_again) = split(
+        t.send(create(
+            r#"{"createTokenWithScopes":["voip"]}"#,
+            Some("retry-1"),
+        ))
+        .await,
+    );
+    assert_eq!(
+        identity_id(&reused_again),
+        identity_id(&reused),
+        "that request's retry finds its own identity"
+    );
     let (status, _) = t
         .call(
             Method::DELETE,
@@ -693,6 +706,12 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
         )
         .await;
     assert_eq!(status, 200, "the new identity exists");
+    let (_, after_delete_again) = split(t.send(create(body, Some("retry-1"))).await);
+    assert_eq!(
+        identity_id(&after_delete_again),
+        identity_id(&after_delete),
+        "and a retry finds it"
+    );
 
     let (_, other) = split(t.send(create(body, Some("retry-2"))).await);
     assert_ne!(

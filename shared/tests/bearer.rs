@@ -342,6 +342,28 @@ async fn exchange(t: &TestApp, body: Value) -> (u16, Value) {
     )
 }
 
+/// With no Teams tenant or issuer trusted, no token is valid: the contract's 401, whatever
+/// the token (a well-formed one of a key no one trusts here, or none).
+#[tokio::test]
+async fn with_no_teams_issuer_trusted_every_exchange_is_an_invalid_token() {
+    let (_, keys) = app().await;
+    let t = common::memory_app().await;
+    let entra = sign_with(&keys, teams_claims());
+    for token in [entra.as_str(), "", "not-a-jwt"] {
+        let (status, body) = exchange(
+            &t,
+            json!({"token": token, "appId": APP_ID, "userId": USER_ID}),
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "InvalidAccessToken", "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "Provided access token is not valid."
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_teams_users_entra_token_becomes_a_token_for_their_orgid_identity() {
     let (t, keys) = app().await;

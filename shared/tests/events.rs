@@ -115,6 +115,11 @@ async fn each_event_gets_its_status_from_its_function() {
             "{file}: {:?}",
             response.body()
         );
+        if *status == 401 {
+            // Signed: what refused it was not the signature (that would be `Denied`).
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["error"]["code"], "InvalidAccessToken", "{file}");
+        }
         if !public {
             assert_eq!(
                 response.headers()["x-ms-client-request-id"],

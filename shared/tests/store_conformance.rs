@@ -262,7 +262,8 @@ fn attempt(key: &str, body: &str, valid_for: Duration) -> Attempt {
 
 /// A retried create (same attempt key, same body) answers with the first attempt's
 /// identity, recording a token issue on it if the retry carries one; another body under
-/// the same key is a conflict; an expired attempt counts no more.
+/// the same key is another request (itself retried safely); an expired attempt counts no
+/// more; once its identity is gone, the attempt makes a new one, which its retries find.
 async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
     let key = format!("primary#{}", common::unique("request"));
     let first = stable(store, None);
@@ -292,16 +293,27 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
         store.get(&retry.id).await.unwrap().is_none(),
         "no second identity"
     );
-    assert!(matches!(
+    let other_body = stable(store, None);
+    assert_eq!(
         store
             .create_once(
-                stable(store, None),
+                other_body.clone(),
                 &attempt(&key, r#"{"other":1}"#, minutes)
             )
             .await
             .unwrap(),
-        Attempted::Conflict(_)
-    ));
+        Attempted::New(other_body.clone())
+    );
+    let again = stable(store, None);
+    let replayed = store
+        .create_once(again.clone(), &attempt(&key, r#"{"other":1}"#, minutes))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replayed, Attempted::Replayed(made) if made.id == other_body.id),
+        "the other body's retry finds its own identity: {replayed:?}"
+    );
+    assert!(store.get(&again.id).await.unwrap().is_none());
     // Another caller's request id, or the same one once expired, is a new request.
     let other = stable(store, None);
     let other_key = key.replacen("primary", "secondary", 1);
@@ -328,15 +340,28 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
             .unwrap(),
         Attempted::New(fresh)
     );
-    // A retry after the identity was deleted makes nothing again.
+    // Once the identity is deleted the same attempt makes a new one, and a retry of that
+    // finds it rather than making a third.
     assert!(store.delete(&first.id).await.unwrap());
-    assert!(matches!(
+    let remade = stable(store, None);
+    assert_eq!(
         store
-            .create_once(stable(store, None), &attempt(&key, "{}", minutes))
+            .create_once(remade.clone(), &attempt(&key, "{}", minutes))
             .await
             .unwrap(),
-        Attempted::Conflict(_)
-    ));
+        Attempted::New(remade.clone())
+    );
+    let retried = stable(store, None);
+    let replayed = store
+        .create_once(retried.clone(), &attempt(&key, "{}", minutes))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replayed, Attempted::Replayed(made) if made.id == remade.id),
+        "a retry finds the identity made anew: {replayed:?}"
+    );
+    assert!(store.get(&retried.id).await.unwrap().is_none());
+    assert!(store.get(&remade.id).await.unwrap().is_some());
 }
 
 /// The records a token check reads (one round trip), and the access keys' fingerprint

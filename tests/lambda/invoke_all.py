@@ -177,7 +177,9 @@ def main():
     check("authorizer-denied.json -> denied", denied.get("isAuthorized") is False, denied)
 
     # The template trusts no Teams tenant by default: no token is valid (401 InvalidAccessToken).
-    http("teams-exchange.json", "issue-token", event("teams-exchange.json", sign=True), 401)
+    refused = http("teams-exchange.json", "issue-token", event("teams-exchange.json", sign=True), 401)
+    check("teams-exchange.json: the token, not the signature, is refused",
+          isinstance(refused, dict) and refused.get("error", {}).get("code") == "InvalidAccessToken", refused)
     http("revoke-tokens.json", "revoke-tokens", event("revoke-tokens.json", sign=True), 204)
     http("custom-id-lookup.json", "custom-id-lookup", event("custom-id-lookup.json", sign=True), 200)
     http("user-token.json", "user-token", event("user-token.json"), 200)

@@ -28,7 +28,8 @@ struct State {
     identities: HashMap<IdentityId, Identity>,
     custom_ids: HashMap<CustomId, IdentityId>,
     /// Attempt key → (body hash, identity made, recognised until).
-    attempts: HashMap<String, (String, IdentityId, DateTime<Utc>)>,
+    /// Attempts by key and body hash: the identity each made, and until when.
+    attempts: HashMap<(String, String), (IdentityId, DateTime<Utc>)>,
     sweep_cursor: Option<String>,
     /// The current access keys' fingerprints and their generation, once written.
     access_keys: Option<(Vec<String>, u64)>,
@@ -99,12 +100,13 @@ impl IdentityStore for MemoryStore {
     ) -> Result<Attempted, StoreError> {
         let mut state = self.state();
         let now = Utc::now();
-        state.attempts.retain(|_, (_, _, until)| *until > now);
-        if let Some((body_hash, made, _)) = state.attempts.get(&attempt.key).cloned() {
-            if body_hash != attempt.body_hash || state.live(&made).is_none() {
-                return Ok(Attempted::Conflict(identity));
-            }
-            let existing = state.identities.get_mut(&made).expect("checked live");
+        state.attempts.retain(|_, (_, until)| *until > now);
+        let key = (attempt.key.clone(), attempt.body_hash.clone());
+        // A record whose identity is gone is replaced below.
+        if let Some((made, _)) = state.attempts.get(&key).cloned()
+            && let Some(existing) = state.identities.get_mut(&made)
+            && existing.is_live_at(now)
+        {
             if identity.last_token_issued_at.is_some() {
                 existing.last_token_issued_at = identity.last_token_issued_at;
             }
@@ -116,14 +118,9 @@ impl IdentityStore for MemoryStore {
                 identity.id
             )));
         }
-        state.attempts.insert(
-            attempt.key.clone(),
-            (
-                attempt.body_hash.clone(),
-                identity.id.clone(),
-                attempt.expires_at,
-            ),
-        );
+        state
+            .attempts
+            .insert(key, (identity.id.clone(), attempt.expires_at));
         state
             .identities
             .insert(identity.id.clone(), identity.clone());

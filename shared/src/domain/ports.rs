@@ -44,7 +44,8 @@ impl Created {
 pub struct Attempt {
     /// The caller and its request id, e.g. `primary#<x-ms-client-request-id>`.
     pub key: String,
-    /// The request body's hash: a retry asks for the very same thing.
+    /// The request body's hash: a retry asks for the very same thing (the same key with
+    /// another body is another request).
     pub body_hash: String,
     /// Until then a retry is recognised (the signature window).
     pub expires_at: DateTime<Utc>,
@@ -56,9 +57,6 @@ pub enum Attempted {
     New(Identity),
     /// A retry: the identity the first attempt made.
     Replayed(Identity),
-    /// Not a retry: the request id was used, within the window, for another body (or the
-    /// identity it made is gone). Nothing was written; the identity handed in comes back.
-    Conflict(Identity),
 }
 
 /// Everything the admin API does to identities. Adapters share one semantics, checked by
@@ -80,11 +78,12 @@ pub trait IdentityStore: Send + Sync {
     /// `last_token_issued_at` records that token issue on it (as `record_token_issue`).
     /// Writing the very same identity again (a retry) answers `New` again.
     async fn create(&self, identity: Identity) -> Result<Created, StoreError>;
-    /// Writes a new identity without customId, recording `attempt` with it atomically; a
-    /// retry of the same attempt (key and body hash, before it expires) answers
+    /// Writes a new identity without customId, recording `attempt` (its key and body hash)
+    /// with it atomically; a retry of the same attempt before it expires answers
     /// `Replayed` with the first attempt's identity, and when `identity` carries
     /// `last_token_issued_at` records that token issue on it. The same key with another
-    /// body, or whose identity is gone, answers `Conflict` and writes nothing.
+    /// body is another request. An attempt whose identity is gone is recorded anew, with
+    /// the new identity, so that a retry of this one finds it.
     async fn create_once(
         &self,
         identity: Identity,

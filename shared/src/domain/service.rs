@@ -113,22 +113,21 @@ impl IdentityService {
         if let Some(expires_at) = request.expires_at {
             identity.kind = IdentityKind::Ephemeral { expires_at };
         }
-        let written = match (&request.attempt, &identity.custom_id) {
+        let identity = match (&request.attempt, &identity.custom_id) {
             (Some(attempt), None) => match self.store.create_once(identity, attempt).await? {
-                Attempted::New(identity) => Created::New(identity),
-                Attempted::Replayed(identity) => Created::Existing(identity),
-                // Not a retry: the client sent its request id again with another request.
-                // ACS keys nothing on request ids, so this is a create like any other.
-                Attempted::Conflict(identity) => self.store.create(identity).await?,
+                Attempted::New(identity) => {
+                    signals::identity_created(request.origin);
+                    identity
+                }
+                Attempted::Replayed(identity) => identity,
             },
-            _ => self.store.create(identity).await?,
-        };
-        let identity = match written {
-            Created::New(identity) => {
-                signals::identity_created(request.origin);
-                identity
-            }
-            Created::Existing(identity) => identity,
+            _ => match self.store.create(identity).await? {
+                Created::New(identity) => {
+                    signals::identity_created(request.origin);
+                    identity
+                }
+                Created::Existing(identity) => identity,
+            },
         };
         let token = match request.token {
             Some(token_request) => {

@@ -52,7 +52,8 @@ pub struct App {
     pub front: Option<front::FrontApp>,
     /// Bearer tokens accepted on the admin routes besides HMAC (None: HMAC only).
     pub admin_bearers: Option<AdminBearers>,
-    /// The Teams exchange's trusted issuers and policy (None: not configured, 501).
+    /// The Teams exchange's trusted issuers and policy (None: not configured, so no token
+    /// is valid).
     pub teams: Option<teams::TeamsApp>,
 }
 

@@ -135,27 +135,38 @@ impl DynamoDbStore {
     }
 
     /// The identity and its attempt record in one transaction; a refused record is a
-    /// retry (same body) or a conflict.
+    /// retry (the same key and body), unless the identity it made is gone: then the
+    /// record is replaced (if it still names that identity) with the new one.
     async fn create_attempt(
         &self,
         identity: Identity,
         attempt: &Attempt,
     ) -> Result<Attempted, StoreError> {
-        let record = AttemptItem {
-            pk: attempt_key(&attempt.key),
-            body_hash: attempt.body_hash.clone(),
+        let record = encode(&AttemptItem {
+            pk: attempt_key(attempt),
             identity_id: identity.id.to_string(),
             expires_at: attempt.expires_at.timestamp(),
-        };
+        });
         // An expired record (not yet removed by the TTL) no longer counts.
-        let attempt_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(&record)))
-            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
-            .expression_attribute_values(":now", now_value())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        let record_put = |gone: Option<&str>| {
+            let condition = "attribute_not_exists(pk) OR expiresAt <= :now";
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record.clone()))
+                .expression_attribute_values(":now", now_value())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            match gone {
+                Some(gone) => put
+                    .condition_expression(format!("{condition} OR identityId = :gone"))
+                    .expression_attribute_values(":gone", AttributeValue::S(gone.to_owned())),
+                None => put.condition_expression(condition),
+            }
             .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
+            .map_err(|e| StoreError::Failed(e.to_string()))
+        };
+        let mut attempt_put = record_put(None)?;
         for round in 0..CONFLICT_ATTEMPTS {
             let Some(reasons) = self.put_with_identity(&identity, &attempt_put).await? else {
                 return Ok(Attempted::New(identity));
@@ -163,24 +174,23 @@ impl DynamoDbStore {
             if reason_code(&reasons, 1) == "ConditionalCheckFailed" {
                 let first = match reasons[1].item() {
                     Some(item) => Some(decode::<AttemptItem>(item.clone())?),
-                    None => self.get_item(attempt_key(&attempt.key)).await?,
+                    None => self.get_item(attempt_key(attempt)).await?,
                 };
                 // Removed or expired meanwhile (the TTL removes records late): try again.
                 let Some(first) = first.filter(|f| f.expires_at > Utc::now().timestamp()) else {
                     continue;
                 };
-                if first.body_hash != attempt.body_hash {
-                    return Ok(Attempted::Conflict(identity));
+                match self
+                    .existing_for(&first.identity_id, identity.last_token_issued_at)
+                    .await?
+                {
+                    Some(made) => return Ok(Attempted::Replayed(made)),
+                    // Gone (deleted, or expired): this attempt is recorded anew.
+                    None => {
+                        attempt_put = record_put(Some(&first.identity_id))?;
+                        continue;
+                    }
                 }
-                return Ok(
-                    match self
-                        .existing_for(&first.identity_id, identity.last_token_issued_at)
-                        .await?
-                    {
-                        Some(made) => Attempted::Replayed(made),
-                        None => Attempted::Conflict(identity), // the identity it made is gone
-                    },
-                );
             }
             if !is_conflict(&reasons) {
                 return Err(StoreError::Failed(format!(

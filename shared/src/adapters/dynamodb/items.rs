@@ -1,6 +1,6 @@
 //! The table's items, the one schema every reader and writer shares: identity items
 //! (`ID#<id>`), customId mapping items (`CID#<customId>`), create attempts a client may
-//! retry (`REQ#<caller>#<request id>`), guest throttle counters
+//! retry (`REQ#<caller>#<request id>#<body hash>`), guest throttle counters
 //! (`THROTTLE#<key>#<window start>`), the sweep cursor (`SWEEP#cursor`; per region, like
 //! the throttle counters, in a multi-region deployment), the current
 //! access keys' fingerprints (`KEYS#access`), the lifecycle publisher's marks
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::identity::{CustomId, Identity, IdentityId, IdentityKind};
 use crate::domain::lifecycle::SweepReason;
-use crate::domain::ports::StoreError;
+use crate::domain::ports::{Attempt, StoreError};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -37,13 +37,12 @@ pub(super) struct AccessKeysItem {
     pub generation: u64,
 }
 
-/// A create's first attempt: what it asked (its body's hash) and the identity it made,
+/// A create's first attempt (its key holds the body's hash) and the identity it made,
 /// recognised until `expiresAt` (then the table's TTL removes it).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AttemptItem {
     pub pk: String,
-    pub body_hash: String,
     pub identity_id: String,
     pub expires_at: i64,
 }
@@ -130,8 +129,8 @@ pub(super) fn seen_key(region: &str, id: &IdentityId) -> String {
     format!("SEEN#{region}#{id}")
 }
 
-pub(super) fn attempt_key(attempt: &str) -> String {
-    format!("REQ#{attempt}")
+pub(super) fn attempt_key(attempt: &Attempt) -> String {
+    format!("REQ#{}#{}", attempt.key, attempt.body_hash)
 }
 
 pub(super) fn throttle_key(key: &str, window_start: i64) -> String {
