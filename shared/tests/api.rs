@@ -251,20 +251,27 @@ async fn ids_of_other_resources_malformed_ids_and_unknown_ids() {
     // The ACS id shape is `8:acs:<resource GUID>_<suffix>`; a suffix that is no GUID (as
     // none issued here is) is still an id: whose resource decides 401 or 404.
     let other = "11111111-2222-3333-4444-555555555555";
-    let foreign = [
+    let foreign = vec![
         format!("8:acs:{other}_00000005-14a2-493b-8a72-5a3a0d000081"),
         format!("8:acs:{other}_abc"),
     ];
-    let unknown = [
+    let unknown = vec![
         format!("8:acs:{RESOURCE}_00000005-14a2-493b-8a72-5a3a0d000081"),
         format!("8:acs:{RESOURCE}_nonexistent"),
     ];
-    let malformed = [
-        "not-an-id",
-        "8:acs:not-a-guid_abc",
-        &format!("8:acs:{RESOURCE}_a b"),
-        &format!("8:acs:{RESOURCE}_"),
-        &format!("8:acs:{RESOURCE}"),
+    let malformed = vec![
+        "not-an-id".to_owned(),
+        "8:acs:not-a-guid_abc".to_owned(),
+        format!("8:acs:{RESOURCE}_a b"),
+        format!("8:acs:{RESOURCE}_"),
+        format!("8:acs:{RESOURCE}"),
+    ];
+    let not_owned = "Provided identity doesn't belong to the resource.";
+    let not_found = "Provided identity doesn't exist.";
+    let expected = [
+        (foreign, 401, "IdentityNotOwned", None, Some(not_owned)),
+        (unknown, 404, "IdentityNotFound", None, Some(not_found)),
+        (malformed, 400, "ValidationError", Some("id"), None),
     ];
     let body = r#"{"scopes":["chat"]}"#;
     for (method, suffix, body) in [
@@ -273,40 +280,15 @@ async fn ids_of_other_resources_malformed_ids_and_unknown_ids() {
         (Method::DELETE, "", ""),
         (Method::GET, "", ""),
     ] {
-        for id in &foreign {
-            let (s, b) = t
-                .call(
-                    method.clone(),
-                    &format!("/identities/{}{suffix}?{PREVIEW}", encoded(id)),
-                    body,
-                )
-                .await;
-            assert_error(s, &b, 401, "IdentityNotOwned", None);
-            assert_eq!(
-                b["error"]["message"],
-                "Provided identity doesn't belong to the resource."
-            );
-        }
-        for id in &unknown {
-            let (s, b) = t
-                .call(
-                    method.clone(),
-                    &format!("/identities/{}{suffix}?{PREVIEW}", encoded(id)),
-                    body,
-                )
-                .await;
-            assert_error(s, &b, 404, "IdentityNotFound", None);
-            assert_eq!(b["error"]["message"], "Provided identity doesn't exist.");
-        }
-        for id in malformed {
-            let (s, b) = t
-                .call(
-                    method.clone(),
-                    &format!("/identities/{}{suffix}?{PREVIEW}", encoded(id)),
-                    body,
-                )
-                .await;
-            assert_error(s, &b, 400, "ValidationError", Some("id"));
+        for (ids, status, code, target, message) in &expected {
+            for id in ids {
+                let path = format!("/identities/{}{suffix}?{PREVIEW}", encoded(id));
+                let (s, b) = t.call(method.clone(), &path, body).await;
+                assert_error(s, &b, *status, code, *target);
+                if let Some(message) = message {
+                    assert_eq!(b["error"]["message"], *message, "{method} {id}");
+                }
+            }
         }
     }
 }
@@ -634,6 +616,12 @@ async fn wrong_methods_on_public_paths_are_405_without_credentials() {
     }
 }
 
+/// The status of `method` on the identity a create answered with.
+async fn status_on(t: &TestApp, method: Method, created: &Value) -> u16 {
+    let path = format!("/identities/{}?{V}", encoded(&identity_id(created)));
+    t.call(method, &path, "").await.0
+}
+
 /// The SDKs retry a create whose answer was lost with the same x-ms-client-request-id: it
 /// answers with the first attempt's identity (and a fresh token), never a second one. The
 /// same request id with another body, or once that identity is deleted, is not a retry:
@@ -662,35 +650,17 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
         "the retry gets its token"
     );
 
-    let (status, reused) = split(
-        t.send(create(
-            r#"{"createTokenWithScopes":["voip"]}"#,
-            Some("retry-1"),
-        ))
-        .await,
-    );
+    let voip = r#"{"createTokenWithScopes":["voip"]}"#;
+    let (status, reused) = split(t.send(create(voip, Some("retry-1"))).await);
     assert_eq!(status, 201, "{reused}");
     assert_ne!(identity_id(&reused), identity_id(&first), "another body");
-    let (_, reused_again) = split(
-        t.send(create(
-            r#"{"createTokenWithScopes":["voip"]}"#,
-            Some("retry-1"),
-        ))
-        .await,
-    );
+    let (_, reused_again) = split(t.send(create(voip, Some("retry-1"))).await);
     assert_eq!(
         identity_id(&reused_again),
         identity_id(&reused),
         "that request's retry finds its own identity"
     );
-    let (status, _) = t
-        .call(
-            Method::DELETE,
-            &format!("/identities/{}?{V}", encoded(&identity_id(&first))),
-            "",
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(status_on(&t, Method::DELETE, &first).await, 204);
     let (status, after_delete) = split(t.send(create(body, Some("retry-1"))).await);
     assert_eq!(status, 201, "{after_delete}");
     assert_ne!(
@@ -698,14 +668,11 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
         identity_id(&first),
         "the first identity is gone"
     );
-    let (status, _) = t
-        .call(
-            Method::GET,
-            &format!("/identities/{}?{V}", encoded(&identity_id(&after_delete))),
-            "",
-        )
-        .await;
-    assert_eq!(status, 200, "the new identity exists");
+    assert_eq!(
+        status_on(&t, Method::GET, &after_delete).await,
+        200,
+        "the new identity exists"
+    );
     let (_, after_delete_again) = split(t.send(create(body, Some("retry-1"))).await);
     assert_eq!(
         identity_id(&after_delete_again),
