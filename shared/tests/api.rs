@@ -499,6 +499,14 @@ async fn api_versions_are_checked() {
         assert_eq!(s, 201, "{version}");
     }
     let (s, b) = t
+        .call(
+            Method::POST,
+            "/identities?API-Version=2025-03-02-PREVIEW",
+            "",
+        )
+        .await;
+    assert_eq!(s, 201, "the name and the version in any case: {b}");
+    let (s, b) = t
         .call(Method::POST, "/identities?api-version=2020-01-01", "")
         .await;
     assert_error(s, &b, 400, "UnsupportedApiVersion", None);

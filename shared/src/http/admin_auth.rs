@@ -147,12 +147,14 @@ fn authenticate_hmac(
     Ok((name, fingerprint))
 }
 
+/// The name and the version are matched without regard to case, as ACS (ASP.NET API
+/// versioning) matches them: `API-Version=2025-03-02-PREVIEW` is that preview.
 pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
     let query = request.query.as_deref().unwrap_or("");
     let version = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == "api-version")
+        .find(|(name, _)| name.eq_ignore_ascii_case("api-version"))
         .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy());
     match version {
         None => Err(ApiError::new(
@@ -163,7 +165,13 @@ pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
                 SUPPORTED_API_VERSIONS.join(", ")
             ),
         )),
-        Some(version) if SUPPORTED_API_VERSIONS.contains(&version.as_ref()) => Ok(()),
+        Some(version)
+            if SUPPORTED_API_VERSIONS
+                .iter()
+                .any(|supported| supported.eq_ignore_ascii_case(&version)) =>
+        {
+            Ok(())
+        }
         Some(version) => {
             let uri: String = format!("{}?{query}", request.path)
                 .chars()
