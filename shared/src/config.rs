@@ -617,7 +617,9 @@ impl AuthorizerConfig {
                 .map_err(|e| ConfigError(format!("CALLSIGN_AUTHORIZER_ROUTES: {e}")))?,
             None => RoutePolicy::default_routes(),
         };
-        let revocation_seconds = env.seconds("CALLSIGN_REVOCATION_CACHE_SECONDS", 30, 0..=3600)?;
+        // 0: revoke and delete count at once, as at introspection (DESIGN: "issue → revoke →
+        // issue at once: the first token is rejected"); a cache trades that for reads.
+        let revocation_seconds = env.seconds("CALLSIGN_REVOCATION_CACHE_SECONDS", 0, 0..=3600)?;
         Ok(Self {
             routes,
             revocation_cache: Duration::from_secs(revocation_seconds),
@@ -919,7 +921,7 @@ mod tests {
         assert_eq!(c.token.key_activation_seconds, 660);
         assert_eq!(c.signing_algorithm, SigningAlgorithm::Es256);
         assert!(c.table_name.is_none());
-        assert_eq!(c.authorizer.revocation_cache, Duration::from_secs(30));
+        assert_eq!(c.authorizer.revocation_cache, Duration::ZERO);
         assert!(c.sweep.retention.is_none());
         assert_eq!((c.sweep.page_size, c.sweep.pages_per_run), (100, 20));
     }
@@ -1002,7 +1004,7 @@ mod tests {
             ("CALLSIGN_GUEST_WINDOW_SECONDS", "30"),
             ("CALLSIGN_GUEST_MAX_MINUTES", "120"),
             ("CALLSIGN_GUEST_GRACE_MINUTES", "15"),
-            ("CALLSIGN_REVOCATION_CACHE_SECONDS", "0"),
+            ("CALLSIGN_REVOCATION_CACHE_SECONDS", "20"),
             ("CALLSIGN_RETENTION_DAYS", "30"),
             ("CALLSIGN_SWEEP_PAGE_SIZE", "25"),
             ("CALLSIGN_SWEEP_PAGES", "3"),
@@ -1017,7 +1019,7 @@ mod tests {
         assert_eq!(c.front.policy.guest_window_seconds, 30);
         assert_eq!(c.front.policy.guest_max_lifetime.minutes(), 120);
         assert_eq!(c.front.policy.guest_grace, chrono::Duration::minutes(15));
-        assert_eq!(c.authorizer.revocation_cache, Duration::ZERO);
+        assert_eq!(c.authorizer.revocation_cache, Duration::from_secs(20));
         assert_eq!(c.sweep.retention, Some(chrono::Duration::days(30)));
         assert_eq!((c.sweep.page_size, c.sweep.pages_per_run), (25, 3));
         let c = with(&[("CALLSIGN_KEY_ACTIVATION_SECONDS", "0")]).unwrap();

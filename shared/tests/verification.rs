@@ -287,9 +287,18 @@ async fn introspection_and_the_authorizer_reject_every_tampered_token_with_its_r
 #[tokio::test]
 async fn revoked_and_deleted_identities_through_introspection_and_the_authorizer() {
     let f = Fixture::new().await;
-    let authorizer = f.authorizer(Duration::ZERO);
+    // As configured by default: issue → revoke → issue counts at once there too.
+    let authorizer = callsign::app::authorizer_for(&f.t.app.service, &f.t.config.authorizer);
     let bearer = |t: &str| format!("Bearer {t}");
+    let route = "GET /chat/threads";
     let before = f.token(&["chat"]).await;
+    assert!(
+        authorizer
+            .authorize(route, Some(&bearer(&before)), Utc::now())
+            .await
+            .is_ok(),
+        "allowed before the revoke"
+    );
     let active = f.introspect(&before).await;
     assert_eq!(active["active"], true);
     assert_eq!(active["sub"], f.id.as_str());
@@ -314,7 +323,6 @@ async fn revoked_and_deleted_identities_through_introspection_and_the_authorizer
         true,
         "issued right after the revoke"
     );
-    let route = "GET /chat/threads";
     assert_eq!(
         authorizer
             .authorize(route, Some(&bearer(&before)), Utc::now())
@@ -545,6 +553,8 @@ async fn jwks_is_public_cacheable_and_lists_current_and_previous_keys() {
         format!("http://{HOST}/.well-known/jwks.json")
     );
     assert_eq!(body["issuer"], t.config.token.issuer);
+    assert_eq!(body["response_types_supported"], json!(["token"]));
+    assert_eq!(body["subject_types_supported"], json!(["public"]));
 }
 
 #[tokio::test]

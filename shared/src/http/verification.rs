@@ -80,6 +80,10 @@ pub(super) fn openid_configuration(app: &App, request: &ApiRequest) -> ApiRespon
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{base}/tokens/:introspect"),
         "id_token_signing_alg_values_supported": SigningAlgorithm::ALL.map(SigningAlgorithm::as_str),
+        // Required by OpenID Connect Discovery (strict clients check them): callsign
+        // hands out access tokens for one public subject each.
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
     });
     let mut response = json_response(StatusCode::OK, &body);
     response.headers_mut().insert(
