@@ -27,7 +27,6 @@ pub struct MemoryStore {
 struct State {
     identities: HashMap<IdentityId, Identity>,
     custom_ids: HashMap<CustomId, IdentityId>,
-    /// Attempt key → (body hash, identity made, recognised until).
     /// Attempts by key and body hash: the identity each made, and until when.
     attempts: HashMap<(String, String), (IdentityId, DateTime<Utc>)>,
     sweep_cursor: Option<String>,
