@@ -20,6 +20,15 @@ impl ResourceId {
     pub fn random() -> Self {
         Self(Uuid::new_v4())
     }
+
+    /// The resource an id of the ACS shape names, whatever its suffix (letters, digits and
+    /// `-._~`, RFC 3986's unreserved characters): also an id no one issued, whose
+    /// resource still decides whether it is another's or unknown.
+    pub fn of_acs_shaped(raw: &str) -> Option<Self> {
+        let (resource, suffix) = split_acs(raw)?;
+        let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+        (!suffix.is_empty() && suffix.bytes().all(unreserved)).then_some(Self(resource))
+    }
 }
 
 impl FromStr for ResourceId {
@@ -73,9 +82,7 @@ impl IdentityId {
                 .map(Self::teams_user)
                 .ok_or_else(malformed);
         }
-        let rest = raw.strip_prefix(ACS_PREFIX).ok_or_else(malformed)?;
-        let (resource, suffix) = rest.split_once('_').ok_or_else(malformed)?;
-        let resource = parse_hyphenated_uuid(resource).ok_or_else(malformed)?;
+        let (resource, suffix) = split_acs(raw).ok_or_else(malformed)?;
         let suffix = parse_hyphenated_uuid(suffix).ok_or_else(malformed)?;
         // Already canonical (lowercase, as ids are issued): kept as received.
         if !raw.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -115,6 +122,12 @@ impl fmt::Display for IdentityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `8:acs:<resource GUID>_<suffix>`: the resource, and the suffix unchecked.
+fn split_acs(raw: &str) -> Option<(Uuid, &str)> {
+    let (resource, suffix) = raw.strip_prefix(ACS_PREFIX)?.split_once('_')?;
+    Some((parse_hyphenated_uuid(resource)?, suffix))
 }
 
 fn parse_hyphenated_uuid(s: &str) -> Option<Uuid> {
@@ -182,6 +195,28 @@ mod tests {
             "8:orgid:not-a-guid",
         ] {
             assert!(IdentityId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn an_acs_shaped_id_names_its_resource_whatever_its_suffix() {
+        let resource = RESOURCE.parse().ok();
+        for id in [
+            format!("8:acs:{RESOURCE}_00000005-14a2-493b-8a72-5a3a0d000081"),
+            format!("8:acs:{RESOURCE}_nonexistent"),
+            format!("8:acs:{}_a.b~c-d_e", RESOURCE.to_uppercase()),
+        ] {
+            assert_eq!(ResourceId::of_acs_shaped(&id), resource, "{id}");
+        }
+        for id in [
+            format!("8:acs:{RESOURCE}_"),
+            format!("8:acs:{RESOURCE}_a b"),
+            format!("8:acs:{RESOURCE}_a/b"),
+            format!("8:acs:{RESOURCE}"),
+            "8:acs:not-a-guid_abc".to_owned(),
+            format!("8:orgid:{RESOURCE}"),
+        ] {
+            assert_eq!(ResourceId::of_acs_shaped(&id), None, "{id}");
         }
     }
 }

@@ -25,20 +25,11 @@ pub(super) fn identity_id(
     ours: ResourceId,
 ) -> Result<IdentityId, ApiError> {
     let raw = target.unwrap_or_default();
-    IdentityId::parse(&raw).map_err(|e| match acs_resource(&raw) {
+    IdentityId::parse(&raw).map_err(|e| match ResourceId::of_acs_shaped(&raw) {
         Some(resource) if resource == ours => ApiError::not_found(),
         Some(_) => ApiError::not_owned(),
         None => ApiError::validation("id", e.to_string()),
     })
-}
-
-/// The resource of an id of the ACS shape whose suffix is any run of URL-safe characters
-/// (RFC 3986's unreserved ones).
-fn acs_resource(raw: &str) -> Option<ResourceId> {
-    let (resource, suffix) = raw.strip_prefix("8:acs:")?.split_once('_')?;
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
-    let well_formed = !suffix.is_empty() && suffix.bytes().all(unreserved);
-    well_formed.then(|| resource.parse().ok()).flatten()
 }
 
 /// An empty body, or `null`, means `{}`; fields set to `null` count as absent.
