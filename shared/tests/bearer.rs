@@ -433,11 +433,24 @@ async fn the_teams_exchange_refuses_as_acs_does() {
     let other = "00000000-1111-4222-8333-444444444444";
     let now = chrono::Utc::now().timestamp();
     let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
+        // The token is checked first: ACS answers 401 for it whatever the other fields hold.
         (
             json!({"appId": APP_ID, "userId": USER_ID}),
-            400,
-            "ValidationError",
-            Some("Token"),
+            401,
+            "InvalidAccessToken",
+            None,
+        ),
+        (
+            json!({"token": "", "appId": APP_ID, "userId": ""}),
+            401,
+            "InvalidAccessToken",
+            None,
+        ),
+        (
+            json!({"token": "x.y.z", "appId": "not-a-guid", "userId": ""}),
+            401,
+            "InvalidAccessToken",
+            None,
         ),
         (
             json!({"token": entra, "userId": USER_ID}),
@@ -461,19 +474,25 @@ async fn the_teams_exchange_refuses_as_acs_does() {
             json!({"token": entra, "appId": "not-a-guid", "userId": USER_ID}),
             400,
             "ValidationError",
-            Some("AppId"),
+            Some("appId"),
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": "alice@contoso.com"}),
+            400,
+            "ValidationError",
+            Some("userId"),
         ),
         (
             json!({"token": entra, "appId": other, "userId": USER_ID}),
             400,
             "ValidationError",
-            Some("AppId"),
+            Some("appId"),
         ),
         (
             json!({"token": entra, "appId": APP_ID, "userId": other}),
             400,
             "ValidationError",
-            Some("UserId"),
+            Some("userId"),
         ),
         (
             json!({"token": "", "appId": APP_ID, "userId": USER_ID}),
@@ -519,6 +538,32 @@ async fn the_teams_exchange_refuses_as_acs_does() {
         if let Some(target) = target {
             assert_eq!(answer["error"]["target"], target, "{body}");
         }
+    }
+    // ACS's own words for the field errors (Microsoft's test recordings).
+    for (body, message) in [
+        (
+            json!({"token": entra, "appId": "not-a-guid", "userId": USER_ID}),
+            "Provided AppId has invalid format.",
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": "alice"}),
+            "Provided UserId has invalid format.",
+        ),
+        (
+            json!({"token": entra, "appId": other, "userId": USER_ID}),
+            "AAD application is not the expected one.",
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": other}),
+            "Provided AAD token issued for unexpected user.",
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": ""}),
+            "UserId: The UserId field is required.",
+        ),
+    ] {
+        let (_, answer) = exchange(&t, body.clone()).await;
+        assert_eq!(answer["error"]["message"], message, "{body}");
     }
 }
 

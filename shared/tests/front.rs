@@ -616,12 +616,9 @@ async fn browsers_of_allowed_origins_get_cors_headers_and_others_none() {
             .unwrap()
             .contains("POST")
     );
-    assert!(
-        headers["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("authorization")
-    );
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(allowed.contains("x-ms-client-request-id"), "{allowed}");
     let (status, _, headers) = front
         .send(request(Method::POST, "https://app.example"))
         .await;
@@ -630,6 +627,11 @@ async fn browsers_of_allowed_origins_get_cors_headers_and_others_none() {
         headers["access-control-allow-origin"],
         "https://app.example"
     );
+    // A page can read why a token was refused and when to retry.
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap();
+    for name in ["Retry-After", "WWW-Authenticate", "x-ms-client-request-id"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
 
     let (status, _, headers) = front
         .send(request(Method::OPTIONS, "https://evil.example"))

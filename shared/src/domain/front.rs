@@ -122,14 +122,18 @@ fn within(asked: Scopes, allowed: Scopes) -> Result<Scopes, FrontError> {
     }
 }
 
-/// Whom a guest request counts against: the IPv4 address, or the IPv6 /64 (one client
-/// commonly holds a whole /64 and could otherwise rotate through it).
+/// Whom a guest request counts against: the IPv4 address (also when a dual-stack front
+/// door writes it IPv4-mapped, `::ffff:a.b.c.d`), or the IPv6 /64 (one client commonly
+/// holds a whole /64 and could otherwise rotate through it).
 pub fn client_key(address: &str) -> String {
     match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
         _ => address.to_owned(),
     }
 }
@@ -274,5 +278,11 @@ mod tests {
             client_key("2001:db8:1:2:bbbb::9")
         );
         assert_ne!(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:3::1"));
+        // IPv4-mapped addresses are their IPv4 address, not one shared ::ffff /64.
+        assert_eq!(client_key("::ffff:203.0.113.5"), "203.0.113.5");
+        assert_ne!(
+            client_key("::ffff:203.0.113.5"),
+            client_key("::ffff:198.51.100.7")
+        );
     }
 }

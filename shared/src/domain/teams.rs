@@ -30,10 +30,17 @@ impl Default for TeamsPolicy {
     }
 }
 
-/// An exchange request, its fields present and well-formed.
+/// A Teams user's Entra token, verified: the user, the app it was issued to, its end.
 #[derive(Debug, Clone)]
-pub struct TeamsExchange {
-    pub token: String,
+pub struct TeamsToken {
+    app_id: Option<Uuid>,
+    user_id: Uuid,
+    expires_at: i64,
+}
+
+/// What the request says the token is for, checked against the token.
+#[derive(Debug, Clone, Copy)]
+pub struct TeamsClaimed {
     pub app_id: Uuid,
     pub user_id: Uuid,
 }
@@ -73,15 +80,15 @@ fn has_scope(scopes: &[String], required: &str) -> bool {
     })
 }
 
-pub async fn exchange(
-    service: &IdentityService,
+/// The token alone, checked before the request's other fields, as ACS does: an
+/// invalid token is refused whatever the fields hold.
+pub async fn verify(
     issuers: &dyn TrustedTokens,
     policy: &TeamsPolicy,
-    request: &TeamsExchange,
-    issued_by: &IssuedBy,
-) -> Result<AccessToken, TeamsError> {
+    token: &str,
+) -> Result<TeamsToken, TeamsError> {
     let verified = issuers
-        .verify(&request.token, Utc::now())
+        .verify(token, Utc::now())
         .await
         .map_err(|e| match e {
             ProviderTokenError::Rejected(reason) => TeamsError::InvalidToken(reason),
@@ -96,15 +103,8 @@ pub async fn exchange(
     if !missing.is_empty() {
         return Err(TeamsError::MissingScopes(missing.join(", ")));
     }
-    // v1 tokens name the app in `appid`, v2 tokens in `azp`.
-    if claim_uuid(&verified.claims, &["appid", "azp"]) != Some(request.app_id) {
-        return Err(TeamsError::AppIdMismatch);
-    }
-    let user = claim_uuid(&verified.claims, &["oid"])
+    let user_id = claim_uuid(&verified.claims, &["oid"])
         .ok_or(TeamsError::InvalidToken(TokenRejection::Malformed))?;
-    if user != request.user_id {
-        return Err(TeamsError::UserIdMismatch);
-    }
     let expires_at = verified
         .claims
         .get("exp")
@@ -115,10 +115,33 @@ pub async fn exchange(
     if expires_at <= Utc::now().timestamp() {
         return Err(TeamsError::InvalidToken(TokenRejection::Expired));
     }
-    Ok(service.issue_teams_token(
-        &IdentityId::teams_user(user),
-        policy.token_scopes,
+    Ok(TeamsToken {
+        // v1 tokens name the app in `appid`, v2 tokens in `azp`.
+        app_id: claim_uuid(&verified.claims, &["appid", "azp"]),
+        user_id,
         expires_at,
+    })
+}
+
+/// A token for the Teams user's `8:orgid:` identity, ending when their Entra token does,
+/// if the request names the token's app and user.
+pub fn exchange(
+    service: &IdentityService,
+    policy: &TeamsPolicy,
+    token: &TeamsToken,
+    claimed: TeamsClaimed,
+    issued_by: &IssuedBy,
+) -> Result<AccessToken, TeamsError> {
+    if token.app_id != Some(claimed.app_id) {
+        return Err(TeamsError::AppIdMismatch);
+    }
+    if token.user_id != claimed.user_id {
+        return Err(TeamsError::UserIdMismatch);
+    }
+    Ok(service.issue_teams_token(
+        &IdentityId::teams_user(token.user_id),
+        policy.token_scopes,
+        token.expires_at,
         issued_by,
     )?)
 }

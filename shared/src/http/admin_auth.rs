@@ -17,16 +17,27 @@ use crate::domain::admin::{AdminCaller, RoleNames};
 use crate::domain::ports::{ProviderTokenError, TrustedTokens};
 use crate::domain::signals;
 
+/// Every version ACS has published for the identity operations (its
+/// `api-supported-versions` header and Microsoft's REST specifications), so that a client
+/// of any of them is served; each gets today's wire format.
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
+    "2020-07-20-preview2",
+    "2021-02-22-preview1",
     "2021-03-07",
+    "2021-03-31-preview1",
     "2021-10-31-preview",
     "2021-11-01",
     "2022-06-01",
+    "2022-09-01",
     "2022-10-01",
     "2023-08-01",
+    "2023-08-30-preview",
     "2023-10-01",
     "2025-03-02-preview",
+    "2025-04-01-preview",
     "2025-06-30",
+    "2026-07-22",
+    "2026-09-23",
 ];
 
 const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");

@@ -109,7 +109,11 @@ impl ApiError {
         {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        if let Some(seconds) = self.retry_after {
+        // A 503 without its own wait is worth retrying soon.
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -127,11 +131,6 @@ impl ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -208,5 +207,32 @@ impl ApiError {
     fn with_allow(mut self, allow: String) -> Self {
         self.allow = Some(allow);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_keeps_its_own_retry_after_and_others_wait_a_second() {
+        let unavailable = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "x");
+        let own = ApiError {
+            retry_after: Some(30),
+            ..unavailable()
+        };
+        assert_eq!(own.into_response().headers()[header::RETRY_AFTER], "30");
+        assert_eq!(
+            unavailable().into_response().headers()[header::RETRY_AFTER],
+            "1"
+        );
+        let refused = ApiError::new(StatusCode::BAD_REQUEST, "ValidationError", "x");
+        assert!(
+            refused
+                .into_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
     }
 }

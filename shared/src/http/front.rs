@@ -230,9 +230,11 @@ pub(super) fn add_cors(app: &App, request: &ApiRequest, response: &mut ApiRespon
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = allowed_origin(app, &request.headers) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        // What a page needs to read: when to retry, why a token was refused, and the
+        // request id to quote.
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Retry-After"),
+            HeaderValue::from_static("Retry-After, WWW-Authenticate, x-ms-client-request-id"),
         );
     }
 }
@@ -250,7 +252,7 @@ pub(super) fn preflight(app: &App, request: &ApiRequest, allow: &str) -> ApiResp
         }
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
+            HeaderValue::from_static("authorization, content-type, x-ms-client-request-id"),
         );
         headers.insert(
             header::ACCESS_CONTROL_MAX_AGE,

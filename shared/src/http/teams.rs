@@ -1,11 +1,11 @@
 //! `POST /teamsUser/:exchangeAccessToken`: a Teams user's Entra ID token for a callsign
-//! token of their `8:orgid:` identity. Answers as ACS does: 400 `ValidationError` for a
-//! missing field, 401 `InvalidAccessToken` for a token that is not valid here, 400 for an
-//! appId or userId that is malformed or does not match the token.
+//! token of their `8:orgid:` identity. Answers as ACS does, in its order: 401
+//! `InvalidAccessToken` for a token that is missing or not valid here, whatever the other
+//! fields hold; then 400 `ValidationError` for an appId or userId that is missing,
+//! malformed, or not the token's.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::identities::{field, parse_object, token_response};
 use super::{ApiError, ApiRequest, ApiResponse, App};
 use crate::domain::ports::TrustedTokens;
-use crate::domain::teams::{self, TeamsError, TeamsExchange, TeamsPolicy};
+use crate::domain::teams::{self, TeamsClaimed, TeamsError, TeamsPolicy};
 use crate::domain::token::IssuedBy;
 
 /// The issuers whose tokens Teams users bring, and what they must carry.
@@ -29,38 +29,42 @@ fn required<'a>(
     target: &'static str,
 ) -> Result<&'a str, ApiError> {
     match field(object, name) {
-        Some(Value::String(text)) => Ok(text),
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.trim()),
+        Some(Value::String(_)) | None => Err(ApiError::validation(
+            target,
+            format!("{target}: The {target} field is required."),
+        )),
         Some(_) => Err(ApiError::validation(
             target,
             format!("{target}: The {target} field must be a string."),
         )),
-        None => Err(ApiError::validation(
-            target,
-            format!("{target}: The {target} field is required."),
+    }
+}
+
+/// The token, or 401: ACS answers a missing or empty token as an invalid one.
+fn token_field(object: &serde_json::Map<String, Value>) -> Result<&str, ApiError> {
+    match field(object, "token") {
+        Some(Value::String(token)) if !token.trim().is_empty() => Ok(token),
+        Some(Value::String(_)) | None => Err(invalid_token()),
+        Some(_) => Err(ApiError::validation(
+            "Token",
+            "Token: The Token field must be a string.",
         )),
     }
 }
 
-fn guid(text: &str, target: &'static str) -> Result<Uuid, ApiError> {
-    if text.trim().is_empty() {
-        return Err(ApiError::validation(
-            target,
-            format!("{target}: The {target} field is required."),
-        ));
-    }
-    Uuid::try_parse(text.trim())
-        .map_err(|_| ApiError::validation(target, format!("{target} must be a GUID.")))
-}
-
-fn parse(body: &Bytes) -> Result<TeamsExchange, ApiError> {
-    let object = parse_object(body)?;
-    let token = required(&object, "token", "Token")?;
-    let app_id = guid(required(&object, "appId", "AppId")?, "AppId")?;
-    let user_id = guid(required(&object, "userId", "UserId")?, "UserId")?;
-    Ok(TeamsExchange {
-        token: token.to_owned(),
-        app_id,
-        user_id,
+/// appId and userId: both present, then both GUIDs (ACS's messages and targets).
+fn claimed(object: &serde_json::Map<String, Value>) -> Result<TeamsClaimed, ApiError> {
+    let app_id = required(object, "appId", "AppId")?;
+    let user_id = required(object, "userId", "UserId")?;
+    let guid = |text: &str, target: &'static str, name: &str| {
+        Uuid::try_parse(text).map_err(|_| {
+            ApiError::validation(target, format!("Provided {name} has invalid format."))
+        })
+    };
+    Ok(TeamsClaimed {
+        app_id: guid(app_id, "appId", "AppId")?,
+        user_id: guid(user_id, "userId", "UserId")?,
     })
 }
 
@@ -83,14 +87,12 @@ impl From<TeamsError> for ApiError {
                 tracing::info!(%err, "Teams token refused");
                 invalid_token()
             }
-            TeamsError::AppIdMismatch => ApiError::validation(
-                "AppId",
-                "AppId does not match the application the token was issued to.",
-            ),
-            TeamsError::UserIdMismatch => ApiError::validation(
-                "UserId",
-                "UserId does not match the user the token was issued to.",
-            ),
+            TeamsError::AppIdMismatch => {
+                ApiError::validation("appId", "AAD application is not the expected one.")
+            }
+            TeamsError::UserIdMismatch => {
+                ApiError::validation("userId", "Provided AAD token issued for unexpected user.")
+            }
             TeamsError::Unavailable(why) => {
                 tracing::warn!(%why, "Teams issuer keys unavailable");
                 ApiError::new(
@@ -109,23 +111,21 @@ pub(super) async fn exchange(
     request: &ApiRequest,
     issued_by: &IssuedBy,
 ) -> Result<ApiResponse, ApiError> {
-    let exchange = parse(&request.body)?;
+    let object = parse_object(&request.body)?;
+    let token = token_field(&object)?;
     let Some(teams) = &app.teams else {
         // With nothing trusted no token is valid: the contract's answer (Microsoft's tests
         // expect 401 for any token they cannot exchange); the log says why.
         tracing::warn!("Teams token refused: no Teams tenant or issuer is configured");
         return Err(invalid_token());
     };
-    if exchange.token.trim().is_empty() {
-        return Err(invalid_token());
-    }
+    let verified = teams::verify(teams.issuers.as_ref(), &teams.policy, token).await?;
     let token = teams::exchange(
         &app.service,
-        teams.issuers.as_ref(),
         &teams.policy,
-        &exchange,
+        &verified,
+        claimed(&object)?,
         issued_by,
-    )
-    .await?;
+    )?;
     Ok(token_response(&token))
 }

@@ -3,8 +3,8 @@
 // configured by the environment alone (IDENTITY_ENDPOINT, IDENTITY_HEADER: the App Service
 // managed-identity protocol the server's development issuer serves;
 // AZURE_TOKEN_CREDENTIALS=ManagedIdentityCredential): create, issue, revoke, delete; and
-// the Teams token exchange (getTokenForTeamsUser), its success and refusals (400 for an
-// appId/userId that does not fit the token, 401 for a token not valid here).
+// the Teams token exchange (getTokenForTeamsUser), its success and refusals (401 for a token
+// not valid here, checked first; then 400 for an appId/userId that does not fit the token).
 //
 // Environment: CALLSIGN_READY_FILE (the ready file of `callsign-local --tls`: endpoint,
 // devOidcIssuer, identityEndpoint, identityHeader), NODE_EXTRA_CA_CERTS (its certificate).
@@ -203,10 +203,10 @@ describe("getTokenForTeamsUser", () => {
   });
 
   for (const [name, fields, target] of [
-    ["wrong appId", ({ oid }) => ({ clientId: randomUUID(), userObjectId: oid }), "AppId"],
-    ["wrong userId", ({ appid }) => ({ clientId: appid, userObjectId: randomUUID() }), "UserId"],
-    ["appId not a GUID", ({ oid }) => ({ clientId: "my-app", userObjectId: oid }), "AppId"],
-    ["userId not a GUID", ({ appid }) => ({ clientId: appid, userObjectId: "alice@contoso.com" }), "UserId"],
+    ["wrong appId", ({ oid }) => ({ clientId: randomUUID(), userObjectId: oid }), "appId"],
+    ["wrong userId", ({ appid }) => ({ clientId: appid, userObjectId: randomUUID() }), "userId"],
+    ["appId not a GUID", ({ oid }) => ({ clientId: "my-app", userObjectId: oid }), "appId"],
+    ["userId not a GUID", ({ appid }) => ({ clientId: appid, userObjectId: "alice@contoso.com" }), "userId"],
     ["empty appId", ({ oid }) => ({ clientId: "", userObjectId: oid }), "AppId"],
     ["empty userId", ({ appid }) => ({ clientId: appid, userObjectId: "" }), "UserId"],
   ]) {
@@ -241,6 +241,17 @@ describe("getTokenForTeamsUser", () => {
       const teamsUserAadToken = await make(oid, appid);
       await rejectsWith(
         client.getTokenForTeamsUser({ teamsUserAadToken, clientId: appid, userObjectId: oid }),
+        401,
+        "InvalidAccessToken",
+      );
+    });
+  }
+
+  // The token is checked before the other fields, as Microsoft's own tests send it.
+  for (const teamsUserAadToken of ["", "invalid"]) {
+    test(`401 InvalidAccessToken: token ${JSON.stringify(teamsUserAadToken)} with an empty userId`, async () => {
+      await rejectsWith(
+        client.getTokenForTeamsUser({ teamsUserAadToken, clientId: randomUUID(), userObjectId: "" }),
         401,
         "InvalidAccessToken",
       );

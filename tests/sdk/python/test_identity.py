@@ -217,6 +217,23 @@ def test_get_token_rejects_an_unknown_scope(client, user):
     assert error_code(excinfo.value) == "ValidationError"
 
 
+@pytest.mark.parametrize("token", ["", "invalid"])
+def test_get_token_for_teams_user_checks_the_token_first(client, token):
+    """Microsoft's own test: an empty or invalid Entra token is 401 even with an empty userId
+    (this server trusts no Teams tenant here, so no token is valid)."""
+    with pytest.raises(ClientAuthenticationError) as excinfo:
+        client.get_token_for_teams_user(token, "00000000-0000-4000-8000-000000000001", "")
+    assert excinfo.value.status_code == 401
+    assert error_code(excinfo.value) == "InvalidAccessToken"
+
+
+@pytest.mark.parametrize("version", ["2020-07-20-preview2", "2022-09-01", "2025-04-01-preview", "2026-09-23"])
+def test_every_published_api_version_is_served(client, version):
+    response = send(client, "POST", "/identities", api_version=version)
+    assert response.status_code == 201, response.text()
+    assert response.json()["identity"]["id"].startswith("8:acs:")
+
+
 def test_unsupported_api_version_is_rejected(client):
     response = send(client, "POST", "/identities", api_version="2020-01-01")
     assert response.status_code == 400
