@@ -344,10 +344,10 @@ def test_the_teams_exchange_answers_400_for_an_appid_or_userid_that_does_not_fit
     teams_token = dev_issuer.teams_token(oid, appid)
     other = str(uuid.uuid4())
     client_id, user_id, target = {
-        "wrong appId": (other, oid, "AppId"),
-        "wrong userId": (appid, other, "UserId"),
-        "appId not a GUID": ("my-app", oid, "AppId"),
-        "userId not a GUID": (appid, "alice@contoso.com", "UserId"),
+        "wrong appId": (other, oid, "appId"),
+        "wrong userId": (appid, other, "userId"),
+        "appId not a GUID": ("my-app", oid, "appId"),
+        "userId not a GUID": (appid, "alice@contoso.com", "userId"),
         "empty appId": ("", oid, "AppId"),
         "empty userId": (appid, "", "UserId"),
     }[case]
@@ -440,7 +440,7 @@ def test_the_teams_exchange_needs_the_token_issue_role(dev_issuer, teams_user, a
     assert set(allowed.json()) == {"token", "expiresOn"}, allowed.text
 
 
-@pytest.mark.parametrize("missing", ["token", "appId", "userId"])
+@pytest.mark.parametrize("missing", ["appId", "userId"])
 def test_the_teams_exchange_answers_400_for_a_missing_field(dev_issuer, teams_user, api, missing):
     oid, appid = teams_user
     body = {"token": dev_issuer.teams_token(oid, appid), "appId": appid, "userId": oid}
@@ -450,7 +450,15 @@ def test_the_teams_exchange_answers_400_for_a_missing_field(dev_issuer, teams_us
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "ValidationError", error
-    assert error["target"] == {"token": "Token", "appId": "AppId", "userId": "UserId"}[missing], error
+    assert error["target"] == {"appId": "AppId", "userId": "UserId"}[missing], error
+
+
+def test_the_teams_exchange_checks_the_token_before_the_other_fields(dev_issuer, api):
+    """ACS answers a missing token 401, whatever appId and userId hold."""
+    response = api("POST", "/teamsUser/:exchangeAccessToken", dev_issuer.admin_token(["token.issue"]),
+                   json_body={"appId": "my-app", "userId": ""}, api_version=GA)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "InvalidAccessToken", response.text
 
 
 # --- raw HTTP: bearer tokens the admin API refuses ------------------------------------------
