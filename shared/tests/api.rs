@@ -74,7 +74,23 @@ async fn create_with_token_returns_expires_on_equal_to_exp() {
     let claims = common::claims(token["token"].as_str().unwrap());
     assert_eq!(claims["acsScope"], "chat,voip");
     assert_eq!(claims["sub"], created["identity"]["id"]);
-    assert!(created["identity"]["lastTokenIssuedAt"].is_string());
+    // 2023-10-01's identity object is its id alone (no customId was asked for), as ACS
+    // answers it.
+    assert_eq!(
+        created["identity"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["id"]
+    );
+    // The customId previews add when its last token was issued.
+    let body = r#"{"createTokenWithScopes":["chat"]}"#;
+    let (status, previewed) = t
+        .call(Method::POST, &format!("/identities?{PREVIEW}"), body)
+        .await;
+    assert_eq!(status, 201, "{previewed}");
+    assert!(previewed["identity"]["lastTokenIssuedAt"].is_string());
 }
 
 #[tokio::test]

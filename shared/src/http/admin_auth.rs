@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
 use super::hmac::{self, HmacRequest};
+use super::identities::IdentityFields;
 use super::request::ApiRequest;
 use super::{App, Operation};
 use crate::domain::access_keys::KeyName;
@@ -158,16 +159,41 @@ fn authenticate_hmac(
     Ok((name, fingerprint))
 }
 
+/// The versions whose identity object carries `lastTokenIssuedAt` (the customId
+/// previews); the others, GA ones included, do not.
+const CUSTOM_ID_API_VERSIONS: &[&str] = &["2025-03-02-preview", "2025-04-01-preview"];
+
+/// The request's api-version, its name matched without regard to case.
+fn api_version(request: &ApiRequest) -> Option<std::borrow::Cow<'_, str>> {
+    request
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("api-version"))
+        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy())
+}
+
+/// Which fields an identity object has in the request's api-version.
+pub(super) fn identity_fields(request: &ApiRequest) -> IdentityFields {
+    match api_version(request) {
+        Some(version)
+            if CUSTOM_ID_API_VERSIONS
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(&version)) =>
+        {
+            IdentityFields::All
+        }
+        _ => IdentityFields::WithoutLastTokenIssuedAt,
+    }
+}
+
 /// The name and the version are matched without regard to case, as ACS (ASP.NET API
 /// versioning) matches them: `API-Version=2025-03-02-PREVIEW` is that preview.
 pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
     let query = request.query.as_deref().unwrap_or("");
-    let version = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| name.eq_ignore_ascii_case("api-version"))
-        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy());
-    match version {
+    match api_version(request) {
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "UnsupportedApiVersion",

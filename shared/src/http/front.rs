@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::error::{Challenge, json_response};
 use super::identities::{
-    created_body, field, identity_body, parse_lifetime, parse_object, parse_scope_list,
+    IdentityFields, created_body, field, identity_body, parse_lifetime, parse_object,
+    parse_scope_list,
 };
 use super::{ApiError, ApiRequest, ApiResponse, App};
 use crate::domain::front::{Caller, Front, FrontError, FrontRequest};
@@ -175,7 +176,10 @@ pub(super) async fn user_token(app: &App, request: &ApiRequest) -> Result<ApiRes
         .front
         .user_token(&app.service, &caller, asked)
         .await?;
-    Ok(json_response(StatusCode::OK, &created_body(&created)))
+    Ok(json_response(
+        StatusCode::OK,
+        &created_body(&created, IdentityFields::All),
+    ))
 }
 
 pub(super) async fn get_user(app: &App, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -209,7 +213,10 @@ pub(super) async fn guest_token(app: &App, request: &ApiRequest) -> Result<ApiRe
         .front
         .guest_token(&app.service, client, asked)
         .await?;
-    Ok(json_response(StatusCode::OK, &created_body(&created)))
+    Ok(json_response(
+        StatusCode::OK,
+        &created_body(&created, IdentityFields::All),
+    ))
 }
 
 /// The request's Origin, if the configuration allows it.

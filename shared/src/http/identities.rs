@@ -203,9 +203,25 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
     })
 }
 
+/// What an identity object carries in a create's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IdentityFields {
+    /// `id`, and `customId` when one was asked for: the api-versions before the
+    /// customId previews answer a create without `lastTokenIssuedAt`.
+    WithoutLastTokenIssuedAt,
+    /// Everything the identity has.
+    All,
+}
+
 /// The body of a create (and of the front's token routes): the identity and its token.
-pub(super) fn created_body(created: &CreatedIdentity) -> Value {
-    let mut body = json!({ "identity": identity_body(&created.identity) });
+pub(super) fn created_body(created: &CreatedIdentity, fields: IdentityFields) -> Value {
+    let mut identity = identity_body(&created.identity);
+    if fields == IdentityFields::WithoutLastTokenIssuedAt
+        && let Some(object) = identity.as_object_mut()
+    {
+        object.remove("lastTokenIssuedAt");
+    }
+    let mut body = json!({ "identity": identity });
     if let Some(token) = &created.token {
         body["accessToken"] = json!({
             "token": token.token,

@@ -288,7 +288,11 @@ async fn serve(
         Operation::CreateIdentity => {
             let create = parse_create(&request.body, attempt(caller, request), issued_by)?;
             let created = service.create(create).await?;
-            Ok(json_response(StatusCode::CREATED, &created_body(&created)))
+            let fields = admin_auth::identity_fields(request);
+            Ok(json_response(
+                StatusCode::CREATED,
+                &created_body(&created, fields),
+            ))
         }
         Operation::GetIdentity => {
             let identity = service.get(&identity_id(target, ours)?).await?;
