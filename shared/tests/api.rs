@@ -718,3 +718,55 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
         "without a request id, no replay"
     );
 }
+
+/// A table shared by two resource ids (a local server restarted with a fresh one, say):
+/// a customId the other resource holds is not answered with its identity, nor a token.
+#[tokio::test]
+async fn a_custom_id_held_by_another_resource_is_not_answered() {
+    use callsign::app::{self, Backends};
+    use callsign::domain::access_keys::AccessKeys;
+    let store = Arc::new(callsign::adapters::memory::MemoryStore::new());
+    let on_shared_store = |resource: &'static str| {
+        let store = store.clone();
+        async move {
+            let config = callsign::Config::from_lookup(|name| {
+                (name == "CALLSIGN_RESOURCE_ID").then(|| resource.to_owned())
+            })
+            .unwrap();
+            let access = AccessKeys::generate();
+            let backends = Backends::memory(&config, store, &access).unwrap();
+            let app = app::assemble(&config, Served::All, backends, app::Trust::default())
+                .await
+                .unwrap();
+            (Arc::new(app), access.primary().to_owned())
+        }
+    };
+    let (ours, our_key) = on_shared_store(RESOURCE).await;
+    let (theirs, their_key) = on_shared_store("0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f").await;
+    let create = format!("/identities?{PREVIEW}");
+    let body = r#"{"customId":"shared-table","createTokenWithScopes":["chat"]}"#;
+    let (status, held) = split(
+        api::handle(
+            &theirs,
+            Served::All,
+            signed(&their_key, Method::POST, &create, body),
+        )
+        .await,
+    );
+    assert_eq!(status, 201, "{held}");
+    for body in [body, r#"{"customId":"shared-table"}"#] {
+        let (status, answer) = split(
+            api::handle(
+                &ours,
+                Served::All,
+                signed(&our_key, Method::POST, &create, body),
+            )
+            .await,
+        );
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (401, Some("IdentityNotOwned")),
+            "{answer}"
+        );
+    }
+}

@@ -129,6 +129,9 @@ impl IdentityService {
                 Created::Existing(identity) => identity,
             },
         };
+        // A table shared with another resource id may map the customId (or the request)
+        // to that resource's identity: never sign for it.
+        self.check_owned(&identity.id)?;
         let token = match request.token {
             Some(token_request) => {
                 let token = self.sign(&identity, token_request, &request.issued_by, now)?;
