@@ -720,53 +720,78 @@ async fn a_create_retried_with_its_request_id_returns_the_first_identity() {
 }
 
 /// A table shared by two resource ids (a local server restarted with a fresh one, say):
-/// a customId the other resource holds is not answered with its identity, nor a token.
+/// a customId or a request the other resource holds is not answered with its identity,
+/// nor a token for it, and that identity is left as it was.
 #[tokio::test]
 async fn a_custom_id_held_by_another_resource_is_not_answered() {
     use callsign::app::{self, Backends};
     use callsign::domain::access_keys::AccessKeys;
     let store = Arc::new(callsign::adapters::memory::MemoryStore::new());
+    // One access key for both, so that a request id is the same caller's in each.
+    let key = AccessKeys::generate().primary().to_owned();
     let on_shared_store = |resource: &'static str| {
-        let store = store.clone();
+        let (store, key) = (store.clone(), key.clone());
         async move {
             let config = callsign::Config::from_lookup(|name| {
                 (name == "CALLSIGN_RESOURCE_ID").then(|| resource.to_owned())
             })
             .unwrap();
-            let access = AccessKeys::generate();
+            let access = AccessKeys::new(&key, &key).unwrap();
             let backends = Backends::memory(&config, store, &access).unwrap();
             let app = app::assemble(&config, Served::All, backends, app::Trust::default())
                 .await
                 .unwrap();
-            (Arc::new(app), access.primary().to_owned())
+            Arc::new(app)
         }
     };
-    let (ours, our_key) = on_shared_store(RESOURCE).await;
-    let (theirs, their_key) = on_shared_store("0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f").await;
-    let create = format!("/identities?{PREVIEW}");
-    let body = r#"{"customId":"shared-table","createTokenWithScopes":["chat"]}"#;
-    let (status, held) = split(
-        api::handle(
-            &theirs,
-            Served::All,
-            signed(&their_key, Method::POST, &create, body),
-        )
-        .await,
-    );
-    assert_eq!(status, 201, "{held}");
-    for body in [body, r#"{"customId":"shared-table"}"#] {
-        let (status, answer) = split(
-            api::handle(
-                &ours,
-                Served::All,
-                signed(&our_key, Method::POST, &create, body),
-            )
-            .await,
+    let ours = on_shared_store(RESOURCE).await;
+    let theirs = on_shared_store("0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f").await;
+    let call = |app: &Arc<api::App>, method: Method, path: String, body: &str| {
+        let mut request = signed(&key, method, &path, body);
+        request.headers.insert(
+            "x-ms-client-request-id",
+            HeaderValue::from_static("0d9b8c2e-3f1a-4b5c-8d7e-6f5a4b3c2d1e"),
         );
+        let app = app.clone();
+        async move { split(api::handle(&app, Served::All, request).await) }
+    };
+    let create = || format!("/identities?{PREVIEW}");
+    let with_custom_id = r#"{"customId":"shared-table","createTokenWithScopes":["chat"]}"#;
+    let plain = r#"{"createTokenWithScopes":["chat"]}"#;
+    let mut held = Vec::new();
+    for body in [with_custom_id, plain] {
+        let (status, answer) = call(&theirs, Method::POST, create(), body).await;
+        assert_eq!(status, 201, "{answer}");
+        held.push(answer["identity"].clone());
+    }
+    // The customId (with and without a token), and the same request again.
+    for body in [with_custom_id, r#"{"customId":"shared-table"}"#, plain] {
+        let (status, answer) = call(&ours, Method::POST, create(), body).await;
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (401, Some("IdentityNotOwned")),
-            "{answer}"
+            "{body}: {answer}"
+        );
+    }
+    let lookup = format!("/customIds/shared-table?{PREVIEW}");
+    let (status, answer) = call(&ours, Method::GET, lookup, "").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("IdentityNotOwned"))
+    );
+    for before in held {
+        let id = encoded(before["id"].as_str().unwrap());
+        let (status, now) = call(
+            &theirs,
+            Method::GET,
+            format!("/identities/{id}?{PREVIEW}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{now}");
+        assert_eq!(
+            now["lastTokenIssuedAt"], before["lastTokenIssuedAt"],
+            "left as it was"
         );
     }
 }

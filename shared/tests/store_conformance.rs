@@ -147,6 +147,31 @@ async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &d
     );
 }
 
+/// A table shared by two resource ids: a create of ours whose customId another resource
+/// holds gets that identity back (the service refuses it) and records no token issue on it.
+async fn another_resources_identity_is_answered_not_touched(store: &dyn IdentityStore) {
+    let custom = common::unique("shared");
+    let custom_id = CustomId::parse(&custom).unwrap();
+    let theirs: ResourceId = "0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f".parse().unwrap();
+    let held = Identity::new_stable(
+        store.new_id(theirs, Some(&custom_id)),
+        Some(custom_id),
+        callsign::domain::time::now(),
+    );
+    store.create(held.clone()).await.unwrap();
+    let mut ours = stable(store, Some(&custom));
+    ours.last_token_issued_at = Some(callsign::domain::time::now());
+    match store.create(ours).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.id, held.id),
+        other => panic!("expected the existing identity, got {other:?}"),
+    }
+    let stored = store.get(&held.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_token_issued_at, None,
+        "another resource's identity is not touched"
+    );
+}
+
 async fn custom_id_maps_to_one_identity_until_deleted(store: &dyn IdentityStore) {
     let custom = common::unique("user");
     let first = stable(store, Some(&custom));
@@ -432,6 +457,7 @@ async fn run_suite(store: Arc<dyn IdentityStore>) -> String {
     a_retried_create_makes_no_second_identity(store.as_ref()).await;
     writing_the_same_identity_again_is_idempotent(store.as_ref()).await;
     create_with_a_token_records_the_issue_on_an_existing_identity(store.as_ref()).await;
+    another_resources_identity_is_answered_not_touched(store.as_ref()).await;
     custom_id_maps_to_one_identity_until_deleted(store.as_ref()).await;
     expired_identities_count_as_gone(store.as_ref()).await;
     concurrent_creates_agree(store).await

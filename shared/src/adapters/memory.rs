@@ -52,6 +52,14 @@ impl MemoryStore {
     }
 }
 
+/// The token issue `creating` carries, recorded on the identity it turned out to be;
+/// another resource's identity (a shared table) is answered, not touched.
+fn record_issue_on(existing: &mut Identity, creating: &Identity) {
+    if creating.last_token_issued_at.is_some() && existing.id.resource() == creating.id.resource() {
+        existing.last_token_issued_at = creating.last_token_issued_at;
+    }
+}
+
 #[async_trait]
 impl IdentityStore for MemoryStore {
     async fn create(&self, identity: Identity) -> Result<Created, StoreError> {
@@ -64,9 +72,7 @@ impl IdentityStore for MemoryStore {
             .cloned();
         if let Some(existing) = existing {
             let existing = state.identities.get_mut(&existing).expect("checked live");
-            if identity.last_token_issued_at.is_some() {
-                existing.last_token_issued_at = identity.last_token_issued_at;
-            }
+            record_issue_on(existing, &identity);
             return Ok(Created::Existing(existing.clone()));
         }
         if let Some(stored) = state.identities.get(&identity.id) {
@@ -106,9 +112,7 @@ impl IdentityStore for MemoryStore {
             && let Some(existing) = state.identities.get_mut(&made)
             && existing.is_live_at(now)
         {
-            if identity.last_token_issued_at.is_some() {
-                existing.last_token_issued_at = identity.last_token_issued_at;
-            }
+            record_issue_on(existing, &identity);
             return Ok(Attempted::Replayed(existing.clone()));
         }
         if state.identities.contains_key(&identity.id) {

@@ -98,8 +98,8 @@ impl IdentityService {
         self.verifier.clone()
     }
 
-    /// Creates an identity (or returns the one its customId maps to), optionally with a
-    /// token. The token issue is recorded in the same write: one round trip for a new
+    /// Creates an identity (or returns the one its customId maps to, unless another
+    /// resource's: `NotOwned`), optionally with a token. The token issue is recorded in the same write: one round trip for a new
     /// identity.
     pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
         let now = time::now();
@@ -130,7 +130,8 @@ impl IdentityService {
             },
         };
         // A table shared with another resource id may map the customId (or the request)
-        // to that resource's identity: never sign for it.
+        // to that resource's identity: never sign for it (the store records no token
+        // issue on an identity of another resource).
         self.check_owned(&identity.id)?;
         let token = match request.token {
             Some(token_request) => {
@@ -205,10 +206,13 @@ impl IdentityService {
     }
 
     pub async fn find_by_custom_id(&self, custom_id: &CustomId) -> Result<Identity, ServiceError> {
-        self.store
+        let identity = self
+            .store
             .find_by_custom_id(custom_id)
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        self.check_owned(&identity.id)?;
+        Ok(identity)
     }
 
     /// Whether a token is live now: signature, claims, and (against the table, so a revoke

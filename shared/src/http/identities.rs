@@ -206,8 +206,8 @@ pub(super) fn parse_issue(body: &Bytes) -> Result<TokenRequest, ApiError> {
 /// What an identity object carries in a create's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum IdentityFields {
-    /// `id`, and `customId` when one was asked for: the api-versions before the
-    /// customId previews answer a create without `lastTokenIssuedAt`.
+    /// `id`, and `customId` when one was asked for: every api-version but the customId
+    /// previews answers a create without `lastTokenIssuedAt`.
     WithoutLastTokenIssuedAt,
     /// Everything the identity has.
     All,

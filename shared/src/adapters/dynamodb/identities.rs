@@ -50,16 +50,20 @@ impl DynamoDbStore {
         )
     }
 
-    /// The identity a customId maps to; with `issued_at`, records a token issue on it in
-    /// the same round trip.
+    /// The identity a customId (or a replayed request) maps to; when `creating` carries a
+    /// token issue, records it on that identity in the same round trip.
     async fn existing_for(
         &self,
         mapped_id: &str,
-        issued_at: Option<DateTime<Utc>>,
+        creating: &Identity,
     ) -> Result<Option<Identity>, StoreError> {
         let Ok(id) = IdentityId::parse(mapped_id) else {
             return Ok(None);
         };
+        // Another resource's identity (a shared table) is answered, not touched.
+        let issued_at = creating
+            .last_token_issued_at
+            .filter(|_| id.resource() == creating.id.resource());
         match issued_at {
             Some(at) => self.record_token_issue(&id, at).await,
             None => self.get_live(&id).await,
@@ -180,10 +184,7 @@ impl DynamoDbStore {
                 let Some(first) = first.filter(|f| f.expires_at > Utc::now().timestamp()) else {
                     continue;
                 };
-                match self
-                    .existing_for(&first.identity_id, identity.last_token_issued_at)
-                    .await?
-                {
+                match self.existing_for(&first.identity_id, &identity).await? {
                     Some(made) => return Ok(Attempted::Replayed(made)),
                     // Gone (deleted, or expired): this attempt is recorded anew.
                     None => {
@@ -226,9 +227,7 @@ impl DynamoDbStore {
         if let Some(mapping) = self
             .get_item::<CustomIdItem>(custom_id_key(custom_id))
             .await?
-            && let Some(existing) = self
-                .existing_for(&mapping.identity_id, identity.last_token_issued_at)
-                .await?
+            && let Some(existing) = self.existing_for(&mapping.identity_id, &identity).await?
         {
             return Ok(Created::Existing(existing));
         }
@@ -252,10 +251,7 @@ impl DynamoDbStore {
                         .map(|m| m.identity_id),
                 };
                 if let Some(mapped) = mapped {
-                    match self
-                        .existing_for(&mapped, identity.last_token_issued_at)
-                        .await?
-                    {
+                    match self.existing_for(&mapped, &identity).await? {
                         Some(existing) => return Ok(Created::Existing(existing)),
                         None => self.remove_stale_mapping(custom_id, &mapped).await?,
                     }
