@@ -359,14 +359,19 @@ async fn run(flags: Flags) -> Result<(), Error> {
         max_connections: local.max_connections,
         tls: tls.is_some(),
     };
-    server::serve(
+    let served = server::serve(
         listener,
         app,
         dev_issuer,
         limits,
         tls.map(|tls| tls.acceptor),
     )
-    .await
+    .await;
+    // A certificate made for this run goes with it (one whose path was given stays).
+    if let Some(path) = certificate.filter(|_| local.tls_certificate.is_none()) {
+        let _ = std::fs::remove_file(path);
+    }
+    served
 }
 
 /// What the server tells a developer (and a script, through the ready file) at start.

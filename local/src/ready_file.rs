@@ -1,6 +1,7 @@
 //! The ready file: where the local server tells a script its endpoint and access key once
 //! it listens. It holds the access key, so it is created owner-only and exclusively: a
-//! file or link planted at its path beforehand never receives the key.
+//! file or link planted at its path beforehand never receives the key. The TLS
+//! certificate clients are told to trust is written the same way.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

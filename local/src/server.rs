@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::dev_oidc::DevIssuer;
@@ -28,7 +29,8 @@ use crate::dev_oidc::DevIssuer;
 pub struct Limits {
     /// From connecting (or the end of the previous response) to the end of the headers.
     pub header_timeout: Duration,
-    /// From the end of the headers to the end of the body.
+    /// From the end of the headers to the end of the body; also how long a write of an
+    /// answer may stall (a client that stops reading).
     pub body_timeout: Duration,
     pub max_connections: usize,
     /// Whether connections speak TLS (for the scheme in discovery metadata).
@@ -129,6 +131,12 @@ pub async fn serve(
                 Ok::<_, Infallible>(route(&app, dev_issuer.as_deref(), peer, request, limits).await)
             }
         });
+        // hyper times out only reads: a client that stops reading its answers would hold
+        // its connection, and a slot, for good. A write that stalls for the body timeout
+        // ends the connection.
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.body_timeout));
+        let stream = Box::pin(stream);
         let (watcher, tls) = (graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let _permit = permit;

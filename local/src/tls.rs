@@ -35,7 +35,9 @@ pub fn self_signed() -> Result<Tls, crate::Error> {
     })
 }
 
-/// Writes the certificate where clients can be pointed at it (it is public: no secret).
+/// Writes the certificate where clients can be pointed at it. It holds no secret, but
+/// clients trust whatever is there: it is written as the ready file is, so a file or link
+/// planted at the path beforehand is replaced, never written through or reused.
 pub fn write_certificate(tls: &Tls, path: &Path) -> std::io::Result<()> {
-    std::fs::write(path, &tls.certificate_pem)
+    crate::ready_file::write(path, &tls.certificate_pem)
 }

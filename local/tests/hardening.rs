@@ -1,5 +1,6 @@
 //! The local server against hostile clients, as a process: slow headers and bodies are cut
-//! off, connections beyond the cap wait their turn, exhausted file descriptors make the
+//! off, and so are clients that stop reading their answers; connections beyond the cap
+//! wait their turn, exhausted file descriptors make the
 //! accept loop back off (logged once per burst), and a file or link planted at the ready
 //! file's path never receives the access key.
 
@@ -185,6 +186,30 @@ fn connections_beyond_the_cap_wait_for_one_to_close() {
         .unwrap();
     waiting.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_cut_off() {
+    let server = start(&[
+        ("CALLSIGN_MAX_CONNECTIONS", "1"),
+        ("CALLSIGN_BODY_TIMEOUT_SECONDS", "1"),
+    ]);
+    let hog = connect(&server);
+    let mut writer = hog.try_clone().unwrap();
+    // Requests back to back whose answers are never read: the server's writes stall once
+    // the socket buffers are full (this write blocks too, until the server cuts it off).
+    let burst = std::thread::spawn(move || {
+        let _ = writer.write_all(&JWKS_REQUEST.repeat(20_000));
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut next = connect(&server);
+    next.write_all(JWKS_REQUEST).unwrap();
+    let mut head = [0u8; 12];
+    next.read_exact(&mut head)
+        .expect("the one slot was freed: the stalled connection was cut off");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(hog);
+    burst.join().unwrap();
 }
 
 /// The CPU seconds a process has used (utime + stime, in clock ticks of 1/100 s).

@@ -341,4 +341,16 @@ async fn the_cleanup_events_unmap_and_sweep() {
         (Some(true), Some(1))
     );
     assert_eq!(store.identities_page(None, 10).await.unwrap().0.len(), 0);
+
+    // The sample is what EventBridge Scheduler (the template's ScheduleV2) sends; an
+    // EventBridge rule's scheduled event starts a sweep too.
+    let rule = serde_json::json!({
+        "version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/callsign-retention-sweep"],
+        "detail": {}
+    });
+    let report = lambda::cleanup::cleanup_event(&store, &policy, rule)
+        .await
+        .unwrap();
+    assert_eq!(report["finished"].as_bool(), Some(true), "{report}");
 }

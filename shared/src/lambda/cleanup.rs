@@ -9,6 +9,10 @@ use crate::adapters::dynamodb::stream::removed_identity;
 use crate::domain::housekeeping::{self, SweepPolicy};
 use crate::domain::ports::Housekeeping;
 
+/// Where a scheduled run comes from: EventBridge Scheduler (the template's `ScheduleV2`,
+/// whose default event says `aws.scheduler`), or an EventBridge rule.
+const SCHEDULE_SOURCES: [&str; 2] = ["aws.scheduler", "aws.events"];
+
 /// One invocation: a stream batch (answered with its `batchItemFailures`) or a scheduled
 /// event (answered with the sweep's report). Nothing else may start work here.
 pub async fn cleanup_event(
@@ -19,7 +23,11 @@ pub async fn cleanup_event(
     if event.get("Records").is_some() {
         let batch: Event = serde_json::from_value(event)?;
         Ok(serde_json::to_value(on_stream(store, &batch).await)?)
-    } else if event.get("source").and_then(|s| s.as_str()) == Some("aws.events") {
+    } else if event
+        .get("source")
+        .and_then(|s| s.as_str())
+        .is_some_and(|source| SCHEDULE_SOURCES.contains(&source))
+    {
         let report = housekeeping::sweep(store, policy, chrono::Utc::now()).await?;
         Ok(serde_json::to_value(report)?)
     } else {
