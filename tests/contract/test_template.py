@@ -332,7 +332,7 @@ def sample_event_functions():
             owners.add("rotate-signing-key")
         elif "Records" in event and path.name.startswith("identity-events"):
             owners.add("identity-events")
-        elif "Records" in event or event.get("source") == "aws.events":
+        elif "Records" in event or event.get("source") in ("aws.scheduler", "aws.events"):
             owners.add("cleanup")
         elif event.get("type") == "REQUEST" and "identitySource" in event:
             owners.add("authorizer")
