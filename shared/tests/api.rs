@@ -755,18 +755,18 @@ async fn a_custom_id_held_by_another_resource_is_not_answered() {
         let app = app.clone();
         async move { split(api::handle(&app, Served::All, request).await) }
     };
-    let create = || format!("/identities?{PREVIEW}");
+    let create = format!("/identities?{PREVIEW}");
     let with_custom_id = r#"{"customId":"shared-table","createTokenWithScopes":["chat"]}"#;
     let plain = r#"{"createTokenWithScopes":["chat"]}"#;
     let mut held = Vec::new();
     for body in [with_custom_id, plain] {
-        let (status, answer) = call(&theirs, Method::POST, create(), body).await;
+        let (status, answer) = call(&theirs, Method::POST, create.clone(), body).await;
         assert_eq!(status, 201, "{answer}");
         held.push(answer["identity"].clone());
     }
     // The customId (with and without a token), and the same request again.
     for body in [with_custom_id, r#"{"customId":"shared-table"}"#, plain] {
-        let (status, answer) = call(&ours, Method::POST, create(), body).await;
+        let (status, answer) = call(&ours, Method::POST, create.clone(), body).await;
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (401, Some("IdentityNotOwned")),

@@ -432,137 +432,72 @@ async fn the_teams_exchange_refuses_as_acs_does() {
     let entra = sign_with(&keys, good.clone());
     let other = "00000000-1111-4222-8333-444444444444";
     let now = chrono::Utc::now().timestamp();
-    let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
-        // The token is checked first: ACS answers 401 for it whatever the other fields hold.
-        (
-            json!({"appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": "", "appId": APP_ID, "userId": ""}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": "x.y.z", "appId": "not-a-guid", "userId": ""}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
+    // The token is checked first: ACS answers 401 for it whatever the other fields hold.
+    let invalid_tokens = [
+        json!({"appId": APP_ID, "userId": USER_ID}),
+        json!({"token": "", "appId": APP_ID, "userId": ""}),
+        json!({"token": "x.y.z", "appId": "not-a-guid", "userId": ""}),
+        json!({"token": "", "appId": APP_ID, "userId": USER_ID}),
+        json!({"token": "x.y.z", "appId": APP_ID, "userId": USER_ID}),
+        json!({"token": sign_with(&keys, with(good.clone(), "exp", json!(now - 600))), "appId": APP_ID, "userId": USER_ID}),
+        json!({"token": sign_with(&key_set(SigningAlgorithm::Rs256), good.clone()), "appId": APP_ID, "userId": USER_ID}),
+        json!({"token": sign_with(&keys, with(good.clone(), "scp", json!("Teams.ManageCalls"))), "appId": APP_ID, "userId": USER_ID}),
+        json!({"token": sign_with(&keys, with(good.clone(), "aud", json!(ADMIN_AUDIENCE))), "appId": APP_ID, "userId": USER_ID}),
+    ];
+    for body in invalid_tokens {
+        let (got, answer) = exchange(&t, body.clone()).await;
+        assert_eq!(got, 401, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], "InvalidAccessToken", "{body}");
+    }
+    // Then the fields, in ACS's words and targets (Microsoft's test recordings).
+    let required = |field: &str| format!("{field}: The {field} field is required.");
+    let invalid_fields = [
         (
             json!({"token": entra, "userId": USER_ID}),
-            400,
-            "ValidationError",
-            Some("AppId"),
+            "AppId",
+            required("AppId"),
         ),
         (
             json!({"token": entra, "appId": "", "userId": USER_ID}),
-            400,
-            "ValidationError",
-            Some("AppId"),
+            "AppId",
+            required("AppId"),
         ),
         (
             json!({"token": entra, "appId": APP_ID}),
-            400,
-            "ValidationError",
-            Some("UserId"),
-        ),
-        (
-            json!({"token": entra, "appId": "not-a-guid", "userId": USER_ID}),
-            400,
-            "ValidationError",
-            Some("appId"),
-        ),
-        (
-            json!({"token": entra, "appId": APP_ID, "userId": "alice@contoso.com"}),
-            400,
-            "ValidationError",
-            Some("userId"),
-        ),
-        (
-            json!({"token": entra, "appId": other, "userId": USER_ID}),
-            400,
-            "ValidationError",
-            Some("appId"),
-        ),
-        (
-            json!({"token": entra, "appId": APP_ID, "userId": other}),
-            400,
-            "ValidationError",
-            Some("userId"),
-        ),
-        (
-            json!({"token": "", "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": "x.y.z", "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": sign_with(&keys, with(good.clone(), "exp", json!(now - 600))), "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": sign_with(&key_set(SigningAlgorithm::Rs256), good.clone()), "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": sign_with(&keys, with(good.clone(), "scp", json!("Teams.ManageCalls"))), "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-        (
-            json!({"token": sign_with(&keys, with(good.clone(), "aud", json!(ADMIN_AUDIENCE))), "appId": APP_ID, "userId": USER_ID}),
-            401,
-            "InvalidAccessToken",
-            None,
-        ),
-    ];
-    for (body, status, code, target) in cases {
-        let (got, answer) = exchange(&t, body.clone()).await;
-        assert_eq!(got, status, "{body} → {answer}");
-        assert_eq!(answer["error"]["code"], code, "{body}");
-        if let Some(target) = target {
-            assert_eq!(answer["error"]["target"], target, "{body}");
-        }
-    }
-    // ACS's own words for the field errors (Microsoft's test recordings).
-    for (body, message) in [
-        (
-            json!({"token": entra, "appId": "not-a-guid", "userId": USER_ID}),
-            "Provided AppId has invalid format.",
-        ),
-        (
-            json!({"token": entra, "appId": APP_ID, "userId": "alice"}),
-            "Provided UserId has invalid format.",
-        ),
-        (
-            json!({"token": entra, "appId": other, "userId": USER_ID}),
-            "AAD application is not the expected one.",
-        ),
-        (
-            json!({"token": entra, "appId": APP_ID, "userId": other}),
-            "Provided AAD token issued for unexpected user.",
+            "UserId",
+            required("UserId"),
         ),
         (
             json!({"token": entra, "appId": APP_ID, "userId": ""}),
-            "UserId: The UserId field is required.",
+            "UserId",
+            required("UserId"),
         ),
-    ] {
-        let (_, answer) = exchange(&t, body.clone()).await;
+        (
+            json!({"token": entra, "appId": "not-a-guid", "userId": USER_ID}),
+            "appId",
+            "Provided AppId has invalid format.".into(),
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": "alice@contoso.com"}),
+            "userId",
+            "Provided UserId has invalid format.".into(),
+        ),
+        (
+            json!({"token": entra, "appId": other, "userId": USER_ID}),
+            "appId",
+            "AAD application is not the expected one.".into(),
+        ),
+        (
+            json!({"token": entra, "appId": APP_ID, "userId": other}),
+            "userId",
+            "Provided AAD token issued for unexpected user.".into(),
+        ),
+    ];
+    for (body, target, message) in invalid_fields {
+        let (got, answer) = exchange(&t, body.clone()).await;
+        assert_eq!(got, 400, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], "ValidationError", "{body}");
+        assert_eq!(answer["error"]["target"], target, "{body}");
         assert_eq!(answer["error"]["message"], message, "{body}");
     }
 }

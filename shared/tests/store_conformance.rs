@@ -285,6 +285,21 @@ fn attempt(key: &str, body: &str, valid_for: Duration) -> Attempt {
     }
 }
 
+/// A retry of the attempt `(key, body)` answers with `made` and writes no identity of
+/// its own.
+async fn assert_retry_finds(store: &dyn IdentityStore, key: &str, body: &str, made: &IdentityId) {
+    let retried = stable(store, None);
+    let replayed = store
+        .create_once(retried.clone(), &attempt(key, body, Duration::minutes(15)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replayed, Attempted::Replayed(found) if &found.id == made),
+        "a retry of {body} finds {made}: {replayed:?}"
+    );
+    assert!(store.get(&retried.id).await.unwrap().is_none());
+}
+
 /// A retried create (same attempt key, same body) answers with the first attempt's
 /// identity, recording a token issue on it if the retry carries one; another body under
 /// the same key is another request (itself retried safely); an expired attempt counts no
@@ -329,16 +344,8 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
             .unwrap(),
         Attempted::New(other_body.clone())
     );
-    let again = stable(store, None);
-    let replayed = store
-        .create_once(again.clone(), &attempt(&key, r#"{"other":1}"#, minutes))
-        .await
-        .unwrap();
-    assert!(
-        matches!(&replayed, Attempted::Replayed(made) if made.id == other_body.id),
-        "the other body's retry finds its own identity: {replayed:?}"
-    );
-    assert!(store.get(&again.id).await.unwrap().is_none());
+    // The other body's retry finds its own identity.
+    assert_retry_finds(store, &key, r#"{"other":1}"#, &other_body.id).await;
     // Another caller's request id, or the same one once expired, is a new request.
     let other = stable(store, None);
     let other_key = key.replacen("primary", "secondary", 1);
@@ -376,16 +383,7 @@ async fn a_retried_create_makes_no_second_identity(store: &dyn IdentityStore) {
             .unwrap(),
         Attempted::New(remade.clone())
     );
-    let retried = stable(store, None);
-    let replayed = store
-        .create_once(retried.clone(), &attempt(&key, "{}", minutes))
-        .await
-        .unwrap();
-    assert!(
-        matches!(&replayed, Attempted::Replayed(made) if made.id == remade.id),
-        "a retry finds the identity made anew: {replayed:?}"
-    );
-    assert!(store.get(&retried.id).await.unwrap().is_none());
+    assert_retry_finds(store, &key, "{}", &remade.id).await;
     assert!(store.get(&remade.id).await.unwrap().is_some());
 }
 

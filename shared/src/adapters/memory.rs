@@ -52,11 +52,11 @@ impl MemoryStore {
     }
 }
 
-/// The token issue `creating` carries, recorded on the identity it turned out to be;
-/// another resource's identity (a shared table) is answered, not touched.
+/// The token issue `creating` carries, recorded on the identity it turned out to be
+/// (`Identity::token_issue_for`).
 fn record_issue_on(existing: &mut Identity, creating: &Identity) {
-    if creating.last_token_issued_at.is_some() && existing.id.resource() == creating.id.resource() {
-        existing.last_token_issued_at = creating.last_token_issued_at;
+    if let Some(at) = creating.token_issue_for(&existing.id) {
+        existing.last_token_issued_at = Some(at);
     }
 }
 

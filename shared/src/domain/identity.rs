@@ -62,6 +62,14 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The token issue this identity, being created, records on the identity its create
+    /// turned out to be (its customId's, or a retried request's): none on another
+    /// resource's, which a shared table may hold and which is answered, never touched.
+    pub fn token_issue_for(&self, existing: &IdentityId) -> Option<DateTime<Utc>> {
+        self.last_token_issued_at
+            .filter(|_| existing.resource() == self.id.resource())
+    }
+
     pub fn new_stable(id: IdentityId, custom_id: Option<CustomId>, now: DateTime<Utc>) -> Self {
         Self {
             id,

@@ -99,8 +99,8 @@ impl IdentityService {
     }
 
     /// Creates an identity (or returns the one its customId maps to, unless another
-    /// resource's: `NotOwned`), optionally with a token. The token issue is recorded in the same write: one round trip for a new
-    /// identity.
+    /// resource's: `NotOwned`), optionally with a token. The token issue is recorded in
+    /// the same write: one round trip for a new identity.
     pub async fn create(&self, request: CreateIdentity) -> Result<CreatedIdentity, ServiceError> {
         let now = time::now();
         let id = self
@@ -130,8 +130,8 @@ impl IdentityService {
             },
         };
         // A table shared with another resource id may map the customId (or the request)
-        // to that resource's identity: never sign for it (the store records no token
-        // issue on an identity of another resource).
+        // to that resource's identity: never sign for it (nor does the store record the
+        // issue on it: `Identity::token_issue_for`).
         self.check_owned(&identity.id)?;
         let token = match request.token {
             Some(token_request) => {

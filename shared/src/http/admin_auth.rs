@@ -175,16 +175,15 @@ fn api_version(request: &ApiRequest) -> Option<std::borrow::Cow<'_, str>> {
         .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy())
 }
 
+/// Whether `version` is one of `versions`, without regard to case.
+fn listed(versions: &[&str], version: &str) -> bool {
+    versions.iter().any(|v| v.eq_ignore_ascii_case(version))
+}
+
 /// Which fields an identity object has in the request's api-version.
 pub(super) fn identity_fields(request: &ApiRequest) -> IdentityFields {
     match api_version(request) {
-        Some(version)
-            if CUSTOM_ID_API_VERSIONS
-                .iter()
-                .any(|v| v.eq_ignore_ascii_case(&version)) =>
-        {
-            IdentityFields::All
-        }
+        Some(version) if listed(CUSTOM_ID_API_VERSIONS, &version) => IdentityFields::All,
         _ => IdentityFields::WithoutLastTokenIssuedAt,
     }
 }
@@ -202,13 +201,7 @@ pub(super) fn check_api_version(request: &ApiRequest) -> Result<(), ApiError> {
                 SUPPORTED_API_VERSIONS.join(", ")
             ),
         )),
-        Some(version)
-            if SUPPORTED_API_VERSIONS
-                .iter()
-                .any(|supported| supported.eq_ignore_ascii_case(&version)) =>
-        {
-            Ok(())
-        }
+        Some(version) if listed(SUPPORTED_API_VERSIONS, &version) => Ok(()),
         Some(version) => {
             let uri: String = format!("{}?{query}", request.path)
                 .chars()

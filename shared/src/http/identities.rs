@@ -215,13 +215,7 @@ pub(super) enum IdentityFields {
 
 /// The body of a create (and of the front's token routes): the identity and its token.
 pub(super) fn created_body(created: &CreatedIdentity, fields: IdentityFields) -> Value {
-    let mut identity = identity_body(&created.identity);
-    if fields == IdentityFields::WithoutLastTokenIssuedAt
-        && let Some(object) = identity.as_object_mut()
-    {
-        object.remove("lastTokenIssuedAt");
-    }
-    let mut body = json!({ "identity": identity });
+    let mut body = json!({ "identity": identity_object(&created.identity, fields) });
     if let Some(token) = &created.token {
         body["accessToken"] = json!({
             "token": token.token,
@@ -231,12 +225,19 @@ pub(super) fn created_body(created: &CreatedIdentity, fields: IdentityFields) ->
     body
 }
 
+/// An identity as a read answers it: everything it has.
 pub(super) fn identity_body(identity: &Identity) -> Value {
+    identity_object(identity, IdentityFields::All)
+}
+
+fn identity_object(identity: &Identity, fields: IdentityFields) -> Value {
     let mut body = json!({ "id": identity.id.as_str() });
     if let Some(custom_id) = &identity.custom_id {
         body["customId"] = json!(custom_id.as_str());
     }
-    if let Some(at) = identity.last_token_issued_at {
+    if let Some(at) = identity.last_token_issued_at
+        && fields == IdentityFields::All
+    {
         body["lastTokenIssuedAt"] = json!(time::to_wire(at));
     }
     body

@@ -22,18 +22,16 @@ pub struct TeamsApp {
     pub policy: TeamsPolicy,
 }
 
-/// A required string field; `target` is its name as ACS spells it in errors.
-fn required<'a>(
+/// A string field that is present and not blank (None: absent, null or blank); a value of
+/// another type is refused. `target` is its name as ACS spells it in errors.
+fn text<'a>(
     object: &'a serde_json::Map<String, Value>,
     name: &str,
     target: &'static str,
-) -> Result<&'a str, ApiError> {
+) -> Result<Option<&'a str>, ApiError> {
     match field(object, name) {
-        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.trim()),
-        Some(Value::String(_)) | None => Err(ApiError::validation(
-            target,
-            format!("{target}: The {target} field is required."),
-        )),
+        Some(Value::String(text)) => Ok(Some(text.as_str()).filter(|t| !t.trim().is_empty())),
+        None => Ok(None),
         Some(_) => Err(ApiError::validation(
             target,
             format!("{target}: The {target} field must be a string."),
@@ -43,22 +41,20 @@ fn required<'a>(
 
 /// The token, or 401: ACS answers a missing or empty token as an invalid one.
 fn token_field(object: &serde_json::Map<String, Value>) -> Result<&str, ApiError> {
-    match field(object, "token") {
-        Some(Value::String(token)) if !token.trim().is_empty() => Ok(token),
-        Some(Value::String(_)) | None => Err(invalid_token()),
-        Some(_) => Err(ApiError::validation(
-            "Token",
-            "Token: The Token field must be a string.",
-        )),
-    }
+    text(object, "token", "Token")?.ok_or_else(invalid_token)
 }
 
 /// appId and userId: both present, then both GUIDs (ACS's messages and targets).
 fn claimed(object: &serde_json::Map<String, Value>) -> Result<TeamsClaimed, ApiError> {
-    let app_id = required(object, "appId", "AppId")?;
-    let user_id = required(object, "userId", "UserId")?;
+    let required = |name, target: &'static str| {
+        text(object, name, target)?.ok_or_else(|| {
+            ApiError::validation(target, format!("{target}: The {target} field is required."))
+        })
+    };
+    let app_id = required("appId", "AppId")?;
+    let user_id = required("userId", "UserId")?;
     let guid = |text: &str, target: &'static str, name: &str| {
-        Uuid::try_parse(text).map_err(|_| {
+        Uuid::try_parse(text.trim()).map_err(|_| {
             ApiError::validation(target, format!("Provided {name} has invalid format."))
         })
     };

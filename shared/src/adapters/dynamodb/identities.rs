@@ -60,11 +60,7 @@ impl DynamoDbStore {
         let Ok(id) = IdentityId::parse(mapped_id) else {
             return Ok(None);
         };
-        // Another resource's identity (a shared table) is answered, not touched.
-        let issued_at = creating
-            .last_token_issued_at
-            .filter(|_| id.resource() == creating.id.resource());
-        match issued_at {
+        match creating.token_issue_for(&id) {
             Some(at) => self.record_token_issue(&id, at).await,
             None => self.get_live(&id).await,
         }
