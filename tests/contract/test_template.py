@@ -2,7 +2,9 @@
 from its own binary, serves exactly its routes of the route table, and is granted only
 named actions on named resources."""
 
+import os
 import pathlib
+import subprocess
 
 import pytest
 import yaml
@@ -99,6 +101,16 @@ def rust_functions(template):
     }
 
 
+def statements(template, function):
+    """A function's IAM statements: SAM's inline `Policies`, or those of the role its `Role`
+    names (the stream consumers have roles of their own)."""
+    props = function["Properties"]
+    if "Role" not in props:
+        return [s for policy in props.get("Policies", []) for s in policy["Statement"]]
+    role = template["Resources"][props["Role"]["GetAtt"].removesuffix(".Arn")]
+    return [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
 def test_every_function_crate_is_deployed_once(template):
     crates = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists())
     binaries = sorted(r["Metadata"]["BuildProperties"]["Binary"] for r in rust_functions(template).values())
@@ -118,16 +130,57 @@ def test_policies_name_their_actions_and_resources(template):
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        for policy in resource["Properties"].get("Policies", []):
+        props = resource["Properties"]
+        assert not ("Role" in props and "Policies" in props), f"{name}: SAM ignores Policies beside a Role"
+        for policy in props.get("Policies", []):
             assert isinstance(policy, dict) and "Statement" in policy, f"{name}: only inline statements"
-            for statement in policy["Statement"]:
-                actions = as_list(statement["Action"])
-                resources = as_list(statement["Resource"])
-                assert all("*" not in action for action in actions), f"{name}: {actions}"
-                # IAM scopes BatchGetSecretValue to no resource; it reads only secrets the
-                # function may GetSecretValue anyway.
-                if actions != ["secretsmanager:BatchGetSecretValue"]:
-                    assert all(r != "*" for r in resources), f"{name}: {resources}"
+        for statement in statements(template, resource):
+            actions = as_list(statement["Action"])
+            resources = as_list(statement["Resource"])
+            assert all("*" not in action for action in actions), f"{name}: {actions}"
+            # IAM scopes BatchGetSecretValue to no resource; it reads only secrets the
+            # function may GetSecretValue anyway.
+            if actions != ["secretsmanager:BatchGetSecretValue"]:
+                assert all(r != "*" for r in resources), f"{name}: {resources}"
+
+
+# What SAM gives every function's role: CloudWatch Logs, and X-Ray (Tracing: Active).
+BASIC_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+
+
+def sam_transformed():
+    """template.yaml through SAM's own transform, as CloudFormation deploys it
+    (sam_transform.py, run with the SAM CLI's Python: the test command sets SAM_PYTHON)."""
+    python = os.environ.get("SAM_PYTHON")
+    if not python:
+        pytest.fail("SAM_PYTHON is not set: run this through scripts/test, which installs the SAM CLI")
+    out = subprocess.run([python, str(ROOT / "tests/contract/sam_transform.py"), str(ROOT / "template.yaml")],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_deployed_roles_hold_no_managed_policy_wider_than_logs_and_traces():
+    # SAM attaches AWSLambdaDynamoDBExecutionRole (every stream in the account) to a
+    # function with a DynamoDB event; the stream consumers' own roles keep it out.
+    deployed = sam_transformed()["Resources"]
+    roles = 0
+    for name, resource in deployed.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        role = deployed[resource["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        arns = {
+            arn["Fn::Sub"].replace("${AWS::Partition}", "aws") if isinstance(arn, dict) else arn
+            for arn in role.get("ManagedPolicyArns", [])
+        }
+        assert arns <= BASIC_MANAGED_POLICIES, (name, arns - BASIC_MANAGED_POLICIES)
+        roles += 1
+    assert roles == len(rust_functions(load("template.yaml"))) + 1  # and the downstream example
+    # Nor does SAM attach policies of its own beside them.
+    assert not [name for name, r in deployed.items() if r["Type"] == "AWS::IAM::Policy"]
 
 
 def secret_readers(template, secret):
@@ -136,12 +189,11 @@ def secret_readers(template, secret):
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["Statement"]:
-                resources = as_list(statement["Resource"])
-                actions = as_list(statement["Action"])
-                if {"Ref": secret} in resources and "secretsmanager:GetSecretValue" in actions:
-                    readers.add(resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name))
+        for statement in statements(template, resource):
+            resources = as_list(statement["Resource"])
+            actions = as_list(statement["Action"])
+            if {"Ref": secret} in resources and "secretsmanager:GetSecretValue" in actions:
+                readers.add(resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name))
     return readers
 
 
@@ -150,8 +202,7 @@ def test_functions_that_load_two_key_secrets_may_fetch_them_in_one_call(template
                for secret in ["SigningKeysSecret", "PublicKeysSecret", "AccessKeysSecret"]}
     batching = set()
     for resource in rust_functions(template).values():
-        statements = [s for policy in resource["Properties"].get("Policies", []) for s in policy["Statement"]]
-        for statement in statements:
+        for statement in statements(template, resource):
             if statement["Action"] == "secretsmanager:BatchGetSecretValue":
                 assert statement["Resource"] == "*"
                 batching.add(resource["Metadata"]["BuildProperties"]["Binary"])
@@ -179,7 +230,7 @@ def test_only_functions_that_issue_tokens_can_read_the_private_signing_keys(temp
 def test_the_verifier_functions_read_the_public_keys_that_rotation_writes(template):
     readers = secret_readers(template, "PublicKeysSecret")
     assert readers == {"jwks", "introspect", "authorizer", "rotate-signing-key"}, readers
-    rotation = template["Resources"]["RotateSigningKeyFunction"]["Properties"]["Policies"][0]["Statement"]
+    rotation = statements(template, template["Resources"]["RotateSigningKeyFunction"])
     writes = [s for s in rotation if {"Ref": "PublicKeysSecret"} == s["Resource"]]
     assert writes and "secretsmanager:PutSecretValue" in writes[0]["Action"]
 
@@ -187,8 +238,7 @@ def test_the_verifier_functions_read_the_public_keys_that_rotation_writes(templa
 def test_functions_that_serve_no_admin_route_cannot_read_the_access_keys(template):
     access = {"Ref": "AccessKeysSecret"}
     for name in ["JwksFunction", "AuthorizerFunction", "UserTokenFunction", "CleanupFunction", "RotateSigningKeyFunction"]:
-        statements = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
-        for statement in statements:
+        for statement in statements(template, template["Resources"][name]):
             resources = as_list(statement["Resource"])
             assert access not in resources, name
 
@@ -418,24 +468,23 @@ def test_a_multi_region_stack_reaches_other_regions_replicas_only_in_the_deploym
     deployed = multi_region(raw_template, True)
     checked = 0
     for name, resource in rust_functions(deployed).items():
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["Statement"]:
-                actions = as_list(statement["Action"])
-                # The table's statements only (the stream's name GlobalTableStreamArn).
-                if not actions[0].startswith("dynamodb:") or statement["Resource"] == {"Ref": "GlobalTableStreamArn"}:
-                    continue
-                checked += 1
-                arn = statement["Resource"]["Sub"]
-                assert arn.endswith(":table/${GlobalTableName}"), (name, arn)
-                if ":dynamodb:*:" in arn:
-                    assert statement["Condition"] == {
-                        "StringEquals": {"aws:RequestedRegion": {"Ref": "Regions"}}
-                    }, name
-                else:
-                    assert ":dynamodb:${AWS::Region}:" in arn, (name, arn)
+        for statement in statements(deployed, resource):
+            actions = as_list(statement["Action"])
+            # The table's statements only (the stream's name GlobalTableStreamArn).
+            if not actions[0].startswith("dynamodb:") or statement["Resource"] == {"Ref": "GlobalTableStreamArn"}:
+                continue
+            checked += 1
+            arn = statement["Resource"]["Sub"]
+            assert arn.endswith(":table/${GlobalTableName}"), (name, arn)
+            if ":dynamodb:*:" in arn:
+                assert statement["Condition"] == {
+                    "StringEquals": {"aws:RequestedRegion": {"Ref": "Regions"}}
+                }, name
+            else:
+                assert ":dynamodb:${AWS::Region}:" in arn, (name, arn)
     assert checked, "no table statement found"
     # The lifecycle publisher reads and writes only its own region's replica.
-    events = deployed["Resources"]["IdentityEventsFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    events = statements(deployed, deployed["Resources"]["IdentityEventsFunction"])[0]
     assert ":dynamodb:${AWS::Region}:" in events["Resource"]["Sub"]
 
 
@@ -479,11 +528,10 @@ def test_the_global_secrets_are_generated_and_replicated_under_the_names_the_reg
     # suffix to a secret's name in its ARN).
     granted = set()
     for resource in rust_functions(deployed).values():
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy.get("Statement", []):
-                for target in as_list(statement["Resource"]):
-                    if isinstance(target, dict) and ":secretsmanager:" in target.get("Sub", ""):
-                        granted.add(target["Sub"])
+        for statement in statements(deployed, resource):
+            for target in as_list(statement["Resource"]):
+                if isinstance(target, dict) and ":secretsmanager:" in target.get("Sub", ""):
+                    granted.add(target["Sub"])
     prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
     assert granted == {f"{prefix}{name}-??????" for name in written}, granted
     outputs = set(global_template["Outputs"])
