@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use callsign::http::{self as api, ApiError, ApiRequest, App, Served};
 use http::StatusCode;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -189,20 +189,23 @@ async fn route(
     let read = Limited::new(body, api::MAX_BODY_BYTES + 1).collect();
     let body = match tokio::time::timeout(limits.body_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(_)) => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Bytes::from(vec![0; api::MAX_BODY_BYTES + 1]),
+        // Broken framing (a bad chunk size, a body cut short): the connection cannot carry
+        // another request.
+        Ok(Err(_)) => {
+            return closing(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestBody",
+                "The request body could not be read.",
+            ));
+        }
         Err(_) => {
             let seconds = limits.body_timeout.as_secs();
-            let timeout = ApiError::new(
+            return closing(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "RequestTimeout",
                 format!("The request body did not arrive within {seconds} seconds."),
-            );
-            let mut response = timeout.into_response().map(Full::new);
-            response.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            return response;
+            ));
         }
     };
     if let Some(response) = dev_issuer
@@ -227,6 +230,16 @@ async fn route(
         request_id: Some(uuid::Uuid::new_v4().to_string()),
     };
     api::handle(app, Served::All, request).await.map(Full::new)
+}
+
+/// `error`'s answer, closing the connection after it.
+fn closing(error: ApiError) -> hyper::Response<Full<Bytes>> {
+    let mut response = error.into_response().map(Full::new);
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -162,6 +162,36 @@ fn a_body_that_never_arrives_gets_408() {
 }
 
 #[test]
+fn a_body_that_cannot_be_read_gets_400_and_an_oversized_one_413() {
+    let server = start(&[]);
+    let cases: [(&[u8], &str, &str); 2] = [
+        (
+            b"POST /guest/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "HTTP/1.1 400",
+            "\"code\":\"InvalidRequestBody\"",
+        ),
+        (
+            b"POST /guest/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n",
+            "HTTP/1.1 413",
+            "\"code\":\"RequestBodyTooLarge\"",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut client = connect(&server);
+        client.write_all(request).unwrap();
+        if status.ends_with("413") {
+            // Past the 64 KiB limit, and few enough bytes for the socket to take unread.
+            client.write_all(&[b'x'; 70_000]).unwrap();
+        }
+        let answer = read_until_closed(&mut client, Duration::from_secs(10))
+            .expect("the server answered and closed within 10 s");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(status), "{answer}");
+        assert!(answer.contains(code), "{answer}");
+    }
+}
+
+#[test]
 fn connections_beyond_the_cap_wait_for_one_to_close() {
     let server = start(&[
         ("CALLSIGN_MAX_CONNECTIONS", "1"),
