@@ -282,6 +282,10 @@ def test_each_function_serves_exactly_its_routes_of_the_route_table(template):
         expected = {(r["method"], r["path"]) for r in table if r["function"] == function}
         # Browsers preflight the end-user routes: each of their paths takes OPTIONS too.
         expected |= {("OPTIONS", r["path"]) for r in table if r["function"] == function and r["access"] == "EndUser"}
+        # A public GET answers HEAD too (routes.rs), and an HTTP API routes HEAD only where
+        # a route names it.
+        expected |= {("HEAD", r["path"]) for r in table
+                     if r["function"] == function and r["access"] == "Public" and r["method"] == "GET"}
         assert deployed.get(function) == expected, function
     for function, routes in deployed.items():
         if function not in {route["function"] for route in table}:

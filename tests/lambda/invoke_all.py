@@ -158,6 +158,11 @@ def cold_start_without_secrets_manager():
 def main():
     seed()
     http("jwks.json", "jwks", event("jwks.json"), 200)
+    # The template's HEAD route: GET's headers, no body.
+    head = event("jwks.json", {'"GET ': '"HEAD ', '"method": "GET"': '"method": "HEAD"'})
+    answer = invoke("jwks", head)
+    check("jwks.json as HEAD -> 200, no body", answer.get("statusCode") == 200 and not answer.get("body")
+          and int(answer.get("headers", {}).get("content-length", "0")) > 0, json.dumps(answer)[:400])
     http("openid-configuration.json", "jwks", event("openid-configuration.json"), 200)
     http("identities-create.json", "identities", event("identities-create.json", sign=True), 201)
     http("identities-create-with-token.json", "identities", event("identities-create-with-token.json", sign=True), 201)
