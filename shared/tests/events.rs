@@ -158,6 +158,31 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
     );
 }
 
+/// A customId holding `/`: the SDK signs it encoded (`%2F`), API Gateway delivers the
+/// path decoded, over the route's greedy `{customId+}`.
+#[tokio::test]
+async fn a_custom_id_holding_a_slash_is_found_through_a_decoded_path() {
+    let t = common::memory_app().await;
+    let seeded = Identity::new_stable(
+        IdentityId::parse(SEEDED_ID).unwrap(),
+        Some(CustomId::parse("contoso/alice").unwrap()),
+        Utc::now(),
+    );
+    t.store.create(seeded).await.unwrap();
+    let raw = std::fs::read_to_string(events_dir().join("custom-id-lookup.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    event["rawPath"] = "/customIds/contoso%2Falice".into();
+    lambda::http::sign_event(&mut event, &t.key, Utc::now()).unwrap();
+    event["rawPath"] = "/customIds/contoso/alice".into();
+    event["requestContext"]["http"]["path"] = "/customIds/contoso/alice".into();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response =
+        lambda::http::handle(&t.app, Served::Function(Function::CustomIdLookup), request).await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["id"], SEEDED_ID);
+}
+
 /// The authorizer events, with a fresh `chat.join` token in place of the placeholder:
 /// posting a message is allowed, creating a thread is not.
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! aws-lc-rs provides HMAC, SHA-256 and constant-time comparison: it is already linked
 //! for token signing, so no second crypto stack is pulled in.
 
+use super::routes;
 use crate::domain::access_keys::{AccessKeys, KeyName};
 use crate::domain::keys::KeyError;
 use aws_lc_rs::{constant_time, digest, hmac};
@@ -113,7 +114,17 @@ pub fn verify(
         .into_iter()
         .filter(|path| **path != encoded)
         .find_map(signed_with)
+        .or_else(|| signed_with(&spanning_tail_encoded(&decoded)?))
         .ok_or(Denied::BadSignature)
+}
+
+/// A decoded customId path whose customId holds `/` (`/customIds/a/b`), with the
+/// customId encoded whole (`/customIds/a%2Fb`), as the SDKs sign it.
+fn spanning_tail_encoded(decoded: &str) -> Option<String> {
+    let at = routes::spanning_tail(decoded)?;
+    let mut encoded = decoded.as_bytes()[..at].to_vec();
+    encode_segment(&decoded[at..], &mut encoded);
+    String::from_utf8(encoded).ok()
 }
 
 /// `host:port` → `host` (`[::1]:8080` → `[::1]`); None without a port.
@@ -479,6 +490,24 @@ mod tests {
             format!("/identities/{ID}/:issueAccessToken"),
         ] {
             let request = issue_request(&received, &auth, &hash, ISSUE_BODY.as_bytes());
+            assert_eq!(
+                verify(&keys(), &request, &[], signed_at()),
+                Ok(KeyName::Secondary),
+                "{received}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_custom_id_holding_a_slash_verifies_when_received_decoded() {
+        let signed = "/customIds/contoso%2Falice?api-version=2025-03-02-preview";
+        let (_, hash, auth) = sign_request(KEY, "GET", signed, HOST, DATE, b"").unwrap();
+        for received in ["/customIds/contoso%2Falice", "/customIds/contoso/alice"] {
+            let request = HmacRequest {
+                method: "GET",
+                query: Some("api-version=2025-03-02-preview"),
+                ..issue_request(received, &auth, &hash, b"")
+            };
             assert_eq!(
                 verify(&keys(), &request, &[], signed_at()),
                 Ok(KeyName::Secondary),

@@ -386,6 +386,16 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, Unrouted> {
     })
 }
 
+/// Where a tail parameter that spans segments starts in `path` (a customId holding `/`,
+/// as a gateway that decodes `%2F` delivers it); None for any other path.
+pub fn spanning_tail(path: &str) -> Option<usize> {
+    ROUTES.iter().filter(|route| route.tail).find_map(|route| {
+        let (fixed, _) = route.path().rsplit_once('/')?;
+        let rest = path.strip_prefix(fixed)?.strip_prefix('/')?;
+        (!rest.starts_with('/') && rest.contains('/')).then_some(fixed.len() + 1)
+    })
+}
+
 /// The methods the end-user routes at `path` answer, for CORS preflights; None elsewhere.
 pub fn end_user_methods(path: &str) -> Option<String> {
     // Most requests are admin ones: a look at the first segment settles those.
@@ -486,6 +496,20 @@ mod tests {
             routed(Method::GET, "/identities/%FF"),
             Err(Unrouted::BadParameter("id"))
         );
+    }
+
+    #[test]
+    fn a_tail_parameter_spans_segments_only_under_its_route() {
+        assert_eq!(spanning_tail("/customIds/a/b"), Some("/customIds/".len()));
+        for path in [
+            "/customIds/a",
+            "/customIds/a%2Fb",
+            "/customIds//a",
+            "/identities/a/b",
+            "/customIdsx/a/b",
+        ] {
+            assert_eq!(spanning_tail(path), None, "{path}");
+        }
     }
 
     #[test]
