@@ -349,7 +349,12 @@ def test_each_alarm_says_what_to_do_and_tells_the_topic(template):
 
 
 def dashboard_metrics(template):
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"][0]
+    body, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    # The map's text fragments (a row only some regions have) go in before the names.
+    for name, value in variables.items():
+        text = value.get("Sub") if isinstance(value, dict) else value
+        if isinstance(text, str):
+            body = body.replace("${" + name + "}", text)
     document = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
     for widget in document["widgets"]:
         previous = None
@@ -469,6 +474,12 @@ def test_a_multi_region_stack_uses_the_global_table_and_the_replicated_secrets(r
     # Signing keys rotate only in the primary region, where the secrets can be written.
     assert ("SigningKeysRotation" in deployed["Resources"]) == primary
     assert ("RotationOverdueAlarm" in deployed["Resources"]) == primary
+    # So the function that rotates them, its alarms and its dashboard row exist there only.
+    rotation = {"RotateSigningKeyFunction", "RotateSigningKeyErrorsAlarm", "RotateSigningKeyThrottlesAlarm",
+                "RotationFailedAlarm"}
+    assert (rotation & set(deployed["Resources"])) == (rotation if primary else set())
+    errors_row = [m for m in dashboard_metrics(deployed) if m[:2] == ("AWS/Lambda", "Errors")]
+    assert len(errors_row) == (8 if primary else 7), errors_row
 
 
 def test_a_multi_region_stack_reaches_other_regions_replicas_only_in_the_deployment_s_regions(raw_template):
