@@ -102,7 +102,7 @@ fn print_route_table() -> Result<(), Error> {
                 "access": format!("{:?}", route.access),
                 "function": route.function.name(),
                 "signs": route.operation.signs(),
-                "tail": route.tail,
+                "gateway_path": route.gateway_path(),
             })
         })
         .collect();

@@ -193,19 +193,25 @@ async fn route(
         // Broken framing (a bad chunk size, a body cut short): the connection cannot carry
         // another request.
         Ok(Err(_)) => {
-            return closing(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestBody",
-                "The request body could not be read.",
-            ));
+            return closing(
+                &parts.headers,
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestBody",
+                    "The request body could not be read.",
+                ),
+            );
         }
         Err(_) => {
             let seconds = limits.body_timeout.as_secs();
-            return closing(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "RequestTimeout",
-                format!("The request body did not arrive within {seconds} seconds."),
-            ));
+            return closing(
+                &parts.headers,
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    format!("The request body did not arrive within {seconds} seconds."),
+                ),
+            );
         }
     };
     if let Some(response) = dev_issuer
@@ -232,13 +238,23 @@ async fn route(
     api::handle(app, Served::All, request).await.map(Full::new)
 }
 
-/// `error`'s answer, closing the connection after it.
-fn closing(error: ApiError) -> hyper::Response<Full<Bytes>> {
+/// `error`'s answer to a request whose body never arrived whole, closing the connection
+/// after it. It echoes `x-ms-client-request-id`, as every answer does.
+fn closing(request: &http::HeaderMap, error: ApiError) -> hyper::Response<Full<Bytes>> {
+    tracing::info!(
+        status = error.status.as_u16(),
+        code = error.code,
+        "request body refused"
+    );
     let mut response = error.into_response().map(Full::new);
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
     );
+    if let Some(id) = request.get("x-ms-client-request-id") {
+        headers.insert("x-ms-client-request-id", id.clone());
+    }
     response
 }
 

@@ -166,7 +166,7 @@ fn a_body_that_cannot_be_read_gets_400_and_an_oversized_one_413() {
     let server = start(&[]);
     let cases: [(&[u8], &str, &str); 2] = [
         (
-            b"POST /guest/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST /guest/token HTTP/1.1\r\nHost: 127.0.0.1\r\nx-ms-client-request-id: r-1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "HTTP/1.1 400",
             "\"code\":\"InvalidRequestBody\"",
         ),
@@ -188,6 +188,12 @@ fn a_body_that_cannot_be_read_gets_400_and_an_oversized_one_413() {
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with(status), "{answer}");
         assert!(answer.contains(code), "{answer}");
+        if status.ends_with("400") {
+            assert!(
+                answer.contains("x-ms-client-request-id: r-1\r\n"),
+                "{answer}"
+            );
+        }
     }
 }
 

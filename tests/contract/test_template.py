@@ -163,9 +163,10 @@ def sam_transformed():
     return json.loads(out.stdout)
 
 
-def test_deployed_roles_hold_no_managed_policy_wider_than_logs_and_traces():
+def test_deployed_roles_hold_the_logs_and_traces_managed_policies_and_no_other():
     # SAM attaches AWSLambdaDynamoDBExecutionRole (every stream in the account) to a
-    # function with a DynamoDB event; the stream consumers' own roles keep it out.
+    # function with a DynamoDB event; the stream consumers' own roles keep it out, and
+    # still log and trace (Tracing: Active) as SAM's roles do.
     deployed = sam_transformed()["Resources"]
     roles = 0
     for name, resource in deployed.items():
@@ -176,11 +177,35 @@ def test_deployed_roles_hold_no_managed_policy_wider_than_logs_and_traces():
             arn["Fn::Sub"].replace("${AWS::Partition}", "aws") if isinstance(arn, dict) else arn
             for arn in role.get("ManagedPolicyArns", [])
         }
-        assert arns <= BASIC_MANAGED_POLICIES, (name, arns - BASIC_MANAGED_POLICIES)
+        assert arns == BASIC_MANAGED_POLICIES, (name, arns ^ BASIC_MANAGED_POLICIES)
         roles += 1
     assert roles == len(rust_functions(load("template.yaml"))) + 1  # and the downstream example
-    # Nor does SAM attach policies of its own beside them.
-    assert not [name for name, r in deployed.items() if r["Type"] == "AWS::IAM::Policy"]
+
+
+def test_stream_consumers_may_read_their_stream_and_send_to_their_dead_letter_queue(template):
+    # What SAM's managed stream policy and on-failure policy granted, now in their own roles.
+    consumers = 0
+    for name, resource in rust_functions(template).items():
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] != "DynamoDB":
+                continue
+            consumers += 1
+            granted = statements(template, resource)
+            reads = [s for s in granted if "dynamodb:GetRecords" in as_list(s["Action"])]
+            assert [s["Resource"] for s in reads] == [event["Properties"]["Stream"]], name
+            assert {"dynamodb:DescribeStream", "dynamodb:GetShardIterator"} <= set(as_list(reads[0]["Action"])), name
+            queue = event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+            assert any(s["Action"] == "sqs:SendMessage" and s["Resource"] == queue for s in granted), name
+    assert consumers == 2
+
+
+def test_schedule_names_are_unique_to_the_stack():
+    # SAM names a schedule after its event, and names are unique per account and region:
+    # two stacks in one region would collide.
+    schedules = [r for r in sam_transformed()["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedules
+    for schedule in schedules:
+        assert "AWS::StackId" in json.dumps(schedule["Properties"]["Name"]), schedule["Properties"]["Name"]
 
 
 def secret_readers(template, secret):
@@ -279,14 +304,12 @@ def test_each_function_serves_exactly_its_routes_of_the_route_table(template):
         for resource in rust_functions(template).values()
     }
     for function in sorted({route["function"] for route in table}):
-        # A tail parameter (a customId may hold `/`) is a greedy `{name+}` route.
-        expected = {(r["method"], r["path"][:-1] + "+}" if r["tail"] else r["path"])
-                    for r in table if r["function"] == function}
+        expected = {(r["method"], r["gateway_path"]) for r in table if r["function"] == function}
         # Browsers preflight the end-user routes: each of their paths takes OPTIONS too.
-        expected |= {("OPTIONS", r["path"]) for r in table if r["function"] == function and r["access"] == "EndUser"}
+        expected |= {("OPTIONS", r["gateway_path"]) for r in table if r["function"] == function and r["access"] == "EndUser"}
         # A public GET answers HEAD too (routes.rs), and an HTTP API routes HEAD only where
         # a route names it.
-        expected |= {("HEAD", r["path"]) for r in table
+        expected |= {("HEAD", r["gateway_path"]) for r in table
                      if r["function"] == function and r["access"] == "Public" and r["method"] == "GET"}
         assert deployed.get(function) == expected, function
     for function, routes in deployed.items():
@@ -385,8 +408,7 @@ def test_alarms_and_dashboard_read_only_metrics_the_code_emits(template):
 
 def sample_event_functions():
     """The functions the events/ samples are for, read off each sample's shape."""
-    route_owner = {f"{r['method']} {r['path'][:-1] + '+}' if r['tail'] else r['path']}": r["function"]
-                   for r in route_table()}
+    route_owner = {f"{r['method']} {r['gateway_path']}": r["function"] for r in route_table()}
     owners = set()
     for path in sorted((ROOT / "events").glob("*.json")):
         event = json.loads(path.read_text())

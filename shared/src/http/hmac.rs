@@ -114,7 +114,10 @@ pub fn verify(
         .into_iter()
         .filter(|path| **path != encoded)
         .find_map(signed_with)
-        .or_else(|| signed_with(&spanning_tail_encoded(&decoded)?))
+        .or_else(|| {
+            let whole = spanning_tail_encoded(&decoded).filter(|path| *path != encoded)?;
+            signed_with(&whole)
+        })
         .ok_or(Denied::BadSignature)
 }
 

@@ -69,7 +69,8 @@ impl Function {
 }
 
 pub struct Route {
-    /// The API Gateway route key: `METHOD /path/{param}`.
+    /// The route key, `METHOD /path/{param}`: API Gateway's, but for a tail parameter,
+    /// which a gateway route writes greedy (`gateway_path`).
     pub key: &'static str,
     pub operation: Operation,
     pub access: Access,
@@ -193,6 +194,14 @@ impl Route {
 
     pub fn path(&self) -> &'static str {
         self.key.get(self.space() + 1..).unwrap_or("")
+    }
+
+    /// The path as an API Gateway route writes it: a tail parameter is greedy (`{name+}`).
+    pub fn gateway_path(&self) -> Cow<'static, str> {
+        match self.path().strip_suffix('}') {
+            Some(open) if self.tail => Cow::Owned(format!("{open}+}}")),
+            _ => Cow::Borrowed(self.path()),
+        }
     }
 
     /// The methods it answers: its own, and HEAD for a public GET.
@@ -495,6 +504,28 @@ mod tests {
         assert_eq!(
             routed(Method::GET, "/identities/%FF"),
             Err(Unrouted::BadParameter("id"))
+        );
+    }
+
+    /// `spanning_tail` takes everything before a tail parameter as literal.
+    #[test]
+    fn a_tail_parameter_is_its_route_s_only_one_and_its_last_segment() {
+        for route in ROUTES.iter().filter(|route| route.tail) {
+            let (fixed, last) = route.path().rsplit_once('/').unwrap();
+            assert!(!fixed.contains('{'), "{}", route.key);
+            assert!(
+                last.starts_with('{') && last.ends_with('}'),
+                "{}",
+                route.key
+            );
+            assert_eq!(
+                route.gateway_path(),
+                format!("{fixed}/{}+}}", &last[..last.len() - 1])
+            );
+        }
+        assert_eq!(
+            Operation::Jwks.route().gateway_path(),
+            "/.well-known/jwks.json"
         );
     }
 
