@@ -336,6 +336,11 @@ async fn run(flags: Flags) -> Result<(), Error> {
             None => app::Trust::default(),
         };
         let memory = app::memory_app(config, local.access_key.as_deref(), trust).await?;
+        tokio::spawn(app::MemoryApp::sweep_forever(
+            memory.store.clone(),
+            config.sweep.clone(),
+            app::MEMORY_SWEEP_EVERY,
+        ));
         let key = memory.access_keys.primary().to_owned();
         (memory.app, key, "embedded (in memory)")
     };

@@ -22,6 +22,7 @@ use crate::config::{
 use crate::domain::access_keys::{AccessKeys, generate_key};
 use crate::domain::authorizer::{Authorizer, RevocationCache};
 use crate::domain::front::Front;
+use crate::domain::housekeeping::{SweepPolicy, sweep};
 use crate::domain::key_ring::KeyRing;
 use crate::domain::keys::StoredKeySet;
 use crate::domain::lifecycle::LifecyclePublisher;
@@ -388,6 +389,26 @@ pub struct MemoryApp {
     pub app: Arc<App>,
     pub store: Arc<MemoryStore>,
     pub access_keys: AccessKeys,
+}
+
+/// How often the local server sweeps its embedded store.
+pub const MEMORY_SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+impl MemoryApp {
+    /// The retention sweep on the embedded store, every `every` until dropped: expired
+    /// guests (and, with `CALLSIGN_RETENTION_DAYS`, idle identities) go, as TTL and the
+    /// cleanup function remove them from DynamoDB. Without it a long-running local server
+    /// keeps every guest it ever made.
+    pub async fn sweep_forever(store: Arc<MemoryStore>, policy: SweepPolicy, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = sweep(store.as_ref(), &policy, chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "the embedded store's sweep failed; it runs again");
+            }
+        }
+    }
 }
 
 pub async fn memory_app(

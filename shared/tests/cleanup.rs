@@ -265,3 +265,47 @@ async fn the_sweep_removes_exactly_what_is_past_retention_and_resumes_across_run
         2
     );
 }
+
+/// The local server's embedded store has no TTL and no cleanup function: it sweeps itself
+/// while the server runs (`MemoryApp::sweep_forever`).
+#[tokio::test]
+async fn the_embedded_store_sweeps_itself_while_it_runs() {
+    use callsign::adapters::memory::MemoryStore;
+    use callsign::app::MemoryApp;
+    use std::sync::Arc;
+
+    let store = Arc::new(MemoryStore::new());
+    let now = Utc::now();
+    let expired = identity(
+        Some("gone@contoso.com"),
+        IdentityKind::Ephemeral {
+            expires_at: now - Duration::minutes(1),
+        },
+        now - Duration::hours(2),
+    );
+    let kept = identity(Some("kept@contoso.com"), IdentityKind::Stable, now);
+    for created in [&expired, &kept] {
+        store.create(created.clone()).await.unwrap();
+    }
+    let policy = SweepPolicy {
+        retention: None,
+        page_size: 100,
+        pages_per_run: 20,
+    };
+    let sweeping = tokio::spawn(MemoryApp::sweep_forever(
+        store.clone(),
+        policy,
+        std::time::Duration::from_millis(20),
+    ));
+    let mut stored = Vec::new();
+    for _ in 0..250 {
+        let (page, _) = store.identities_page(None, 100).await.unwrap();
+        stored = page.into_iter().map(|i| i.id).collect();
+        if stored.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sweeping.abort();
+    assert_eq!(stored, vec![kept.id.clone()]);
+}
