@@ -159,7 +159,7 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
 }
 
 /// A customId holding `/`: the SDK signs it encoded (`%2F`), API Gateway delivers the
-/// path decoded, over the route's greedy `{customId+}`.
+/// path decoded, over the route's greedy `{proxy+}`.
 #[tokio::test]
 async fn a_custom_id_holding_a_slash_is_found_through_a_decoded_path() {
     let t = common::memory_app().await;

@@ -2,6 +2,7 @@
 from its own binary, serves exactly its routes of the route table, and is granted only
 named actions on named resources."""
 
+import functools
 import os
 import pathlib
 import subprocess
@@ -151,6 +152,7 @@ BASIC_MANAGED_POLICIES = {
 }
 
 
+@functools.cache
 def sam_transformed():
     """template.yaml through SAM's own transform, as CloudFormation deploys it
     (sam_transform.py, run with the SAM CLI's Python: the test command sets SAM_PYTHON)."""
@@ -197,6 +199,19 @@ def test_stream_consumers_may_read_their_stream_and_send_to_their_dead_letter_qu
             queue = event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
             assert any(s["Action"] == "sqs:SendMessage" and s["Resource"] == queue for s in granted), name
     assert consumers == 2
+
+
+def test_every_route_s_invoke_permission_matches_its_requests():
+    # API Gateway invokes with the request's own path in the source ARN: a path parameter
+    # left literal in the permission (SAM turns only `{name}` and `{proxy+}` into `*`)
+    # would refuse every request of that route.
+    permissions = [r["Properties"] for r in sam_transformed()["Resources"].values()
+                   if r["Type"] == "AWS::Lambda::Permission" and "SourceArn" in r["Properties"]]
+    routes = [p for p in permissions if "execute-api" in json.dumps(p["SourceArn"])]
+    assert len(routes) >= len(route_table())
+    for permission in routes:
+        arn = permission["SourceArn"]["Fn::Sub"][0]
+        assert "{" not in arn.split("${__Stage__}")[1], arn
 
 
 def test_schedule_names_are_unique_to_the_stack():

@@ -196,10 +196,13 @@ impl Route {
         self.key.get(self.space() + 1..).unwrap_or("")
     }
 
-    /// The path as an API Gateway route writes it: a tail parameter is greedy (`{name+}`).
+    /// The path as an API Gateway route writes it: a tail parameter is greedy, and named
+    /// `{proxy+}`, the one greedy name SAM turns into `*` in the Lambda permission's
+    /// source ARN (a literal `{customId+}` there would match no request). The functions
+    /// read the raw path, never the gateway's path parameters.
     pub fn gateway_path(&self) -> Cow<'static, str> {
-        match self.path().strip_suffix('}') {
-            Some(open) if self.tail => Cow::Owned(format!("{open}+}}")),
+        match self.path().rsplit_once('/') {
+            Some((fixed, _)) if self.tail => Cow::Owned(format!("{fixed}/{{proxy+}}")),
             _ => Cow::Borrowed(self.path()),
         }
     }
@@ -518,10 +521,7 @@ mod tests {
                 "{}",
                 route.key
             );
-            assert_eq!(
-                route.gateway_path(),
-                format!("{fixed}/{}+}}", &last[..last.len() - 1])
-            );
+            assert_eq!(route.gateway_path(), format!("{fixed}/{{proxy+}}"));
         }
         assert_eq!(
             Operation::Jwks.route().gateway_path(),
