@@ -745,7 +745,7 @@ async fn a_custom_id_held_by_another_resource_is_not_answered() {
         }
     };
     let ours = on_shared_store(RESOURCE).await;
-    let theirs = on_shared_store("0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f").await;
+    let theirs = on_shared_store(common::OTHER_RESOURCE).await;
     let call = |app: &Arc<api::App>, method: Method, path: String, body: &str| {
         let mut request = signed(&key, method, &path, body);
         request.headers.insert(

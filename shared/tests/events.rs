@@ -63,6 +63,23 @@ fn events_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
 }
 
+/// A sample event's text, as committed.
+fn sample(file: &str) -> String {
+    std::fs::read_to_string(events_dir().join(file)).unwrap()
+}
+
+/// An app whose store holds the identity the events name, mapped from `custom_id`.
+async fn seeded_app(custom_id: Option<&str>) -> common::TestApp {
+    let t = common::memory_app().await;
+    let seeded = Identity::new_stable(
+        IdentityId::parse(SEEDED_ID).unwrap(),
+        custom_id.map(|c| CustomId::parse(c).unwrap()),
+        Utc::now(),
+    );
+    t.store.create(seeded).await.unwrap();
+    t
+}
+
 #[tokio::test]
 async fn every_event_file_is_covered() {
     let mut files: Vec<String> = std::fs::read_dir(events_dir())
@@ -84,15 +101,9 @@ async fn every_event_file_is_covered() {
 async fn each_event_gets_its_status_from_its_function() {
     for (file, function, status) in CASES {
         let served = Served::Function(*function);
-        let t = common::memory_app().await;
-        let seeded = Identity::new_stable(
-            IdentityId::parse(SEEDED_ID).unwrap(),
-            Some(CustomId::parse("alice@contoso.com").unwrap()),
-            Utc::now(),
-        );
-        t.store.create(seeded).await.unwrap();
+        let t = seeded_app(Some("alice@contoso.com")).await;
 
-        let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let raw = sample(file);
         let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
         // As committed (unsigned: no key is committed) only public routes answer.
         let public = !served.has(Access::Admin);
@@ -132,17 +143,8 @@ async fn each_event_gets_its_status_from_its_function() {
 
 #[tokio::test]
 async fn an_encoded_raw_path_reaches_the_same_identity() {
-    let t = common::memory_app().await;
-    t.store
-        .create(Identity::new_stable(
-            IdentityId::parse(SEEDED_ID).unwrap(),
-            None,
-            Utc::now(),
-        ))
-        .await
-        .unwrap();
-    let raw = std::fs::read_to_string(events_dir().join("issue-token.json")).unwrap();
-    let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let t = seeded_app(None).await;
+    let mut event: serde_json::Value = serde_json::from_str(&sample("issue-token.json")).unwrap();
     let encoded = event["rawPath"]
         .as_str()
         .unwrap()
@@ -162,15 +164,9 @@ async fn an_encoded_raw_path_reaches_the_same_identity() {
 /// path decoded, over the route's greedy `{proxy+}`.
 #[tokio::test]
 async fn a_custom_id_holding_a_slash_is_found_through_a_decoded_path() {
-    let t = common::memory_app().await;
-    let seeded = Identity::new_stable(
-        IdentityId::parse(SEEDED_ID).unwrap(),
-        Some(CustomId::parse("contoso/alice").unwrap()),
-        Utc::now(),
-    );
-    t.store.create(seeded).await.unwrap();
-    let raw = std::fs::read_to_string(events_dir().join("custom-id-lookup.json")).unwrap();
-    let mut event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let t = seeded_app(Some("contoso/alice")).await;
+    let mut event: serde_json::Value =
+        serde_json::from_str(&sample("custom-id-lookup.json")).unwrap();
     event["rawPath"] = "/customIds/contoso%2Falice".into();
     lambda::http::sign_event(&mut event, &t.key, Utc::now()).unwrap();
     event["rawPath"] = "/customIds/contoso/alice".into();
@@ -197,7 +193,7 @@ async fn the_authorizer_events_are_allowed_and_denied() {
         ("authorizer-allowed.json", true),
         ("authorizer-denied.json", false),
     ] {
-        let committed = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let committed = sample(file);
         let raw = committed.replace("<a callsign access token>", token);
         let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_str(&raw).unwrap();
         let response = lambda::authorizer::authorize_event(&authorizer, &event).await;
@@ -246,10 +242,7 @@ async fn the_front_events_sign_in_read_delete_and_serve_a_guest() {
         None,
     )
     .await;
-    let run = |file: &str| {
-        let raw = std::fs::read_to_string(events_dir().join(file)).unwrap();
-        lambda_http::request::from_str(&raw).unwrap()
-    };
+    let run = |file: &str| lambda_http::request::from_str(&sample(file)).unwrap();
     for (file, status) in [
         ("user-token.json", 200),
         ("user-get.json", 200),
@@ -343,9 +336,7 @@ async fn the_cleanup_events_unmap_and_sweep() {
         page_size: 10,
         pages_per_run: 1,
     };
-    let read = |file: &str| {
-        serde_json::from_str(&std::fs::read_to_string(events_dir().join(file)).unwrap()).unwrap()
-    };
+    let read = |file: &str| serde_json::from_str(&sample(file)).unwrap();
     let response = lambda::cleanup::cleanup_event(&store, &policy, read("cleanup-stream.json"))
         .await
         .unwrap();

@@ -152,7 +152,7 @@ async fn create_with_a_token_records_the_issue_on_an_existing_identity(store: &d
 async fn another_resources_identity_is_answered_not_touched(store: &dyn IdentityStore) {
     let custom = common::unique("shared");
     let custom_id = CustomId::parse(&custom).unwrap();
-    let theirs: ResourceId = "0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f".parse().unwrap();
+    let theirs: ResourceId = common::OTHER_RESOURCE.parse().unwrap();
     let held = Identity::new_stable(
         store.new_id(theirs, Some(&custom_id)),
         Some(custom_id),

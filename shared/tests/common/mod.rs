@@ -17,6 +17,8 @@ use serde_json::Value;
 
 pub const HOST: &str = "127.0.0.1:8080";
 pub const RESOURCE: &str = "2dee53b4-368b-45b4-ab52-8493fb117652";
+/// Another resource id, for a table two resources share.
+pub const OTHER_RESOURCE: &str = "0b2d5c3e-1f4a-4e8b-9c6d-7a8b9c0d1e2f";
 
 pub struct TestApp {
     pub app: Arc<App>,
